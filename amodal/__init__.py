@@ -1,0 +1,35 @@
+"""amodal: amodal depth estimation (Amodal Depth Anything, ICCV 2025), taught and reproduced.
+
+The public names are imported lazily so that ``import amodal`` stays cheap (no torch
+until a torch-based name is used).
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC = {
+    "scale_shift": "amodal.align",
+    "align": "amodal.align",
+    "sample_metrics": "amodal.metrics",
+    "aggregate_metrics": "amodal.metrics",
+    "visible_ratio_bucket": "amodal.metrics",
+    "read_sa1b": "amodal.sa1b",
+    "write_sa1b": "amodal.sa1b",
+    "setup_run": "amodal.notebook",
+    "data_samples_dir": "amodal.paths",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'amodal' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_PUBLIC))

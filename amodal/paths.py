@@ -1,0 +1,31 @@
+"""Where the repository's own folders are, wherever a notebook or script runs from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The checkout that holds ``data_samples/`` (the package is installed editable).
+
+    Looks beside the package first, then upwards from the working directory, so that
+    notebooks run from ``notebooks/`` and scripts run from the top both find it.
+    """
+    candidates = [Path(__file__).resolve().parents[1], *Path.cwd().resolve().parents]
+    candidates.insert(1, Path.cwd().resolve())
+    for folder in candidates:
+        if (folder / "data_samples").is_dir() and (folder / "pyproject.toml").is_file():
+            return folder
+    raise FileNotFoundError(
+        "cannot find the amodal checkout (a folder with pyproject.toml and data_samples/); "
+        "install the package editable from the repository (pip install -e .)"
+    )
+
+
+def data_samples_dir() -> Path:
+    """``data_samples/`` of the checkout."""
+    return repo_root() / "data_samples"
+
+
+def runs_dir() -> Path:
+    """``runs/`` of the checkout, where executed notebooks and their outputs go."""
+    return repo_root() / "runs"
