@@ -1,6 +1,7 @@
 """Where the repository's own folders are, wherever a notebook or script runs from."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -27,5 +28,10 @@ def data_samples_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """``runs/`` of the checkout, where executed notebooks and their outputs go."""
-    return repo_root() / "runs"
+    """Where executed notebooks and their outputs go: ``$AMODAL_RUNS_DIR`` or ``runs/`` of the checkout.
+
+    The test suite points ``AMODAL_RUNS_DIR`` at a temporary folder so that tests never
+    overwrite the outputs of a reproduction run.
+    """
+    override = os.environ.get("AMODAL_RUNS_DIR")
+    return Path(override) if override else repo_root() / "runs"

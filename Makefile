@@ -1,0 +1,32 @@
+# Two entry points (README, Quick start): `make reproduce` and `make test`.
+# Both create .venv with pip and install the pinned project into it first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+PROFILE ?= quick
+
+.PHONY: install reproduce test benchmarks clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# Every notebook executed by papermill into runs/$(PROFILE)/, then a summary table.
+reproduce: install
+	$(BIN)/python -m amodal.run_notebooks --profile $(PROFILE)
+
+# Library tests, notebook conventions, papermill parameters, and every notebook under nbval.
+test: install
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+benchmarks: install
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

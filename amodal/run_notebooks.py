@@ -1,0 +1,94 @@
+"""Execute every notebook with papermill: the repository's main job.
+
+``python -m amodal.run_notebooks --profile quick`` runs ``notebooks/NN_*.ipynb`` in order,
+each into ``runs/<profile>/<notebook>/`` (the executed notebook, its figures and its
+``metrics.json``), and prints a summary table at the end. A failing notebook does not
+stop the others; the exit status is non-zero if any failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amodal.paths import repo_root, runs_dir
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    seconds: float
+    ok: bool
+    error: str = ""
+    metrics_file: Path | None = None
+
+
+def notebook_paths(folder: Path | None = None) -> list[Path]:
+    """The numbered notebooks ``NN_*.ipynb`` of ``folder`` (default ``notebooks/``), in order."""
+    folder = folder or repo_root() / "notebooks"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebook(path: Path, profile: str, output_root: Path, parameters: dict | None = None) -> NotebookResult:
+    """Execute one notebook with papermill into ``output_root/<name>/``."""
+    import papermill
+
+    name = path.stem
+    folder = output_root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    params = {"PROFILE": profile, "OUTPUT_DIR": str(folder), **(parameters or {})}
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(path), str(folder / path.name), parameters=params, kernel_name="python3",
+            cwd=str(path.parent), progress_bar=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - a failed notebook is reported, the others still run
+        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return NotebookResult(name, time.perf_counter() - start, False, first_line[:200])
+    metrics = folder / "metrics.json"
+    return NotebookResult(name, time.perf_counter() - start, True, metrics_file=metrics if metrics.exists() else None)
+
+
+def summary_table(results: list[NotebookResult]) -> str:
+    """Plain-text table: notebook, status, seconds, number of metrics written."""
+    lines = [f"{'notebook':<28} {'status':<7} {'seconds':>8}  metrics"]
+    for r in results:
+        count = ""
+        if r.metrics_file is not None:
+            count = f"{len(json.loads(r.metrics_file.read_text()).get('metrics', {}))} values"
+        status = "ok" if r.ok else "FAILED"
+        lines.append(f"{r.name:<28} {status:<7} {r.seconds:>8.1f}  {count or r.error}")
+    total = sum(r.seconds for r in results)
+    lines.append(f"{'total':<28} {'':<7} {total:>8.1f}  {sum(r.ok for r in results)}/{len(results)} ok")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=("quick", "full"), default="quick")
+    parser.add_argument("--output", type=Path, default=None, help="default: runs/<profile>/")
+    parser.add_argument("--only", nargs="*", default=None, help="notebook names (e.g. 02_scale_shift_alignment)")
+    args = parser.parse_args(argv)
+    output_root = args.output or runs_dir() / args.profile
+    paths = notebook_paths()
+    if args.only:
+        paths = [p for p in paths if p.stem in set(args.only)]
+    if not paths:
+        print("no notebooks to run", file=sys.stderr)
+        return 1
+    results = []
+    for path in paths:
+        print(f"running {path.name} ({args.profile}) ...", flush=True)
+        results.append(run_notebook(path, args.profile, output_root))
+    print()
+    print(summary_table(results))
+    print(f"\noutputs in {output_root}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

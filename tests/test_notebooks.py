@@ -1,0 +1,74 @@
+"""Notebook conventions (DESIGN.md), the papermill parameters cell, and the runner.
+
+Every notebook under notebooks/ is also executed by nbval (`make test` passes
+`notebooks` to pytest with --nbval-lax); these tests check what nbval cannot.
+The suite holds with any subset of the notebooks present.
+"""
+import json
+import re
+
+import pytest
+
+from amodal.notebook import load_profile
+from amodal.paths import repo_root
+from amodal.run_notebooks import notebook_paths, run_notebook, summary_table
+
+NOTEBOOKS = notebook_paths()
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+def cells_of(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_conventions(path):
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert cells[0]["cell_type"] == "markdown" and source(cells[0]).lstrip().startswith("# ")
+    with_outputs = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not with_outputs, f"outputs kept in git in cells {with_outputs}; strip them"
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    params = source(cells[tagged[0]])
+    assert 'PROFILE = os.environ.get("AMODAL_PROFILE", "quick")' in params
+    for name in ("OUTPUT_DIR = None", "SEED = ", 'DEVICE = "auto"'):
+        assert name in params, f"parameters cell lacks {name!r}"
+    assert f'setup_run("{path.stem}"' in source(cells[tagged[0] + 1]), "the cell after parameters calls setup_run"
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert "write_metrics" in source(code[-1]), "the last code cell writes metrics.json"
+    for i, c in enumerate(cells):
+        assert "sys.path" not in source(c), f"cell {i} edits sys.path"
+    assert any("assert " in source(c) for c in code), "sections end in an assert on an invariant"
+    # Both profiles exist with the same keys, so `-p PROFILE full` can never miss a setting.
+    assert load_profile(path.stem, "quick").keys() == load_profile(path.stem, "full").keys()
+
+
+def test_every_profile_file_has_a_notebook_and_matching_keys():
+    folder = repo_root() / "amodal" / "profiles"
+    for profile_file in folder.glob("*.json"):
+        table = json.loads(profile_file.read_text())
+        assert set(table) == {"quick", "full"}, profile_file.name
+        assert table["quick"].keys() == table["full"].keys(), profile_file.name
+
+
+def test_papermill_injects_parameters(tmp_path):
+    """Run one real notebook with injected values and check they were used."""
+    if not NOTEBOOKS:
+        pytest.skip("no notebooks yet")
+    path = min(NOTEBOOKS, key=lambda p: p.stat().st_size)  # the smallest one is quickest
+    out = tmp_path / "out"
+    result = run_notebook(path, "quick", out, parameters={"SEED": 7})
+    assert result.ok, result.error
+    record = json.loads((out / path.stem / "metrics.json").read_text())
+    assert record["seed"] == 7 and record["profile"] == "quick" and record["notebook"] == path.stem
+    executed = json.loads((out / path.stem / path.name).read_text())
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "SEED = 7" in source(injected[0])
+    assert "ok" in summary_table([result])
