@@ -65,9 +65,10 @@ def _fit(p, g, m):
         import torch
 
         where, isfinite, absmax = torch.where, torch.isfinite, lambda x: x.abs().amax(1)
+        zero = torch.zeros((), dtype=p.dtype, device=p.device)
     else:
         where, isfinite, absmax = np.where, np.isfinite, lambda x: np.abs(x).max(1)
-    zero = 0.0 * p[:1, :1]  # a scalar of the right type/device, broadcast by where
+        zero = 0.0
     count = m.sum(1)
     p0 = where(m, p, zero)
     g0 = where(m, g, zero)

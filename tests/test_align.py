@@ -41,10 +41,14 @@ def test_recovers_known_scale_and_shift_exactly():
     mask = rng.random((64, 48)) < 0.3
     target = -2.5 * pred + 0.75
     target[~mask] = np.nan  # values outside the mask must not matter
+    pred[~mask] = np.inf
+    pred[0, 0], mask[0, 0] = np.nan, False
     s, t = scale_shift(pred, target, mask)
     assert s == pytest.approx(-2.5, abs=1e-12) and t == pytest.approx(0.75, abs=1e-12)
     aligned = align(pred, target, mask)
     np.testing.assert_allclose(aligned[mask], target[mask], atol=1e-12)
+    s_t, t_t = scale_shift(torch.from_numpy(pred), torch.from_numpy(target), torch.from_numpy(mask))
+    assert (s_t, t_t) == pytest.approx((-2.5, 0.75), abs=1e-12)
 
 
 def test_hand_made_two_point_fit():
