@@ -1,0 +1,12 @@
+"""ADIW, the Amodal Depth In the Wild dataset (paper §3.1): samples, labels, builder, loaders.
+
+- :mod:`amodal.adiw.sample`: the sample format, the pseudo-label (fit + paste + clip), disk I/O.
+- :mod:`amodal.adiw.build`: sources + SA-1B JSON → shards, in parallel, resumable.
+- :mod:`amodal.adiw.dataset`: a ``torch.utils.data.Dataset`` over built shards.
+- :mod:`amodal.adiw.pix2gestalt`: importer for pix2gestalt's released occlusion data.
+- :mod:`amodal.adiw.synthetic`, :mod:`amodal.adiw.quality`: synthetic occlusions with
+  exact hidden depth, and how good the labels are.
+"""
+from amodal.adiw.sample import AdiwSample, pseudo_label, read_manifest, read_sample, write_sample
+
+__all__ = ["AdiwSample", "pseudo_label", "read_sample", "write_sample", "read_manifest"]
