@@ -268,7 +268,7 @@ class Cylinder:
         for y_cap in (cy - self.half_height, cy + self.half_height):
             with np.errstate(divide="ignore", invalid="ignore"):
                 t_cap = y_cap / dy
-            hx, hz = dx * t_cap - cx, dz * t_cap - cz
+                hx, hz = dx * t_cap - cx, dz * t_cap - cz
             ok = np.isfinite(t_cap) & (t_cap > 1e-6) & (hx * hx + hz * hz <= self.radius**2)
             best_cap = np.minimum(best_cap, np.where(ok, t_cap, np.inf))
         t = np.minimum(t_side, best_cap)
@@ -331,7 +331,9 @@ class Silhouette:
             rows = candidates[hit_any]
             t[rows] = ts[hit_any, first[hit_any]]
             at_front = first[hit_any] == 0  # entered through the front/back face, not a side wall
-            n_local = np.where(at_front[:, None], [0.0, 0.0, -1.0], [-np.sign(d[rows, 0]), 0.0, 0.0])
+            n_side = np.zeros((rows.size, 3))
+            n_side[:, 0] = -np.sign(d[rows, 0])  # a side wall: facing the ray horizontally
+            n_local = np.where(at_front[:, None], np.array([0.0, 0.0, -1.0]), n_side)
             normal[rows] = n_local @ rot.T
             pick = local[hit_any, first[hit_any]]
             uv[rows] = np.stack([pick[:, 0] / self.width + 0.5, pick[:, 1] / self.height + 0.5], 1)
