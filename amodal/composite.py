@@ -89,8 +89,13 @@ def _scaled_crop(image, mask, scale):
     crop_mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h = max(1, int(round(crop_mask.shape[0] * scale)))
     w = max(1, int(round(crop_mask.shape[1] * scale)))
-    img = resize(crop_img.astype(np.float64), (h, w), order=1, anti_aliasing=scale < 1, preserve_range=True)
     msk = resize(crop_mask.astype(np.float64), (h, w), order=0, anti_aliasing=False) > 0.5
+    # Resample colour weighted by the mask, so no pixel of the occluder's own background
+    # bleeds into its pasted edge (normalised convolution).
+    weight = resize(crop_mask.astype(np.float64), (h, w), order=1, anti_aliasing=scale < 1)
+    colour = resize(crop_img.astype(np.float64) * crop_mask[..., None], (h, w), order=1, anti_aliasing=scale < 1, preserve_range=True)
+    nearest = resize(crop_img.astype(np.float64), (h, w), order=0, anti_aliasing=False, preserve_range=True)
+    img = np.where(weight[..., None] > 1e-6, colour / np.maximum(weight, 1e-6)[..., None], nearest)
     return img, msk
 
 
