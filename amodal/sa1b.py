@@ -361,6 +361,7 @@ def write_sa1b(path: str | os.PathLike, image_info: dict, annotations: Sequence[
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; an annotation file is not a secret
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
