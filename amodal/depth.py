@@ -159,6 +159,7 @@ class RowPriorDepth:
     labels carry no information about objects."""
 
     name = "row-prior"
+    informative = False  # the builder skips the complete-object ring test with this estimator
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         out = []
