@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.align import align, scale_shift
+from amodal.align import _fit, _flat_batches, align, scale_shift
 
 
 def lstsq_reference(pred, target, mask):
@@ -129,3 +129,25 @@ def test_empty_mask_and_shape_errors():
         scale_shift(pred, np.zeros((4, 5)), np.ones((4, 4), bool))
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
         scale_shift(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 4)), np.ones((2, 3, 4, 4)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_general_path_used_on_gpu_equals_lstsq(backend):
+    # The closed form in plain array operations (the path for CUDA tensors and for
+    # reporting errors) must agree with lstsq as the fused CPU kernel does.
+    rng = np.random.default_rng(6)
+    pred, target, mask = random_case(rng, batch=3)
+    inputs = (pred, target, mask) if backend == "numpy" else tuple(map(torch.from_numpy, (pred, target, mask)))
+    scale, shift = _fit(*_flat_batches(*inputs))
+    for b in range(3):
+        s_ref, t_ref = lstsq_reference(pred[b], target[b], mask[b])
+        np.testing.assert_allclose([float(scale[b]), float(shift[b])], [s_ref, t_ref], rtol=1e-9)
+
+
+def test_half_precision_and_integer_masks():
+    rng = np.random.default_rng(7)
+    pred, target, mask = random_case(rng, batch=2)
+    s_ref, t_ref = scale_shift(pred.astype(np.float16).astype(np.float64), target, mask)
+    s16, t16 = scale_shift(torch.from_numpy(pred).half(), torch.from_numpy(target), torch.from_numpy(mask).to(torch.uint8))
+    np.testing.assert_allclose(s16.numpy(), s_ref, rtol=1e-9)
+    np.testing.assert_allclose(t16.numpy(), t_ref, rtol=1e-9)
