@@ -18,6 +18,11 @@ _PUBLIC = {
     "visible_ratio_bucket": "amodal.metrics",
     "read_sa1b": "amodal.sa1b",
     "write_sa1b": "amodal.sa1b",
+    "decode_mask": "amodal.sa1b",
+    "encode_mask": "amodal.sa1b",
+    "annotation_from_mask": "amodal.sa1b",
+    "load_masks": "amodal.sa1b",
+    "evaluate_sample": "amodal.metrics",
     "setup_run": "amodal.notebook",
     "data_samples_dir": "amodal.paths",
 }
