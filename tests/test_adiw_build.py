@@ -1,0 +1,176 @@
+"""Tests for amodal.adiw.build: a tiny build, bad sources, parallel = serial, and resume after SIGKILL."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adiw_testdata import BrightnessDepth, write_photo, write_sources
+from amodal.adiw.build import BuildConfig, build, find_sources, load_source, manifest_records, SourceError
+from amodal.adiw.sample import read_sample
+
+CONFIG = BuildConfig(samples_per_image=3, sources_per_shard=2)
+
+
+def dataset_content(output: Path) -> dict:
+    """Every sample of a build: id → (record without timings, arrays)."""
+    out = {}
+    for shard, record in manifest_records(output):
+        if record["type"] != "sample":
+            continue
+        assert record["id"] not in out, f"sample {record['id']} listed twice"
+        s = read_sample(shard, record)
+        out[record["id"]] = (json.dumps(record, sort_keys=True), s.image, s.observed_depth, s.target_depth, s.amodal_mask, s.visible_mask)
+    return out
+
+
+def assert_same(a: dict, b: dict):
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert a[key][0] == b[key][0]
+        for x, y in zip(a[key][1:], b[key][1:]):
+            assert np.array_equal(x, y), key
+
+
+def test_tiny_build(tmp_path):
+    write_sources(tmp_path / "src", 3)
+    sources = find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b")
+    assert [s.name for s in sources] == ["img_000", "img_001", "img_002"]
+    report = build(sources, tmp_path / "out", BrightnessDepth(), CONFIG, progress=False)
+    content = dataset_content(tmp_path / "out")
+    assert report["samples"] == len(content) > 0
+    assert report["sources"] == {"ok": 3}
+    assert report["rejected_objects"].get("touches_border") == 3  # the border blob of each photo
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["build.json", "report.json", "shard-00000", "shard-00001"]
+    for _, image, d_o, label, amodal, visible in content.values():
+        assert label.min() >= 0 and label.max() <= 1
+        assert (visible <= amodal).all() and (amodal & ~visible).any()
+        # outside the amodal mask the label is the observed depth
+        assert np.array_equal(label[~amodal], d_o[~amodal])
+    buckets = {json.loads(v[0])["bucket"] for v in content.values()}
+    assert len(buckets) >= 2  # buckets are cycled
+
+
+def test_bad_sources_are_skipped_with_reasons(tmp_path):
+    src = tmp_path / "src"
+    write_sources(src, 2)
+    write_photo(src, "corrupt_json", 5)
+    (src / "sa1b" / "corrupt_json.json").write_text("{not json")
+    write_photo(src, "corrupt_rle", 6)
+    data = json.loads((src / "sa1b" / "corrupt_rle.json").read_text())
+    data["annotations"][0]["segmentation"]["counts"] = "\x7f\x7f"
+    (src / "sa1b" / "corrupt_rle.json").write_text(json.dumps(data))
+    write_photo(src, "broken_image", 7)
+    (src / "images" / "broken_image.png").write_bytes(b"not a png")
+    write_photo(src, "no_json", 8)
+    (src / "sa1b" / "no_json.json").unlink()
+    write_photo(src, "no_image", 9)
+    (src / "images" / "no_image.png").unlink()
+    write_photo(src, "wrong_size", 10)
+    data = json.loads((src / "sa1b" / "wrong_size.json").read_text())
+    data["image"]["height"] = 40
+    (src / "sa1b" / "wrong_size.json").write_text(json.dumps(data))
+    report = build(find_sources(src / "images", src / "sa1b"), tmp_path / "out", BrightnessDepth(), CONFIG, progress=False)
+    assert report["skipped_sources"] == {
+        "corrupt_annotations": 2,  # invalid JSON; a size that disagrees with the masks
+        "corrupt_rle": 1,
+        "unreadable_image": 1,
+        "missing_annotations": 1,
+        "missing_image": 1,
+    }
+    assert report["sources"] == {"ok": 2, "skipped": 6}
+    content = dataset_content(tmp_path / "out")
+    assert content and all(key.startswith("img_") for key in content)
+    assert not list((tmp_path / "out").rglob(".*.tmp"))
+
+
+def test_size_mismatch_between_json_and_image(tmp_path):
+    src = tmp_path / "src"
+    write_photo(src, "a", 0)
+    data = json.loads((src / "sa1b" / "a.json").read_text())
+    from PIL import Image
+
+    Image.fromarray(np.zeros((50, 64, 3), np.uint8)).save(src / "images" / "a.png")
+    (source,) = find_sources(src / "images", src / "sa1b")
+    with pytest.raises(SourceError) as error:
+        load_source(source)
+    assert error.value.reason == "size_mismatch" and data["image"]["height"] == 48
+
+
+def test_resize_keeps_masks_binary(tmp_path):
+    write_photo(tmp_path, "a", 0)
+    (source,) = find_sources(tmp_path / "images", tmp_path / "sa1b")
+    image, masks = load_source(source, size=32)
+    assert image.shape == (24, 32, 3) and all(m.shape == (24, 32) and m.dtype == bool for _, m in masks)
+
+
+def test_other_settings_are_refused(tmp_path):
+    write_sources(tmp_path / "src", 1)
+    sources = find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b")
+    build(sources, tmp_path / "out", BrightnessDepth(), CONFIG, progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        build(sources, tmp_path / "out", BrightnessDepth(), BuildConfig(seed=1), progress=False)
+
+
+def test_two_workers_equal_one(tmp_path):
+    write_sources(tmp_path / "src", 4)
+    sources = find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b")
+    build(sources, tmp_path / "one", BrightnessDepth(), CONFIG, workers=1, progress=False)
+    report = build(sources, tmp_path / "two", BrightnessDepth(), CONFIG, workers=2, progress=False)
+    assert report["this_run"]["workers"] == 2
+    assert_same(dataset_content(tmp_path / "one"), dataset_content(tmp_path / "two"))
+
+
+KILLED_BUILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from adiw_testdata import BrightnessDepth
+from amodal.adiw.build import BuildConfig, build, find_sources
+
+class SlowDepth(BrightnessDepth):
+    def predict(self, images):
+        time.sleep(0.1)
+        return super().predict(images)
+
+config = BuildConfig(samples_per_image=3, sources_per_shard=2)
+build(find_sources({images!r}, {annotations!r}), {output!r}, SlowDepth(), config, progress=False)
+"""
+
+
+def test_resume_after_sigkill_equals_uninterrupted_build(tmp_path):
+    write_sources(tmp_path / "src", 6)
+    images, annotations = str(tmp_path / "src" / "images"), str(tmp_path / "src" / "sa1b")
+    sources = find_sources(images, annotations)
+    build(sources, tmp_path / "reference", BrightnessDepth(), CONFIG, progress=False)
+    reference = dataset_content(tmp_path / "reference")
+
+    script = KILLED_BUILD.format(tests=str(Path(__file__).parent), images=images, annotations=annotations, output=str(tmp_path / "killed"))
+    process = subprocess.Popen([sys.executable, "-c", script])
+    done = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        done = sum(r["type"] == "source" for _, r in manifest_records(tmp_path / "killed"))
+        if done >= 2:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    done = sum(r["type"] == "source" for _, r in manifest_records(tmp_path / "killed"))
+    assert 2 <= done < 6, "the build must be killed in the middle"
+
+    report = build(sources, tmp_path / "killed", BrightnessDepth(), CONFIG, progress=False)
+    assert report["this_run"]["sources_processed"] == 6 - done
+    assert_same(reference, dataset_content(tmp_path / "killed"))
+    # the files on disk are exactly those the manifests name
+    named = {f for shard, r in manifest_records(tmp_path / "killed") if r["type"] == "sample" for f in r["files"].values()}
+    on_disk = {p.name for p in (tmp_path / "killed").glob("shard-*/*") if p.name != "manifest.jsonl"}
+    assert on_disk == named
