@@ -1,0 +1,306 @@
+"""Depth Anything V2 and Amodal-DAV2 (paper Sec. 4.1, Fig. 3).
+
+Depth Anything V2 (DAV2) = DINOv2 encoder (:mod:`amodal.models.dinov2`) + DPT head
+(:mod:`amodal.models.dpt`). It maps an RGB image to relative disparity (larger = nearer).
+
+Amodal-DAV2 conditions the same network on two more maps, the amodal mask ``M_a`` of the
+target object and the observed depth ``D_o`` of the whole image (from DAV2, min-max
+normalised):
+
+    tokens = PatchEmbed(RGB) + PatchEmbed_guidance([2·M_a − 1, 2·D_o − 1])      (Eq. 1)
+
+then class token, position embedding, the ViT blocks, and a DPT head whose four inputs pass
+through Conv3×3 + LayerNorm + ReLU. A Sigmoid gives normalised disparity in [0, 1], the
+space of ``D_o``. The guidance embedding starts at zero, so at step 0 the encoder computes
+exactly what the pretrained DAV2 encoder computes: training starts from DAV2's knowledge.
+
+Both models take ``image`` RGB in [0, 1] and apply ImageNet normalisation inside.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from amodal.models import checkpoints
+from amodal.models.dinov2 import ENCODERS, PATCH_SIZE, DINOv2, EncoderConfig
+from amodal.models.dpt import DPTHead
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_SIZE = 518  # the training resolution of DAV2 and Amodal-DAV2
+
+
+@dataclass(frozen=True)
+class DAV2Config:
+    """All a DAV2-family network needs to be built; JSON-able.
+
+    Attributes:
+        embed_dim, depth, num_heads, taps, swiglu, img_size: the DINOv2 encoder.
+        features: width of the DPT fusion path.
+        out_channels: widths of the DPT pyramid levels.
+    """
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    taps: tuple[int, ...]
+    features: int
+    out_channels: tuple[int, int, int, int]
+    swiglu: bool = False
+    img_size: int = 518
+
+    def encoder(self) -> EncoderConfig:
+        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.taps, self.swiglu, self.img_size)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DAV2Config":
+        data = dict(data)
+        data["taps"], data["out_channels"] = tuple(data["taps"]), tuple(data["out_channels"])
+        return cls(**data)
+
+
+def _config(encoder: EncoderConfig, features: int, out_channels: tuple[int, int, int, int]) -> DAV2Config:
+    return DAV2Config(encoder.embed_dim, encoder.depth, encoder.num_heads, encoder.taps, features,
+                      out_channels, encoder.swiglu, encoder.img_size)
+
+
+CONFIGS = {
+    "s": _config(ENCODERS["s"], 64, (48, 96, 192, 384)),
+    "b": _config(ENCODERS["b"], 128, (96, 192, 384, 768)),
+    "l": _config(ENCODERS["l"], 256, (256, 512, 1024, 1024)),
+    "g": _config(ENCODERS["g"], 384, (1536, 1536, 1536, 1536)),
+}
+
+# A tiny network with every code path of the full ones (taps, position-embedding
+# resampling, guidance, input projections); for tests and the quick notebook profile.
+TINY = DAV2Config(embed_dim=32, depth=4, num_heads=2, taps=(0, 1, 2, 3), features=16,
+                  out_channels=(8, 16, 32, 32), img_size=70)
+
+
+def _resolve(size: str | DAV2Config) -> DAV2Config:
+    if isinstance(size, DAV2Config):
+        return size
+    if size not in CONFIGS:
+        raise ValueError(f"size must be one of {sorted(CONFIGS)} or a DAV2Config, got {size!r}")
+    return CONFIGS[size]
+
+
+class _DepthNetwork(nn.Module):
+    """What DAV2 and Amodal-DAV2 share: encoder + head, normalisation, files."""
+
+    amodal = False
+
+    def __init__(self, size: str | DAV2Config = "s", fused_attn: bool = True):
+        super().__init__()
+        self.config = _resolve(size)
+        c = self.config
+        self.encoder = DINOv2(c.encoder(), guidance_channels=2 if self.amodal else 0, fused_attn=fused_attn)
+        self.head = DPTHead(c.embed_dim, c.features, c.out_channels, input_projection=self.amodal,
+                            output="sigmoid" if self.amodal else "relu")
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def size_name(self) -> str:
+        """``"ViT-S"`` ... for the standard sizes, else a short shape summary."""
+        name = next((k for k, c in CONFIGS.items() if c == self.config), None)
+        return f"ViT-{name.upper()}" if name else f"dim {self.config.embed_dim}, {self.config.depth} blocks"
+
+    def set_fused_attention(self, enabled: bool) -> None:
+        """SDPA (``True``, default, fast) or the official step-by-step attention (bit-exact)."""
+        self.encoder.set_fused_attention(enabled)
+
+    def _run(self, image: torch.Tensor, guidance: torch.Tensor | None) -> torch.Tensor:
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"image must be (B, 3, H, W) RGB in [0, 1], got {tuple(image.shape)}")
+        image = (image - self.pixel_mean) / self.pixel_std
+        features = self.encoder.forward_taps(image, guidance)
+        return self.head(features, image.shape[-2] // PATCH_SIZE, image.shape[-1] // PATCH_SIZE)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, config: DAV2Config | str | None = None, fused_attn: bool = True):
+        """Build the network from an official checkpoint or one of ours.
+
+        Args:
+            path: official DAV2 ``.pth``, released Amodal-DAV2 ``model.safetensors`` (or its
+                folder), or a folder written by :meth:`save_pretrained`.
+            config: the shape; by default ours come with theirs and official files are sized
+                from their tensors (S/B/L/G).
+            fused_attn: see :meth:`set_fused_attention`.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file does not fit this class, strictly (names the keys).
+        """
+        state, saved = checkpoints.read_checkpoint(path)
+        description = checkpoints.describe(state)
+        state = checkpoints.to_ours(state, str(path))
+        if saved is not None and saved.get("model") not in (None, cls.__name__):
+            raise ValueError(f"{path} holds an {saved['model']}, not a {cls.__name__}: load it with {saved['model']}.from_pretrained")
+        if config is None and saved is not None:
+            config = DAV2Config.from_dict(saved["config"])
+        if config is None:
+            shape = checkpoints.infer_shape(state)
+            if shape["size"] is None:
+                raise ValueError(f"{path}: {checkpoints.describe(state)} matches no known size; pass config=")
+            config = shape["size"]
+        model = cls(config, fused_attn=fused_attn)
+        checkpoints.load_strict(model, state, str(path), description, hint=cls._hint(state))
+        return model.eval()
+
+    @classmethod
+    def _hint(cls, state: dict) -> str:
+        has_guidance = "encoder.patch_embed_guidance.proj.weight" in state
+        if cls.amodal and not has_guidance:
+            return "It is a Depth Anything V2 file: start Amodal-DAV2 from it with AmodalDAV2.from_dav2(path)."
+        if not cls.amodal and has_guidance:
+            return "It is an Amodal-DAV2 file: load it with AmodalDAV2.from_pretrained(path)."
+        return ""
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` (ours) into ``directory``.
+
+        The weights are written to a temporary name and renamed, so an interrupted save
+        leaves no half-written file under the real name.
+        """
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        record = {"model": type(self).__name__, "config": asdict(self.config)}
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        tmp = directory / (checkpoints.WEIGHTS_NAME + ".tmp")
+        save_file(state, str(tmp), metadata={"amodal_config": json.dumps(record)})
+        tmp.replace(directory / checkpoints.WEIGHTS_NAME)
+        (directory / checkpoints.CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
+        return directory
+
+
+class DepthAnythingV2(_DepthNetwork):
+    """Depth Anything V2: RGB → relative disparity (official weights load strictly).
+
+    Args:
+        size: ``"s"``, ``"b"``, ``"l"``, ``"g"`` or a :class:`DAV2Config` (e.g. ``TINY``).
+        fused_attn: SDPA attention (default) or the step-by-step official one.
+    """
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Args:
+            image: (B, 3, H, W) RGB in [0, 1], H and W multiples of 14.
+
+        Returns:
+            (B, 1, H, W) relative disparity (≥ 0, unnormalised).
+        """
+        return self._run(image, None)
+
+    @torch.no_grad()
+    def infer_image(self, rgb, input_size: int = INPUT_SIZE) -> np.ndarray:
+        """Disparity of one photo at its own resolution, with DAV2's preprocessing.
+
+        The image is resized keeping its aspect ratio so that the short side is
+        ``input_size`` and both sides are multiples of 14 (bicubic), predicted, and the
+        prediction is resized back (bilinear, corners aligned), as the official
+        ``infer_image`` does. Unlike the official one, the input is **RGB**: the official
+        function takes OpenCV's BGR and converts it.
+
+        Args:
+            rgb: (H, W, 3) numpy array, uint8 or float in [0, 1]; or a torch tensor
+                (3, H, W) / (1, 3, H, W) in [0, 1].
+            input_size: short side the network sees.
+
+        Returns:
+            (H, W) float32 numpy disparity (unnormalised; larger = nearer).
+        """
+        image = image_to_tensor(rgb).to(self.pixel_mean.device)
+        h, w = image.shape[-2:]
+        new_h, new_w = keep_aspect_size(h, w, input_size)
+        resized = F.interpolate(image, (new_h, new_w), mode="bicubic", align_corners=False)
+        depth = self.forward(resized)
+        depth = F.interpolate(depth, (h, w), mode="bilinear", align_corners=True)
+        return depth[0, 0].float().cpu().numpy()
+
+
+class AmodalDAV2(_DepthNetwork):
+    """Amodal-DAV2: (image, amodal mask, observed depth) → depth of the whole object.
+
+    Args:
+        size: ``"s"``, ``"b"``, ``"l"``, ``"g"`` or a :class:`DAV2Config`.
+        fused_attn: SDPA attention (default) or the step-by-step official one.
+    """
+
+    amodal = True
+
+    def forward(self, image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> torch.Tensor:
+        """Args:
+            image: (B, 3, H, W) RGB in [0, 1], H and W multiples of 14 (trained at 518²).
+            amodal_mask: (B, 1, H, W) in {0, 1}, the whole target object.
+            observed_depth: (B, 1, H, W) in [0, 1], min-max normalised DAV2 disparity ``D_o``.
+
+        Returns:
+            (B, 1, H, W) normalised disparity in [0, 1].
+        """
+        for name, x in (("amodal_mask", amodal_mask), ("observed_depth", observed_depth)):
+            if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != image.shape[-2:] or x.shape[0] != image.shape[0]:
+                raise ValueError(f"{name} must be (B, 1, H, W) like image {tuple(image.shape)}, got {tuple(x.shape)}")
+        guidance = torch.cat([amodal_mask, observed_depth], dim=1).to(image.dtype) * 2 - 1
+        return self._run(image, guidance)
+
+    @classmethod
+    def from_dav2(cls, path: str | Path, config: DAV2Config | str | None = None, fused_attn: bool = True):
+        """Amodal-DAV2 initialised from Depth Anything V2 weights (how training starts).
+
+        Encoder and DPT head come from the file; the guidance embedding is zero and the
+        four input projections are freshly initialised. (The official training script
+        has this load line commented out, so its models start from random weights.)
+
+        Args:
+            path: a DAV2 checkpoint (official ``.pth`` or ours).
+        """
+        dav2 = DepthAnythingV2.from_pretrained(path, config=config, fused_attn=fused_attn)
+        model = cls(dav2.config, fused_attn=fused_attn)
+        missing, unexpected = model.load_state_dict(dav2.state_dict(), strict=False)
+        new = [k for k in missing if not k.startswith(("encoder.patch_embed_guidance.", "head.input_projection."))]
+        if new or unexpected:
+            raise ValueError(f"{path}: DAV2 weights do not cover AmodalDAV2: missing {new}, unexpected {unexpected}")
+        return model
+
+
+def keep_aspect_size(height: int, width: int, short_side: int = INPUT_SIZE) -> tuple[int, int]:
+    """DAV2's resize target: short side ``short_side``, aspect kept, sides multiples of 14.
+
+    Each side is ``round(scale · side / 14) · 14`` with ``scale = short_side / short``, and
+    never below ``short_side`` (the official ``Resize(..., resize_method="lower_bound")``).
+    """
+    scale = max(short_side / height, short_side / width)
+
+    def fit(x: float) -> int:
+        y = int(np.round(x / PATCH_SIZE) * PATCH_SIZE)
+        return y if y >= short_side else int(np.ceil(x / PATCH_SIZE) * PATCH_SIZE)
+
+    return fit(scale * height), fit(scale * width)
+
+
+def image_to_tensor(rgb) -> torch.Tensor:
+    """(H, W, 3) uint8/float numpy or (3, H, W)/(1, 3, H, W) torch → (1, 3, H, W) float32 in [0, 1]."""
+    if isinstance(rgb, np.ndarray):
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"a numpy image must be (H, W, 3) RGB, got {rgb.shape}")
+        scale = 255.0 if rgb.dtype == np.uint8 else 1.0
+        image = torch.from_numpy(np.ascontiguousarray(rgb).astype(np.float32) / scale).permute(2, 0, 1)[None]
+    elif isinstance(rgb, torch.Tensor):
+        image = rgb[None] if rgb.ndim == 3 else rgb
+        if image.ndim != 4 or image.shape[:2] != (1, 3):
+            raise ValueError(f"a torch image must be (3, H, W) or (1, 3, H, W), got {tuple(rgb.shape)}")
+        image = image.float()
+    else:
+        raise ValueError(f"image must be a numpy array or torch tensor, got {type(rgb).__name__}")
+    if not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+        raise ValueError("image values must be finite and in [0, 1] (or uint8)")
+    return image
+

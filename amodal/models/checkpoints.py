@@ -1,0 +1,272 @@
+"""Checkpoint files of Depth Anything V2 and Amodal-DAV2: official layouts ⇄ ours.
+
+Three layouts are read, told apart by their keys:
+
+===================  ============================================  =========================
+layout               keys                                          file
+===================  ============================================  =========================
+``dav2_official``    ``pretrained.*`` (DINOv2), ``depth_head.*``   ``depth_anything_v2_vit{s,b,l,g}.pth``
+``amodal_official``  ``encoder.pretrained.*``, ``encoder.depth_head.*``  released ``model.safetensors``
+``ours``             ``encoder.*``, ``head.*``                     ``model.safetensors`` + ``config.json``
+===================  ============================================  =========================
+
+Our names are the official ones with the prefixes shortened, except two things:
+DINOv2's ``mask_token`` (used only by DINOv2's masked pre-training, never by depth) is
+dropped on reading and written back as zeros, and ViT-G's SwiGLU ``mlp.w12`` / ``mlp.w3``
+are timm's ``mlp.fc1`` / ``mlp.fc2``.
+
+Loading is strict: a file that does not fit the model raises a ``ValueError`` naming the
+missing, unexpected and mis-shaped keys and what the file looks like (which layout, which
+size), so that a ViT-L file given to a ViT-S model, or a DepthFM file, says so.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+_SWIGLU_TO_TIMM = ((re.compile(r"(blocks\.\d+\.mlp\.)w12\."), r"\1fc1."), (re.compile(r"(blocks\.\d+\.mlp\.)w3\."), r"\1fc2."))
+_SWIGLU_TO_OFFICIAL = ((re.compile(r"(blocks\.\d+\.mlp\.)fc1\."), r"\1w12."), (re.compile(r"(blocks\.\d+\.mlp\.)fc2\."), r"\1w3."))
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """Read the tensors of a checkpoint file or folder.
+
+    Args:
+        path: a ``.pth``/``.pt`` file, a ``.safetensors`` file, or a folder holding
+            ``model.safetensors`` (ours, or the released Amodal-DAV2 folder).
+
+    Returns:
+        (state dict as stored, our JSON config or ``None`` when the file is not ours).
+
+    Raises:
+        FileNotFoundError: no such file, or a folder without ``model.safetensors``.
+        ValueError: a file that holds no tensors.
+    """
+    path = Path(path)
+    if path.is_dir():
+        folder, path = path, path / WEIGHTS_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder} holds no {WEIGHTS_NAME}")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    config = None
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            metadata = handle.metadata() or {}
+        if "amodal_config" in metadata:
+            config = json.loads(metadata["amodal_config"])
+        elif (path.parent / CONFIG_NAME).is_file():
+            candidate = json.loads((path.parent / CONFIG_NAME).read_text())
+            config = candidate if "model" in candidate and "config" in candidate else None
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # pickle errors come in many types
+            raise ValueError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
+        for wrapper in ("state_dict", "model"):  # training scripts often nest the weights
+            if isinstance(state, dict) and isinstance(state.get(wrapper), dict) and len(state) <= 3:
+                state = state[wrapper]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return state, config
+
+
+def detect_layout(keys) -> str:
+    """``"dav2_official"``, ``"amodal_official"``, ``"ours"`` or ``"unknown"``."""
+    keys = list(keys)
+    if any(k.startswith("encoder.pretrained.") for k in keys) and any(k.startswith("encoder.depth_head.") for k in keys):
+        return "amodal_official"
+    if any(k.startswith("pretrained.") for k in keys) and any(k.startswith("depth_head.") for k in keys):
+        return "dav2_official"
+    if any(k.startswith("encoder.blocks.") for k in keys) and any(k.startswith("head.") for k in keys):
+        return "ours"
+    return "unknown"
+
+
+def to_ours(state: dict[str, torch.Tensor], source: str = "state dict") -> dict[str, torch.Tensor]:
+    """Rename an official (or our own) state dict to our module names.
+
+    Args:
+        state: tensors in any of the three layouts.
+        source: the file, for the error message.
+
+    Raises:
+        ValueError: the keys fit none of the known layouts.
+    """
+    layout = detect_layout(state)
+    prefixes = {
+        "dav2_official": (("pretrained.", "encoder."), ("depth_head.", "head.")),
+        "amodal_official": (("encoder.pretrained.", "encoder."), ("encoder.depth_head.", "head.")),
+        "ours": (("encoder.", "encoder."), ("head.", "head.")),
+    }
+    if layout == "unknown":
+        raise ValueError(f"{source} is not a Depth Anything V2 / Amodal-DAV2 checkpoint: it is {describe(state)}")
+    out = {}
+    for key, value in state.items():
+        for old, new in prefixes[layout]:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        else:
+            out[key] = value  # a stray key: kept, so that strict loading names it
+            continue
+        if key == "encoder.mask_token":
+            continue
+        for pattern, replacement in _SWIGLU_TO_TIMM:
+            key = pattern.sub(replacement, key)
+        out[key] = value
+    return out
+
+
+def to_official(state: dict[str, torch.Tensor], amodal: bool) -> dict[str, torch.Tensor]:
+    """Our state dict in the official layout (DAV2 ``.pth`` or released Amodal-DAV2).
+
+    Args:
+        state: our keys (``encoder.*``, ``head.*``).
+        amodal: write the Amodal-DAV2 prefixes (``encoder.pretrained.`` ...).
+    """
+    encoder, head = ("encoder.pretrained.", "encoder.depth_head.") if amodal else ("pretrained.", "depth_head.")
+    out = {}
+    for key, value in state.items():
+        if key.startswith("encoder."):
+            name = key[len("encoder."):]
+            swiglu = any(p.search(name) for p, _ in _SWIGLU_TO_OFFICIAL) and _is_swiglu(state)
+            if swiglu:
+                for pattern, replacement in _SWIGLU_TO_OFFICIAL:
+                    name = pattern.sub(replacement, name)
+            out[encoder + name] = value
+        elif key.startswith("head."):
+            out[head + key[len("head."):]] = value
+        else:
+            raise ValueError(f"unexpected key {key!r}: not one of ours (encoder.*, head.*)")
+    out[encoder + "mask_token"] = torch.zeros(1, state["encoder.cls_token"].shape[-1])
+    return out
+
+
+def infer_shape(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """What the tensors of our layout say about the model.
+
+    Returns:
+        dict with ``embed_dim``, ``depth``, ``features``, ``out_channels``, ``swiglu``,
+        ``img_size``, ``guidance`` (has a guidance embedding), ``input_projection``,
+        and ``size`` (``"s"``, ``"b"``, ``"l"``, ``"g"`` or ``None`` when none fits).
+
+    Raises:
+        ValueError: a tensor that every DAV2 model has is absent.
+    """
+    from amodal.models.amodal_dav2 import CONFIGS
+
+    needed = ["encoder.cls_token", "encoder.pos_embed", "head.scratch.layer1_rn.weight"] + [
+        f"head.projects.{i}.weight" for i in range(4)
+    ]
+    absent = [k for k in needed if k not in state]
+    if absent:
+        raise ValueError(f"cannot tell the model size: {absent} missing ({describe(state)})")
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"encoder\.blocks\.(\d+)\.", k))}
+    grid = state["encoder.pos_embed"].shape[1] - 1
+    shape = {
+        "embed_dim": int(state["encoder.cls_token"].shape[-1]),
+        "depth": len(blocks),
+        "features": int(state["head.scratch.layer1_rn.weight"].shape[0]),
+        "out_channels": tuple(int(state[f"head.projects.{i}.weight"].shape[0]) for i in range(4)),
+        "swiglu": _is_swiglu(state),
+        "img_size": int(round(grid**0.5)) * 14,
+        "guidance": "encoder.patch_embed_guidance.proj.weight" in state,
+        "input_projection": any(k.startswith("head.input_projection.") for k in state),
+    }
+    shape["size"] = next(
+        (
+            name
+            for name, c in CONFIGS.items()
+            if (c.embed_dim, c.depth, c.features, c.out_channels, c.swiglu)
+            == (shape["embed_dim"], shape["depth"], shape["features"], shape["out_channels"], shape["swiglu"])
+        ),
+        None,
+    )
+    return shape
+
+
+def describe(state: dict[str, torch.Tensor]) -> str:
+    """One line saying what a state dict looks like, for error messages."""
+    keys = list(state)
+    layout = detect_layout(keys)
+    if layout == "unknown":
+        if any(k.startswith("model.diffusion_model.") for k in keys) or "ldm_hparams" in keys:
+            return "a DepthFM / Stable Diffusion checkpoint, not Depth Anything"
+        sample = ", ".join(keys[:4])
+        return f"a file of unknown layout ({len(keys)} keys, e.g. {sample})"
+    names = {"dav2_official": "an official (pretrained.*, depth_head.*)",
+             "amodal_official": "a released-Amodal-DAV2-layout (encoder.pretrained.*)", "ours": "an amodal-layout"}
+    try:
+        shape = infer_shape(to_ours(state))
+    except ValueError:
+        return f"{names[layout]} checkpoint with too few tensors to tell its size"
+    size = f"ViT-{shape['size'].upper()}" if shape["size"] else (
+        f"non-standard size (dim {shape['embed_dim']}, {shape['depth']} blocks, head {shape['features']})"
+    )
+    kind = "Amodal-DAV2" if shape["guidance"] or shape["input_projection"] else "Depth Anything V2"
+    return f"{names[layout]} checkpoint of {kind}, {size}"
+
+
+def load_strict(
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    description: str | None = None,
+    hint: str = "",
+) -> None:
+    """Load our-layout ``state`` into ``model``, or raise naming every mismatch.
+
+    Args:
+        model: the module to fill.
+        state: tensors under our names.
+        source: the file, for the message.
+        description: what the file looks like (default: :func:`describe` of ``state``;
+            pass the description of the file as read, before renaming).
+        hint: a sentence added to the message (e.g. which class would fit).
+
+    Raises:
+        ValueError: missing, unexpected or mis-shaped keys.
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mis_shaped = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or mis_shaped:
+        target = type(model).__name__
+        size = getattr(model, "size_name", None)
+        target += f" ({size})" if size else ""
+        parts = [f"{source} does not fit {target}: it is {description or describe(state)}."]
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
+            if items:
+                parts.append(f"{len(items)} {title} key(s): {_head(items)}")
+        if hint:
+            parts.append(hint)
+        raise ValueError("\n".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def _is_swiglu(state: dict[str, torch.Tensor]) -> bool:
+    fc1, fc2 = state.get("encoder.blocks.0.mlp.fc1.weight"), state.get("encoder.blocks.0.mlp.fc2.weight")
+    if fc1 is None:  # official names
+        return "encoder.blocks.0.mlp.w12.weight" in state
+    return fc2 is not None and fc1.shape[0] == 2 * fc2.shape[1]
+
+
+def _head(items: list[str], n: int = 8) -> str:
+    shown = ", ".join(items[:n])
+    return shown + (f", … (+{len(items) - n} more)" if len(items) > n else "")
