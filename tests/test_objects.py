@@ -20,7 +20,7 @@ def test_a_clean_disc_passes():
 
 @pytest.mark.parametrize(
     "annotation, reason",
-    [({"predicted_iou": 0.84}, "low_predicted_iou"), ({"stability_score": 0.89}, "low_stability_score")],
+    [({"predicted_iou": 0.79}, "low_predicted_iou"), ({"stability_score": 0.79}, "low_stability_score")],
 )
 def test_quality_thresholds(annotation, reason):
     assert check_object(disc(), annotation)[0] == reason

@@ -75,6 +75,10 @@ class BuildConfig:
         sources_per_shard: sources per output shard (one worker per shard).
         buckets: visible-ratio buckets to cycle through (balanced classes).
         ring_test: use ``D_b`` in the complete-object filter.
+        cross_image_occluders: occluders may also come from the source's *partner*, the
+            next source in name order (cyclic), whose objects pass the same filter without
+            the ring test (its depth is not computed); this lets a photo with a single
+            complete object still yield samples.
         object_filter: thresholds of :class:`amodal.objects.ObjectFilter`.
     """
 
@@ -85,6 +89,7 @@ class BuildConfig:
     sources_per_shard: int = 8
     buckets: tuple[str, ...] = ("easy", "mid", "hard")
     ring_test: bool = True
+    cross_image_occluders: bool = True
     object_filter: ObjectFilter = field(default_factory=ObjectFilter)
 
 
@@ -184,8 +189,15 @@ def load_source(source: Source, size: int | None = None) -> tuple[np.ndarray, li
     return image, masks
 
 
-def process_source(source: Source, config: BuildConfig, estimator) -> tuple[list[AdiwSample], dict, float]:
+def process_source(source: Source, config: BuildConfig, estimator, partner: Source | None = None) -> tuple[list[AdiwSample], dict, float]:
     """Build the samples of one source.
+
+    Args:
+        source: the image the targets come from.
+        config: settings.
+        estimator: a :class:`amodal.depth.DepthEstimator`.
+        partner: another source whose complete objects may serve as occluders
+            (ignored when ``config.cross_image_occluders`` is off or it cannot be read).
 
     Returns:
         ``(samples, record, depth_seconds)``: ``record`` is the manifest's ``source`` line
@@ -202,28 +214,38 @@ def process_source(source: Source, config: BuildConfig, estimator) -> tuple[list
     # The ring test needs depth that knows about objects; a toy prior would reject at random.
     use_depth = config.ring_test and getattr(estimator, "informative", True)
     kept, rejected = select_complete_objects(masks, background_depth if use_depth else None, config.object_filter)
+    pool = [(source.name, image, obj) for obj in kept]
+    if config.cross_image_occluders and partner is not None and partner.name != source.name and kept:
+        try:
+            partner_image, partner_masks = load_source(partner, config.size)
+            pool += [(partner.name, partner_image, obj) for obj in select_complete_objects(partner_masks, None, config.object_filter)[0]]
+        except SourceError:
+            pass  # the partner is reported when it is built itself
     skipped: Counter = Counter()
     rng = np.random.default_rng([config.seed, stable_hash(source.name)])
     offset = stable_hash(source.name) % len(config.buckets)
     composites = []
     for k in range(config.samples_per_image):
-        if len(kept) < 2:
-            skipped["fewer_than_two_objects"] += 1
+        if not kept or len(pool) < 2:
+            skipped["no_occluder" if kept else "no_complete_object"] += 1
             continue
         bucket = config.buckets[(offset + k) % len(config.buckets)]
-        t, o = rng.choice(len(kept), size=2, replace=False)
-        target, occluder = kept[int(t)], kept[int(o)]
-        comp = paste_occluder(image, target.mask, image, occluder.mask, BUCKET_RANGES[bucket], seed=rng)
+        t = int(rng.integers(len(kept)))
+        o = int(rng.integers(len(pool) - 1))
+        o = o + 1 if o >= t else o  # any pool entry but the target (pool starts with kept)
+        target = kept[t]
+        occluder_source, occluder_image, occluder = pool[o]
+        comp = paste_occluder(image, target.mask, occluder_image, occluder.mask, BUCKET_RANGES[bucket], seed=rng)
         if comp is None:
             skipped["no_placement"] += 1
             continue
-        composites.append((k, target, occluder, comp))
+        composites.append((k, target, occluder, comp, occluder_source))
     samples = []
     if composites:
         start = time.perf_counter()
-        observed = estimator.predict([c.image for _, _, _, c in composites])
+        observed = estimator.predict([c[3].image for c in composites])
         depth_seconds += time.perf_counter() - start
-        for (k, target, occluder, comp), d_o in zip(composites, observed):
+        for (k, target, occluder, comp, occluder_source), d_o in zip(composites, observed):
             try:
                 label, scale, shift = pseudo_label(
                     d_o, background_depth, comp.amodal_mask, comp.visible_mask, config.fit, comp.occluder_mask
@@ -246,6 +268,7 @@ def process_source(source: Source, config: BuildConfig, estimator) -> tuple[list
                         "image_file": Path(source.image).name,
                         "target_id": target.annotation_id,
                         "occluder_id": occluder.annotation_id,
+                        "occluder_source": occluder_source,
                         "placement": asdict(comp.placement),
                         "estimator": estimator.name,
                         "fit": config.fit,
@@ -275,7 +298,9 @@ def _resolve_estimator(depth):
     return depth
 
 
-def build_shard(shard_dir: str | os.PathLike, sources: Sequence[Source], config: BuildConfig, depth, on_source=None) -> dict:
+def build_shard(
+    shard_dir: str | os.PathLike, sources: Sequence[Source], config: BuildConfig, depth, on_source=None, partners: dict | None = None
+) -> dict:
     """Build (or finish) one shard: the sources its manifest does not list yet.
 
     Args:
@@ -284,6 +309,7 @@ def build_shard(shard_dir: str | os.PathLike, sources: Sequence[Source], config:
         config: settings.
         depth: a :class:`amodal.depth.DepthEstimator` or a spec for :func:`amodal.depth.load_estimator`.
         on_source: called with no argument after each source (progress bars).
+        partners: source name → partner :class:`Source` (see :func:`partners_of`).
 
     Returns:
         ``{"sources": processed now, "samples": written now, "depth_seconds": float}``.
@@ -304,7 +330,7 @@ def build_shard(shard_dir: str | os.PathLike, sources: Sequence[Source], config:
             continue
         estimator = estimator or _resolve_estimator(depth)
         try:
-            samples, record, seconds = process_source(source, config, estimator)
+            samples, record, seconds = process_source(source, config, estimator, (partners or {}).get(source.name))
             stats["depth_seconds"] += seconds
         except SourceError as error:
             samples, record = [], {"type": "source", "name": source.name, "status": "skipped", "reason": error.reason, "detail": error.detail, "samples": 0}
@@ -322,8 +348,14 @@ def build_shard(shard_dir: str | os.PathLike, sources: Sequence[Source], config:
 
 
 def _shard_job(args):
-    shard_dir, sources, config, depth = args
-    return build_shard(shard_dir, sources, config, depth)
+    shard_dir, sources, config, depth, partners = args
+    return build_shard(shard_dir, sources, config, depth, partners=partners)
+
+
+def partners_of(sources: Sequence[Source]) -> dict[str, Source]:
+    """Each source's partner: the next one in name order, the last one's is the first."""
+    ordered = sorted(sources, key=lambda s: s.name)
+    return {s.name: ordered[(i + 1) % len(ordered)] for i, s in enumerate(ordered)}
 
 
 def shards_of(sources: Sequence[Source], per_shard: int) -> list[list[Source]]:
@@ -373,18 +405,22 @@ def build(
         tmp.write_text(json.dumps(plan, indent=1) + "\n")
         os.replace(tmp, plan_path)
     shards = shards_of(sources, config.sources_per_shard)
-    jobs = [(output / f"shard-{i:05d}", shard, config, depth) for i, shard in enumerate(shards)]
+    partners = partners_of(sources)
+    jobs = [
+        (output / f"shard-{i:05d}", shard, config, depth, {s.name: partners[s.name] for s in shard}) for i, shard in enumerate(shards)
+    ]
     start = time.perf_counter()
     totals = Counter()
     bar = tqdm(total=len(sources), desc="ADIW sources", disable=not progress)
     if workers <= 1:
-        for shard_dir, shard, _, _ in jobs:
-            totals.update(build_shard(shard_dir, shard, config, depth, on_source=lambda: bar.update(1)))
+        for shard_dir, shard, _, _, shard_partners in jobs:
+            totals.update(build_shard(shard_dir, shard, config, depth, lambda: bar.update(1), shard_partners))
     else:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(workers) as pool:
-            for (_, shard, _, _), stats in zip(jobs, pool.imap(_shard_job, jobs)):
+            for job, stats in zip(jobs, pool.imap(_shard_job, jobs)):
+                shard = job[1]
                 totals.update(stats)
                 bar.update(len(shard))
     bar.close()

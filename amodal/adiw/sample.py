@@ -215,8 +215,8 @@ def read_sample(folder: str | os.PathLike, record: dict) -> AdiwSample:
     for key, path in paths.items():
         if not path.is_file():
             raise FileNotFoundError(f"sample {record['id']}: {key} file missing: {path}")
-    image = np.asarray(Image.open(paths["image"]).convert("RGB"))
-    amodal, visible = decode_masks(np.asarray(Image.open(paths["masks"])))
+    image = np.array(Image.open(paths["image"]).convert("RGB"))
+    amodal, visible = decode_masks(np.array(Image.open(paths["masks"])))
     with np.load(paths["depth"]) as depth:
         observed = depth["observed_depth"].astype(np.float32)
         target = depth["target_depth"].astype(np.float32)
