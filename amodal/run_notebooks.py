@@ -67,12 +67,32 @@ def summary_table(results: list[NotebookResult]) -> str:
     return "\n".join(lines)
 
 
+def parse_parameters(items: list[str]) -> dict:
+    """``["SEED=3", "CHECKPOINT=/w.pth"]`` → ``{"SEED": 3, "CHECKPOINT": "/w.pth"}`` (ints/floats parsed)."""
+    parameters = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise SystemExit(f"-p expects NAME=VALUE, got {item!r}")
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                continue
+        parameters[name] = value
+    return parameters
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("quick", "full"), default="quick")
     parser.add_argument("--output", type=Path, default=None, help="default: runs/<profile>/")
     parser.add_argument("--only", nargs="*", default=None, help="notebook names (e.g. 02_scale_shift_alignment)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter for the notebooks' parameters cell, e.g. -p CHECKPOINT=/weights/x.pth")
     args = parser.parse_args(argv)
+    parameters = parse_parameters(args.param)
     output_root = args.output or runs_dir() / args.profile
     paths = notebook_paths()
     if args.only:
@@ -83,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for path in paths:
         print(f"running {path.name} ({args.profile}) ...", flush=True)
-        results.append(run_notebook(path, args.profile, output_root))
+        results.append(run_notebook(path, args.profile, output_root, parameters))
     print()
     print(summary_table(results))
     print(f"\noutputs in {output_root}")

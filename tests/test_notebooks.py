@@ -11,7 +11,7 @@ import pytest
 
 from amodal.notebook import load_profile
 from amodal.paths import repo_root
-from amodal.run_notebooks import notebook_paths, run_notebook, summary_table
+from amodal.run_notebooks import notebook_paths, parse_parameters, run_notebook, summary_table
 
 NOTEBOOKS = notebook_paths()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -72,3 +72,9 @@ def test_papermill_injects_parameters(tmp_path):
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "SEED = 7" in source(injected[0])
     assert "ok" in summary_table([result])
+
+
+def test_parse_parameters():
+    assert parse_parameters(["SEED=3", "CHECKPOINT=/w/x.pth", "LR=0.5"]) == {"SEED": 3, "CHECKPOINT": "/w/x.pth", "LR": 0.5}
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        parse_parameters(["oops"])
