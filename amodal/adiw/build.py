@@ -291,15 +291,34 @@ def process_source(source: Source, config: BuildConfig, estimator, partner: Sour
 
 
 def _resolve_estimator(depth):
+    """A spec string, an estimator, or a picklable factory (e.g. ``functools.partial``) → an estimator."""
     if isinstance(depth, str):
         from amodal.depth import load_estimator
 
         return load_estimator(depth)
-    return depth
+    if hasattr(depth, "predict"):
+        return depth
+    return depth()
+
+
+def depth_name(depth) -> str:
+    """What ``build.json`` records of the depth model (a resume with another one is refused)."""
+    if isinstance(depth, str):
+        return depth
+    if hasattr(depth, "name"):
+        return str(depth.name)
+    args = getattr(depth, "args", ())
+    return str(args[0]) if args else repr(depth)
 
 
 def build_shard(
-    shard_dir: str | os.PathLike, sources: Sequence[Source], config: BuildConfig, depth, on_source=None, partners: dict | None = None
+    shard_dir: str | os.PathLike,
+    sources: Sequence[Source],
+    config: BuildConfig,
+    depth,
+    on_source=None,
+    partners: dict | None = None,
+    processor=None,
 ) -> dict:
     """Build (or finish) one shard: the sources its manifest does not list yet.
 
@@ -310,6 +329,8 @@ def build_shard(
         depth: a :class:`amodal.depth.DepthEstimator` or a spec for :func:`amodal.depth.load_estimator`.
         on_source: called with no argument after each source (progress bars).
         partners: source name → partner :class:`Source` (see :func:`partners_of`).
+        processor: ``f(source, config, estimator, partner) -> (samples, record, depth_seconds)``;
+            default :func:`process_source` (the pix2gestalt importer passes its own).
 
     Returns:
         ``{"sources": processed now, "samples": written now, "depth_seconds": float}``.
@@ -330,7 +351,7 @@ def build_shard(
             continue
         estimator = estimator or _resolve_estimator(depth)
         try:
-            samples, record, seconds = process_source(source, config, estimator, (partners or {}).get(source.name))
+            samples, record, seconds = (processor or process_source)(source, config, estimator, (partners or {}).get(source.name))
             stats["depth_seconds"] += seconds
         except SourceError as error:
             samples, record = [], {"type": "source", "name": source.name, "status": "skipped", "reason": error.reason, "detail": error.detail, "samples": 0}
@@ -348,8 +369,8 @@ def build_shard(
 
 
 def _shard_job(args):
-    shard_dir, sources, config, depth, partners = args
-    return build_shard(shard_dir, sources, config, depth, partners=partners)
+    shard_dir, sources, config, depth, partners, processor = args
+    return build_shard(shard_dir, sources, config, depth, partners=partners, processor=processor)
 
 
 def partners_of(sources: Sequence[Source]) -> dict[str, Source]:
@@ -371,6 +392,7 @@ def build(
     config: BuildConfig | None = None,
     workers: int = 1,
     progress: bool = True,
+    processor=None,
 ) -> dict:
     """Build ADIW from ``sources`` into ``output`` (resuming whatever is there).
 
@@ -382,6 +404,7 @@ def build(
         config: settings (default :class:`BuildConfig`).
         workers: processes, one shard at a time each.
         progress: show a tqdm bar over sources.
+        processor: how one source becomes samples (default :func:`process_source`).
 
     Returns:
         The build report (also written to ``output/report.json``).
@@ -394,7 +417,12 @@ def build(
     config = config or BuildConfig()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    plan = {"config": json.loads(json.dumps(asdict(config))), "sources": [asdict(s) for s in sorted(sources, key=lambda s: s.name)]}
+    plan = {
+        "config": json.loads(json.dumps(asdict(config))),
+        "depth": depth_name(depth),
+        "processor": getattr(processor or process_source, "__qualname__", "custom"),
+        "sources": [asdict(s) for s in sorted(sources, key=lambda s: s.name)],
+    }
     plan_path = output / "build.json"
     if plan_path.is_file():
         previous = json.loads(plan_path.read_text())
@@ -407,14 +435,15 @@ def build(
     shards = shards_of(sources, config.sources_per_shard)
     partners = partners_of(sources)
     jobs = [
-        (output / f"shard-{i:05d}", shard, config, depth, {s.name: partners[s.name] for s in shard}) for i, shard in enumerate(shards)
+        (output / f"shard-{i:05d}", shard, config, depth, {s.name: partners[s.name] for s in shard}, processor)
+        for i, shard in enumerate(shards)
     ]
     start = time.perf_counter()
     totals = Counter()
     bar = tqdm(total=len(sources), desc="ADIW sources", disable=not progress)
     if workers <= 1:
-        for shard_dir, shard, _, _, shard_partners in jobs:
-            totals.update(build_shard(shard_dir, shard, config, depth, lambda: bar.update(1), shard_partners))
+        for shard_dir, shard, _, _, shard_partners, _ in jobs:
+            totals.update(build_shard(shard_dir, shard, config, depth, lambda: bar.update(1), shard_partners, processor))
     else:
         import multiprocessing as mp
 

@@ -1,0 +1,171 @@
+"""Import pix2gestalt's released occlusion data as ADIW samples (paper §3.1, what the official code does).
+
+The official Amodal Depth Anything code never composites: it reuses the synthetic
+occlusions that pix2gestalt (Ozguroglu et al., CVPR 2024) released. Their layout,
+one id per sample::
+
+    <release>/occlusion/<id>_occlusion.png                the composite I_o
+    <release>/whole_mask/<id>_whole_mask.png              the target's whole (amodal) mask
+    <release>/visible_object_mask/<id>_visible_mask.png   its visible part
+    <release>/whole/<id>_whole.png                        (the target alone; not needed)
+
+plus the original SA-1B photo the composite was made from (the background ``I_b``),
+found in ``sa1b_images`` as ``sa_<id>.jpg`` (or ``<id>.jpg``/``.png``), or through a
+JSON file mapping ids to file names. Masks are read as ``value > 0``; file names
+without the ``_occlusion``-style suffix (``<id>.png``) are accepted too.
+
+When the original's size differs from the composite's but the aspect ratio agrees
+(within 1 %), the original is resized to the composite; otherwise the id is skipped
+as ``size_mismatch`` (a crop cannot be undone). The occluder mask, needed only for
+``fit="ring"``, is taken as the pixels where the composite differs from the original.
+
+The import runs through the builder's shards (:func:`amodal.adiw.build.build`), so it
+is parallel, resumable and reports bad ids the same way.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from amodal.adiw.build import BuildConfig, Source, SourceError, build
+from amodal.adiw.sample import AdiwSample, pseudo_label
+from amodal.metrics import visible_ratio_bucket
+
+FOLDERS = {"occlusion": "occlusion", "amodal": "whole_mask", "visible": "visible_object_mask"}
+SUFFIXES = {"occlusion": "_occlusion", "amodal": "_whole_mask", "visible": "_visible_mask"}
+
+
+def _find(folder: Path, sample_id: str, suffix: str) -> Path | None:
+    for name in (f"{sample_id}{suffix}.png", f"{sample_id}.png", f"{sample_id}{suffix}.jpg", f"{sample_id}.jpg"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def release_sources(release: str | os.PathLike, sa1b_images: str | os.PathLike, mapping: str | os.PathLike | None = None) -> list[Source]:
+    """One :class:`Source` per id in ``<release>/occlusion/``.
+
+    ``Source.image`` is the release folder and ``Source.annotations`` the original
+    photo's path (which may not exist; the import then reports it).
+
+    Raises:
+        FileNotFoundError: a missing folder.
+    """
+    release, sa1b_images = Path(release), Path(sa1b_images)
+    for folder in [release / f for f in FOLDERS.values()] + [sa1b_images]:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"pix2gestalt release folder not found: {folder}")
+    names = json.loads(Path(mapping).read_text()) if mapping else {}
+    ids = sorted({p.stem.split("_")[0] for p in (release / "occlusion").iterdir() if p.suffix.lower() in (".png", ".jpg")})
+    sources = []
+    for sample_id in ids:
+        original = sa1b_images / names[sample_id] if sample_id in names else None
+        if original is None:
+            candidates = [sa1b_images / f"{stem}{ext}" for stem in (f"sa_{sample_id}", sample_id) for ext in (".jpg", ".png")]
+            original = next((c for c in candidates if c.is_file()), candidates[0])
+        sources.append(Source(sample_id, str(release), str(original)))
+    return sources
+
+
+def _read_rgb(path: Path, what: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as handle:
+            return np.array(handle.convert("RGB"))
+    except Exception as error:
+        raise SourceError("unreadable_image", f"{what} {path}: {error}") from None
+
+
+def _read_mask(path: Path | None, what: str, sample_id: str) -> np.ndarray:
+    from PIL import Image
+
+    if path is None:
+        raise SourceError("missing_annotations", f"{sample_id}: no {what} file")
+    try:
+        with Image.open(path) as handle:
+            return np.array(handle.convert("L")) > 0
+    except Exception as error:
+        raise SourceError("corrupt_annotations", f"{what} {path}: {error}") from None
+
+
+def process_release_sample(source: Source, config: BuildConfig, estimator, partner=None) -> tuple[list[AdiwSample], dict, float]:
+    """One pix2gestalt id → one ADIW sample (same signature as :func:`amodal.adiw.build.process_source`)."""
+    import time
+
+    from skimage.transform import resize
+
+    release, sample_id = Path(source.image), source.name
+    paths = {k: _find(release / FOLDERS[k], sample_id, SUFFIXES[k]) for k in FOLDERS}
+    if paths["occlusion"] is None:
+        raise SourceError("missing_image", f"{sample_id}: no occlusion image")
+    composite = _read_rgb(paths["occlusion"], "occlusion")
+    amodal = _read_mask(paths["amodal"], "whole_mask", sample_id)
+    visible = _read_mask(paths["visible"], "visible_object_mask", sample_id) & amodal
+    if amodal.shape != composite.shape[:2] or not amodal.any():
+        raise SourceError("size_mismatch" if amodal.any() else "corrupt_annotations", f"{sample_id}: masks {amodal.shape} vs image {composite.shape[:2]}, or empty mask")
+    if not Path(source.annotations).is_file():
+        raise SourceError("missing_image", f"{sample_id}: original SA-1B image not found: {source.annotations}")
+    original = _read_rgb(Path(source.annotations), "original")
+    if original.shape != composite.shape:
+        (h, w), (H, W) = composite.shape[:2], original.shape[:2]
+        if abs(h / w - H / W) > 0.01 * (h / w):
+            raise SourceError("size_mismatch", f"{sample_id}: original {H}x{W} and composite {h}x{w} differ in aspect")
+        original = np.clip(np.rint(resize(original, (h, w), order=1, anti_aliasing=True, preserve_range=True)), 0, 255).astype(np.uint8)
+    occluder = np.abs(composite.astype(np.int16) - original.astype(np.int16)).max(-1) > 8
+    start = time.perf_counter()
+    observed, background = estimator.predict([composite, original])
+    seconds = time.perf_counter() - start
+    record = {"type": "source", "name": sample_id, "status": "ok", "samples": 0}
+    try:
+        label, scale, shift = pseudo_label(observed, background, amodal, visible, config.fit, occluder)
+    except ValueError as error:
+        record["skipped_samples"] = {"label_fit_failed": 1}
+        record["detail"] = str(error)
+        return [], record, seconds
+    ratio = float(visible.sum() / amodal.sum())
+    sample = AdiwSample(
+        sample_id=f"p2g-{sample_id}",
+        image=composite,
+        observed_depth=observed,
+        amodal_mask=amodal,
+        visible_mask=visible,
+        target_depth=label,
+        bucket=visible_ratio_bucket(ratio),
+        visible_ratio=ratio,
+        provenance={"source": "pix2gestalt", "id": sample_id, "original": Path(source.annotations).name, "estimator": estimator.name, "fit": config.fit, "scale": scale, "shift": shift},
+    )
+    record["samples"] = 1
+    return [sample], record, seconds
+
+
+def import_release(
+    release: str | os.PathLike,
+    sa1b_images: str | os.PathLike,
+    output: str | os.PathLike,
+    depth,
+    fit: str = "visible",
+    mapping: str | os.PathLike | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    per_shard: int = 256,
+) -> dict:
+    """Convert a pix2gestalt release into ADIW shards in ``output``; returns the build report.
+
+    Args:
+        release: folder with ``occlusion/``, ``whole_mask/``, ``visible_object_mask/``.
+        sa1b_images: folder of the original photos.
+        output: dataset folder (resumable, like :func:`amodal.adiw.build.build`).
+        depth: a :class:`amodal.depth.DepthEstimator` or a spec string.
+        fit: ``"visible"`` or ``"ring"``.
+        mapping: optional JSON ``{id: original file name}``.
+    """
+    config = BuildConfig(fit=fit, sources_per_shard=per_shard, cross_image_occluders=False)
+    sources = release_sources(release, sa1b_images, mapping)
+    return build(sources, output, depth, config, workers=workers, progress=progress, processor=process_release_sample)
+
+
+__all__ = ["import_release", "release_sources", "process_release_sample"]

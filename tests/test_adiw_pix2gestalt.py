@@ -1,0 +1,67 @@
+"""Tests for amodal.adiw.pix2gestalt: a tiny tree in pix2gestalt's layout becomes ADIW samples."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adiw_testdata import BrightnessDepth, disc
+from amodal.adiw.build import manifest_records
+from amodal.adiw.pix2gestalt import import_release, release_sources
+from amodal.adiw.sample import pseudo_label, read_sample
+from amodal.composite import paste_occluder
+
+
+def make_release(root, ids=("10000015", "10000023")):
+    rng = np.random.default_rng(0)
+    truth = {}
+    for folder in ("occlusion", "whole", "whole_mask", "visible_object_mask", "sa1b"):
+        (root / folder).mkdir(parents=True)
+    for k, sample_id in enumerate(ids):
+        shape = (40, 56)
+        original = np.zeros((*shape, 3), np.uint8) + np.linspace(10, 60, shape[0]).astype(np.uint8)[:, None, None]
+        target, occluder = disc(shape, (20, 20), 9), disc(shape, (20, 40), 8)
+        original[target] = (200, 120, 40)
+        original[occluder] = (90, 220, 250)
+        comp = paste_occluder(original, target, original, occluder, (0.3, 0.8), seed=k)
+        Image.fromarray(comp.image).save(root / "occlusion" / f"{sample_id}_occlusion.png")
+        Image.fromarray((comp.amodal_mask * 255).astype(np.uint8)).save(root / "whole_mask" / f"{sample_id}_whole_mask.png")
+        Image.fromarray((comp.visible_mask * 255).astype(np.uint8)).save(root / "visible_object_mask" / f"{sample_id}_visible_mask.png")
+        Image.fromarray(original).save(root / "sa1b" / f"sa_{sample_id}.png")
+        truth[sample_id] = (original, comp)
+    return truth
+
+
+def test_import_matches_the_label_made_by_hand(tmp_path):
+    truth = make_release(tmp_path / "release")
+    (tmp_path / "release" / "sa1b").rename(tmp_path / "images")
+    report = import_release(tmp_path / "release", tmp_path / "images", tmp_path / "out", BrightnessDepth(), progress=False)
+    assert report["samples"] == 2 and report["sources"] == {"ok": 2}
+    depth = BrightnessDepth()
+    for shard, record in manifest_records(tmp_path / "out"):
+        if record["type"] != "sample":
+            continue
+        s = read_sample(shard, record)
+        original, comp = truth[record["provenance"]["id"]]
+        assert np.array_equal(s.image, comp.image)
+        assert np.array_equal(s.amodal_mask, comp.amodal_mask) and np.array_equal(s.visible_mask, comp.visible_mask)
+        d_o, d_b = depth.predict([comp.image, original])
+        label, _, _ = pseudo_label(d_o, d_b, comp.amodal_mask, comp.visible_mask)
+        assert np.abs(s.target_depth - label).max() <= 2**-11  # float16 on disk
+        assert s.visible_ratio == pytest.approx(comp.visible_ratio)
+
+
+def test_missing_original_and_mask_are_reported(tmp_path):
+    make_release(tmp_path / "release", ids=("1", "2", "3"))
+    (tmp_path / "release" / "sa1b" / "sa_2.png").unlink()
+    (tmp_path / "release" / "whole_mask" / "3_whole_mask.png").unlink()
+    sources = release_sources(tmp_path / "release", tmp_path / "release" / "sa1b")
+    assert [s.name for s in sources] == ["1", "2", "3"]
+    report = import_release(tmp_path / "release", tmp_path / "release" / "sa1b", tmp_path / "out", BrightnessDepth(), fit="ring", progress=False)
+    assert report["samples"] == 1
+    assert report["skipped_sources"] == {"missing_image": 1, "missing_annotations": 1}
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="occlusion"):
+        release_sources(tmp_path, tmp_path)
