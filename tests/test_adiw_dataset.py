@@ -1,0 +1,61 @@
+"""Tests for amodal.adiw.dataset: sizes, mask semantics after resizing, flips."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from adiw_testdata import BrightnessDepth, write_sources
+from amodal.adiw.build import BuildConfig, build, find_sources
+from amodal.adiw.dataset import AdiwDataset
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("adiw")
+    write_sources(root / "src", 2)
+    build(find_sources(root / "src/images", root / "src/sa1b"), root / "out", BrightnessDepth(), BuildConfig(samples_per_image=3), progress=False)
+    return root / "out"
+
+
+def test_items_are_resized_tensors(built):
+    ds = AdiwDataset(built, size=32)
+    assert len(ds) > 0
+    item = ds[0]
+    assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
+    for key in ("observed_depth", "target_depth", "amodal_mask", "visible_mask"):
+        assert item[key].shape == (1, 32, 32)
+    for key in ("amodal_mask", "visible_mask"):
+        assert set(item[key].unique().tolist()) <= {0.0, 1.0}
+    assert (item["visible_mask"] <= item["amodal_mask"]).all()
+    assert 0 <= item["target_depth"].min() and item["target_depth"].max() <= 1
+
+
+def test_native_size_matches_the_files(built):
+    ds = AdiwDataset(built, size=None)
+    item = ds[0]
+    assert item["image"].shape == (3, 48, 64)
+
+
+def test_flip_flips_everything(built):
+    plain = AdiwDataset(built, size=32)[1]
+    flipping = AdiwDataset(built, size=32, hflip=True)
+    seen = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        item = flipping[1]
+        flipped = torch.equal(item["image"], plain["image"].flip(-1)) and not torch.equal(item["image"], plain["image"])
+        same = torch.equal(item["image"], plain["image"])
+        assert flipped or same
+        for key in ("observed_depth", "target_depth", "amodal_mask", "visible_mask"):
+            assert torch.equal(item[key], plain[key].flip(-1) if flipped else plain[key])
+        seen.add(flipped)
+    assert seen == {True, False}
+
+
+def test_bucket_filter_and_missing_folder(built, tmp_path):
+    all_items = AdiwDataset(built, size=16)
+    hard = AdiwDataset(built, size=16, buckets=["hard"])
+    assert len(hard) == sum(r["bucket"] == "hard" for _, r in all_items.items)
+    with pytest.raises(FileNotFoundError):
+        AdiwDataset(tmp_path / "nothing")
