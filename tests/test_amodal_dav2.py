@@ -1,0 +1,130 @@
+"""DepthAnythingV2 / AmodalDAV2: zero-guidance identity, interface, tiny config, files."""
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from amodal.models import checkpoints
+from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2, keep_aspect_size
+
+
+@pytest.fixture(scope="module")
+def pair():
+    torch.manual_seed(0)
+    dav2 = DepthAnythingV2(TINY).eval()
+    amodal = AmodalDAV2(TINY).eval()
+    amodal.load_state_dict(dav2.state_dict(), strict=False)
+    return dav2, amodal
+
+
+def test_zero_guidance_keeps_the_pretrained_tokens(pair):
+    dav2, amodal = pair
+    image = torch.rand(2, 3, 84, 70)
+    mask = (torch.rand(2, 1, 84, 70) > 0.5).float()
+    depth = torch.rand(2, 1, 84, 70)
+    normed = (image - dav2.pixel_mean) / dav2.pixel_std
+    with torch.no_grad():
+        ours = amodal.encoder.forward_taps(normed, torch.cat([mask, depth], 1) * 2 - 1)
+        base = dav2.encoder.forward_taps(normed)
+        for a, b in zip(ours, base):
+            assert torch.equal(a, b)
+        # and a non-zero guidance does change them
+        amodal.encoder.patch_embed_guidance.proj.weight.add_(0.01)
+        moved = amodal.encoder.forward_taps(normed, torch.cat([mask, depth], 1) * 2 - 1)
+        amodal.encoder.patch_embed_guidance.proj.weight.zero_()
+    assert not torch.allclose(moved[0], base[0])
+
+
+def test_guidance_is_mask_then_depth_mapped_to_plus_minus_one(pair):
+    _, amodal = pair
+    seen = {}
+    hook = amodal.encoder.patch_embed_guidance.register_forward_hook(lambda m, i, o: seen.update(x=i[0]))
+    mask = torch.zeros(1, 1, 70, 70)
+    mask[..., :30, :] = 1
+    depth = torch.full((1, 1, 70, 70), 0.25)
+    with torch.no_grad():
+        out = amodal(torch.rand(1, 3, 70, 70), mask, depth)
+    hook.remove()
+    assert torch.equal(seen["x"][:, 0:1], mask * 2 - 1)
+    assert torch.equal(seen["x"][:, 1:2], depth * 2 - 1)
+    assert out.shape == (1, 1, 70, 70) and 0 <= out.min() and out.max() <= 1
+
+
+def test_imagenet_normalisation_inside(pair):
+    dav2, _ = pair
+    image = torch.rand(1, 3, 70, 70)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = dav2.head(dav2.encoder.forward_taps((image - mean) / std), 5, 5)
+        assert torch.equal(dav2(image), expected)
+
+
+def test_tiny_config_keeps_every_code_path_of_the_full_ones():
+    def pattern(model):
+        return {re.sub(r"blocks\.\d+\.", "blocks.N.", k) for k in model.state_dict()}
+    with torch.device("meta"):
+        full_dav2, full_amodal = DepthAnythingV2("s"), AmodalDAV2("b")
+    assert pattern(DepthAnythingV2(TINY)) == pattern(full_dav2)
+    assert pattern(AmodalDAV2(TINY)) == pattern(full_amodal)
+    assert len(TINY.taps) == 4 and TINY.img_size // 14 > 1  # resampling path exists too
+
+
+def test_from_dav2_starts_from_dav2_with_zero_guidance(tmp_path, pair):
+    dav2, _ = pair
+    torch.save(checkpoints.to_official(dav2.state_dict(), amodal=False), tmp_path / "dav2.pth")
+    amodal = AmodalDAV2.from_dav2(tmp_path / "dav2.pth", config=TINY)
+    state = amodal.state_dict()
+    for key, value in dav2.state_dict().items():
+        assert torch.equal(state[key], value), key
+    assert not state["encoder.patch_embed_guidance.proj.weight"].any()
+    assert state["head.input_projection.0.0.weight"].abs().sum() > 0  # fresh, not zero
+
+
+def test_save_and_load_our_format(tmp_path, pair):
+    _, amodal = pair
+    amodal.save_pretrained(tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
+    again = AmodalDAV2.from_pretrained(tmp_path / "ckpt")
+    assert again.config == TINY
+    x = (torch.rand(1, 3, 70, 84), torch.ones(1, 1, 70, 84), torch.rand(1, 1, 70, 84))
+    with torch.no_grad():
+        assert torch.equal(again(*x), amodal(*x))
+    with pytest.raises(ValueError, match="AmodalDAV2.from_pretrained"):
+        DepthAnythingV2.from_pretrained(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize("hw, expected", [((480, 640), (518, 686)), ((1000, 500), (1036, 518)), ((518, 518), (518, 518)),
+                                          ((300, 301), (518, 518))])
+def test_keep_aspect_size_matches_official_resize(hw, expected):
+    # 640·518/480 = 690.7 → 49.3 patches → 49·14 = 686; 300→301: 520.7 → 37.2 → 518
+    assert keep_aspect_size(*hw) == expected
+
+
+def test_infer_image_keeps_aspect_and_returns_input_resolution(pair):
+    dav2, _ = pair
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 45, 3), dtype=np.uint8)
+    out = dav2.infer_image(rgb, input_size=70)
+    assert out.shape == (30, 45) and out.dtype == np.float32
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        net = dav2(F.interpolate(image, (70, 112), mode="bicubic", align_corners=False))  # 45·70/30 = 105 → 7.5 → 8 patches
+    expected = F.interpolate(net, (30, 45), mode="bilinear", align_corners=True)[0, 0].numpy()
+    assert np.allclose(out, expected, atol=1e-6)
+    assert np.allclose(dav2.infer_image(rgb.astype(np.float32) / 255, input_size=70), out, atol=1e-6)
+
+
+def test_bad_inputs(pair):
+    dav2, amodal = pair
+    with pytest.raises(ValueError, match="multiples of 14"):
+        dav2(torch.rand(1, 3, 70, 71))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        dav2(torch.rand(1, 4, 70, 70))
+    with pytest.raises(ValueError, match="amodal_mask"):
+        amodal(torch.rand(1, 3, 70, 70), torch.ones(1, 1, 56, 70), torch.rand(1, 1, 70, 70))
+    with pytest.raises(ValueError, match="RGB"):
+        dav2.infer_image(np.zeros((10, 10)))
+    with pytest.raises(ValueError, match="size must be"):
+        DepthAnythingV2("xl")

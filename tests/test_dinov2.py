@@ -1,0 +1,130 @@
+"""DINOv2 encoder: DAV2's position-embedding resampling, taps, attention switch."""
+import math
+
+import pytest
+import torch
+
+from amodal.models.dinov2 import INTERPOLATE_OFFSET, DINOv2, EncoderConfig, dav2_pos_embed
+
+TINY = EncoderConfig(embed_dim=32, depth=4, num_heads=2, taps=(0, 2, 3), img_size=70)
+
+
+def _cubic_weights(t: float, a: float = -0.75) -> list[float]:
+    """Keys' cubic convolution weights of the 4 taps around a fractional position t ∈ [0, 1)."""
+    def k(x):
+        x = abs(x)
+        if x <= 1:
+            return (a + 2) * x**3 - (a + 3) * x**2 + 1
+        return a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a if x < 2 else 0.0
+    return [k(t + 1), k(t), k(1 - t), k(2 - t)]
+
+
+def _reference_resample(table, n, out_h, out_w):
+    """float64 bicubic resampling with DAV2's scale factors, written out pixel by pixel."""
+    grid = table[1:].reshape(n, n, -1).double()
+    sy, sx = (out_h + INTERPOLATE_OFFSET) / n, (out_w + INTERPOLATE_OFFSET) / n
+    out = torch.zeros(out_h, out_w, grid.shape[-1], dtype=torch.float64)
+    for i in range(out_h):
+        y = (i + 0.5) / sy - 0.5
+        y0 = math.floor(y)
+        wy = _cubic_weights(y - y0)
+        for j in range(out_w):
+            x = (j + 0.5) / sx - 0.5
+            x0 = math.floor(x)
+            wx = _cubic_weights(x - x0)
+            for dy in range(4):
+                for dx in range(4):
+                    yy = min(max(y0 - 1 + dy, 0), n - 1)  # border: clamp, as PyTorch does
+                    xx = min(max(x0 - 1 + dx, 0), n - 1)
+                    out[i, j] += wy[dy] * wx[dx] * grid[yy, xx]
+    return out.reshape(out_h * out_w, -1)
+
+
+def test_pos_embed_unchanged_at_training_grid():
+    table = torch.randn(1, 1 + 25, 8)
+    assert dav2_pos_embed(table, (5, 5)) is table
+
+
+@pytest.mark.parametrize("grid", [(7, 4), (3, 6), (5, 6)])
+def test_pos_embed_matches_bicubic_with_offset(grid):
+    torch.manual_seed(0)
+    table = torch.randn(1, 1 + 25, 8)
+    out = dav2_pos_embed(table, grid)
+    assert out.shape == (1, 1 + grid[0] * grid[1], 8)
+    assert torch.equal(out[0, 0], table[0, 0])  # class token entry kept
+    reference = _reference_resample(table[0], 5, *grid)
+    assert torch.allclose(out[0, 1:].double(), reference, atol=1e-5)
+
+
+def test_pos_embed_differs_from_plain_size_resampling():
+    """The +0.1 offset is not cosmetic: resampling to size=(h, w) gives other numbers."""
+    torch.manual_seed(0)
+    table = torch.randn(1, 1 + 25, 8)
+    grid = table[:, 1:].reshape(1, 5, 5, 8).permute(0, 3, 1, 2)
+    plain = torch.nn.functional.interpolate(grid, size=(7, 4), mode="bicubic")
+    plain = plain.permute(0, 2, 3, 1).reshape(1, 28, 8)
+    assert (dav2_pos_embed(table, (7, 4))[:, 1:] - plain).abs().max() > 1e-3
+
+
+def _manual_taps(encoder, image):
+    x = encoder.patch_embed(image)  # (B, h, w, C)
+    B, h, w, C = x.shape
+    x = torch.cat([encoder.cls_token.expand(B, -1, -1), x.reshape(B, h * w, C)], 1)
+    x = x + dav2_pos_embed(encoder.pos_embed, (h, w))
+    taps = []
+    for i, block in enumerate(encoder.blocks):
+        x = x + block.ls1(block.attn(block.norm1(x)))
+        x = x + block.ls2(block.mlp(block.norm2(x)))
+        if i in TINY.taps:
+            taps.append(encoder.norm(x)[:, 1:])
+    return taps
+
+
+@pytest.mark.parametrize("size", [(70, 70), (98, 56)])
+def test_taps_are_normed_block_outputs_without_class_token(size):
+    torch.manual_seed(0)
+    encoder = DINOv2(TINY, fused_attn=False).eval()
+    image = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        taps = encoder.forward_taps(image)
+        expected = _manual_taps(encoder, image)
+    assert len(taps) == len(TINY.taps)
+    for tap, ref in zip(taps, expected):
+        assert tap.shape == (2, size[0] // 14 * size[1] // 14, 32)
+        assert torch.allclose(tap, ref, atol=1e-6)
+
+
+def test_fused_attention_close_to_step_by_step():
+    torch.manual_seed(0)
+    encoder = DINOv2(TINY).eval()
+    image = torch.randn(1, 3, 84, 70)
+    with torch.no_grad():
+        fused = encoder.forward_taps(image)
+        encoder.set_fused_attention(False)
+        assert not any(block.attn.fused_attn for block in encoder.blocks)
+        step = encoder.forward_taps(image)
+    for a, b in zip(fused, step):
+        assert (a - b).abs().max() < 1e-5
+
+
+def test_state_dict_has_official_names():
+    keys = set(DINOv2(TINY).state_dict())
+    for key in ["cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.ls1.gamma",
+                "blocks.0.attn.qkv.weight", "blocks.3.mlp.fc2.bias", "norm.weight"]:
+        assert key in keys
+    assert DINOv2(TINY).pos_embed.shape == (1, 26, 32)
+
+
+def test_guidance_embedding_zero_initialised_and_required():
+    encoder = DINOv2(TINY, guidance_channels=2)
+    assert encoder.patch_embed_guidance.proj.weight.shape == (32, 2, 14, 14)
+    assert not encoder.patch_embed_guidance.proj.weight.any() and not encoder.patch_embed_guidance.proj.bias.any()
+    with pytest.raises(ValueError, match="guidance"):
+        encoder.forward_taps(torch.zeros(1, 3, 70, 70))
+    with pytest.raises(ValueError, match="no guidance"):
+        DINOv2(TINY).forward_taps(torch.zeros(1, 3, 70, 70), torch.zeros(1, 2, 70, 70))
+
+
+def test_rejects_sizes_that_are_not_multiples_of_14():
+    with pytest.raises(ValueError, match="multiples of 14"):
+        DINOv2(TINY).forward_taps(torch.zeros(1, 3, 70, 75))
