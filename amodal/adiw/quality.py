@@ -59,46 +59,58 @@ def label_quality(
         textures: passed to the scene generator.
 
     Returns:
-        ``{"labels": {(model, fit): aggregated}, "floor": {model: aggregated}, "n": n}``
-        where ``aggregated`` is :func:`amodal.metrics.aggregate_metrics`' output
-        (variant ``"raw"``).
+        ``{"labels": {(model, fit): aggregated}, "floor": {model: aggregated},
+        "failures": {(model, fit): count}, "n": n}`` where ``aggregated`` is :func:`amodal.metrics.aggregate_metrics`' output
+        (variant ``"raw"``), and ``failures`` counts samples whose fit region gave no
+        scale (constant ``D_b`` there), left out of that row.
     """
     buckets = list(BUCKET_RANGES)
     occlusions = [synth_occlusion(seed * 100003 + i, size, BUCKET_RANGES[buckets[i % 3]], textures) for i in range(n)]
-    labels, floor = {}, {}
+    labels, floor, failures = {}, {}, {}
     for model in models:
         oracle = OracleDepth(seed=seed, **DEPTH_MODELS[model])
-        floor_records = []
         for fit in fits:
             records = []
+            failures[(model, fit)] = 0
             for occ in occlusions:
-                sample = synth_sample(occ, oracle, fit=fit)
-                oracle.forget()
+                try:
+                    sample = synth_sample(occ, oracle, fit=fit)
+                except ValueError:
+                    # D_b constant on the fit region (a fronto-parallel face seen alone):
+                    # the scale is undetermined; the builder skips such samples too
+                    failures[(model, fit)] += 1
+                    continue
+                finally:
+                    oracle.forget()
                 record = sample_metrics(sample.target_depth, occ.exact_target, sample.hidden_mask)
                 record["bucket"] = visible_ratio_bucket(occ.visible_ratio)
                 records.append(record)
-                if fit == fits[0]:
-                    floor_record = sample_metrics(sample.observed_depth, occ.exact_target, sample.visible_mask)
-                    floor_record["bucket"] = record["bucket"]
-                    floor_records.append(floor_record)
             labels[(model, fit)] = aggregate_metrics(records)
+        floor_records = []
+        for occ in occlusions:
+            oracle.remember(occ.composite.image, 1.0 / occ.composite.depth)
+            observed = oracle.predict([occ.composite.image])[0]
+            oracle.forget()
+            record = sample_metrics(observed, occ.exact_target, occ.visible_mask)
+            record["bucket"] = visible_ratio_bucket(occ.visible_ratio)
+            floor_records.append(record)
         floor[model] = aggregate_metrics(floor_records)
-    return {"labels": labels, "floor": floor, "n": n}
+    return {"labels": labels, "floor": floor, "failures": failures, "n": n}
 
 
 def quality_table(result: dict) -> str:
     """The label-quality result as a plain-text table (RMSE ×100, δ1 %; overall and per bucket)."""
-    lines = [f"{'depth model':<14} {'fit':<8} {'region':<7} {'n':>4} {'RMSE×100':>9} {'δ1 %':>7} {'AbsRel':>7}  "
+    lines = [f"{'depth model':<14} {'fit':<8} {'region':<7} {'fail':>4} {'n':>4} {'RMSE×100':>9} {'δ1 %':>7} {'AbsRel':>7}  "
              f"{'easy':>6} {'mid':>6} {'hard':>6}  (RMSE×100 per bucket)"]
 
-    def row(model, fit, region, agg):
+    def row(model, fit, region, agg, failed="-"):
         o = agg["raw"]["overall"]
         per = [agg["raw"][b]["rmse"] * 100 for b in ("easy", "mid", "hard")]
-        return (f"{model:<14} {fit:<8} {region:<7} {o['count']:>4} {o['rmse'] * 100:>9.3f} {o['delta1'] * 100:>7.2f} "
+        return (f"{model:<14} {fit:<8} {region:<7} {failed:>4} {o['count']:>4} {o['rmse'] * 100:>9.3f} {o['delta1'] * 100:>7.2f} "
                 f"{o['absrel']:>7.4f}  {per[0]:>6.2f} {per[1]:>6.2f} {per[2]:>6.2f}")
 
     for (model, fit), agg in result["labels"].items():
-        lines.append(row(model, fit, "hidden", agg))
+        lines.append(row(model, fit, "hidden", agg, str(result["failures"][(model, fit)])))
     for model, agg in result["floor"].items():
         lines.append(row(model, "D_o", "visible", agg))
     return "\n".join(lines)
