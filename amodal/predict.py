@@ -1,0 +1,119 @@
+"""Amodal depth of one object in one photo: the user-facing prediction (paper Fig. 3).
+
+    D_o   = minmax(DAV2(image))                    observed depth, at the photo's size
+    D̂    = AmodalDAV2(image, M_a, D_o)            at 518 × 518
+    out  = D_o outside M_a, D̂ inside M_a, a 3×3 mean over the 1-pixel seam
+
+Three lines for a user with the official checkpoints::
+
+    base = DepthAnythingV2.from_pretrained("depth_anything_v2_vitl.pth")
+    model = AmodalDAV2.from_pretrained("Amodal-Depth-Anything-DAV2/model.safetensors")
+    depth = predict(rgb, amodal_mask, model, base)
+
+Choices, each as in the official pipeline unless said otherwise:
+
+- Images are **RGB**. The official inference script reads them with OpenCV, i.e. BGR,
+  and feeds them as they are; a network trained on RGB then sees red and blue swapped.
+- ``D_o`` comes from :meth:`DepthAnythingV2.infer_image` (aspect kept, short side 518)
+  at the photo's resolution. (The official script squashes the photo to 518² first.)
+- The amodal network sees image, mask and ``D_o`` squashed to 518² with nearest-exact
+  resampling, as its training data was; its output is resized back bilinearly.
+- The seam: the official code replaces each pixel within one pixel of the mask outline
+  (inside or outside) by the 3×3 box mean of the pasted map (``cv2.blur``, reflected
+  border), so the object does not end in a hard step.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from amodal.models.amodal_dav2 import INPUT_SIZE, image_to_tensor
+
+
+def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> np.ndarray:
+    """Depth of the whole object given by ``amodal_mask``, pasted into the photo's depth.
+
+    Args:
+        image: the photo, RGB: (H, W, 3) numpy uint8 / float in [0, 1], or torch (3, H, W).
+        amodal_mask: (H, W) bool / {0, 1}, the whole target object (hidden parts included).
+        model: an :class:`~amodal.models.amodal_dav2.AmodalDAV2`.
+        base_model: a :class:`~amodal.models.amodal_dav2.DepthAnythingV2` giving ``D_o``;
+            not needed when ``observed_depth`` is given.
+        observed_depth: optional (H, W) ``D_o`` in [0, 1] (normalised disparity).
+
+    Returns:
+        (H, W) float32 normalised disparity in [0, 1]: ``D_o`` outside the object, the
+        amodal prediction inside it.
+
+    Raises:
+        ValueError: mismatched sizes, an empty mask, bad depth values, no depth source.
+    """
+    rgb = image_to_tensor(image)
+    h, w = rgb.shape[-2:]
+    mask = _as_map(amodal_mask, "amodal_mask", (h, w)) > 0.5
+    if not mask.any():
+        raise ValueError("amodal_mask is empty: nothing to predict")
+    if observed_depth is None:
+        if base_model is None:
+            raise ValueError("give base_model (a DepthAnythingV2) or observed_depth")
+        observed = minmax(torch.from_numpy(base_model.infer_image(rgb)))
+    else:
+        observed = _as_map(observed_depth, "observed_depth", (h, w))
+        if observed.min() < 0 or observed.max() > 1:
+            raise ValueError("observed_depth must be normalised to [0, 1]")
+    device = next(model.parameters()).device
+    square = (INPUT_SIZE, INPUT_SIZE)
+    inputs = [
+        F.interpolate(x.to(device), square, mode="nearest-exact")
+        for x in (rgb, mask[None, None].float(), observed[None, None].float())
+    ]
+    with torch.no_grad():
+        amodal = model(*inputs)
+    amodal = F.interpolate(amodal.float(), (h, w), mode="bilinear", align_corners=False)[0, 0].cpu()
+    return blend_border(observed, amodal, mask).numpy()
+
+
+def blend_border(observed_depth: torch.Tensor, amodal_depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Paste ``amodal_depth`` into ``observed_depth`` inside ``mask``; smooth the seam.
+
+    Pixels whose 3×3 neighbourhood holds both mask and non-mask pixels (the one-pixel band
+    on each side of the outline) get the 3×3 mean of the pasted map, borders reflected
+    (OpenCV's default, ``BORDER_REFLECT_101`` = torch's ``"reflect"``).
+
+    Args:
+        observed_depth: (H, W) float.
+        amodal_depth: (H, W) float.
+        mask: (H, W) bool.
+
+    Returns:
+        (H, W) float.
+    """
+    pasted = torch.where(mask, amodal_depth, observed_depth)
+    box = torch.ones(1, 1, 3, 3, dtype=pasted.dtype)
+    # count of mask pixels around each pixel, zero padding as the official conv2d does
+    count = F.conv2d(mask[None, None].to(pasted.dtype), box, padding=1)[0, 0]
+    seam = (count > 0) & (count < 9)
+    mean = F.conv2d(F.pad(pasted[None, None], (1, 1, 1, 1), mode="reflect"), box / 9)[0, 0]
+    return torch.where(seam, mean, pasted)
+
+
+def minmax(depth: torch.Tensor) -> torch.Tensor:
+    """Min-max normalise to [0, 1]. Raises ``ValueError`` on a constant or non-finite map."""
+    if not torch.isfinite(depth).all():
+        raise ValueError("depth holds NaN or inf")
+    low, high = depth.min(), depth.max()
+    if high <= low:
+        raise ValueError("depth is constant: cannot normalise")
+    return (depth - low) / (high - low)
+
+
+def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W) numpy / torch (also (1, H, W), (1, 1, H, W)) → (H, W) float32 torch."""
+    tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value).float()
+    tensor = tensor.reshape(tensor.shape[-2:]) if tensor.ndim > 2 and tensor.shape[:-2].numel() == 1 else tensor
+    if tuple(tensor.shape) != tuple(size):
+        raise ValueError(f"{name} must be (H, W) = {tuple(size)} like the image, got {tuple(np.shape(value))}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} holds NaN or inf")
+    return tensor.cpu()

@@ -1,0 +1,91 @@
+"""amodal.predict: paste the amodal depth into D_o with the official seam blend."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
+from amodal.predict import blend_border, minmax, predict
+
+
+def _reference_blend(observed, amodal, mask):
+    """Loops: paste, then the 3×3 mean (reflect-101 border) where 0 < mask count < 9."""
+    h, w = mask.shape
+    pasted = np.where(mask, amodal, observed).astype(np.float64)
+    out = pasted.copy()
+    reflect = lambda i, n: -i if i < 0 else (2 * (n - 1) - i if i >= n else i)
+    for y in range(h):
+        for x in range(w):
+            count = sum(mask[y + dy, x + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                        if 0 <= y + dy < h and 0 <= x + dx < w)
+            if 0 < count < 9:
+                out[y, x] = np.mean([pasted[reflect(y + dy, h), reflect(x + dx, w)] for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    return out
+
+
+def test_blend_border_matches_loops():
+    rng = np.random.default_rng(0)
+    observed, amodal = rng.random((9, 12)), rng.random((9, 12))
+    mask = np.zeros((9, 12), bool)
+    mask[2:7, 0:5] = True  # touches the left border
+    mask[4, 8] = True
+    out = blend_border(torch.from_numpy(observed), torch.from_numpy(amodal), torch.from_numpy(mask))
+    assert np.allclose(out.numpy(), _reference_blend(observed, amodal, mask), atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    base = DepthAnythingV2(TINY).eval()
+    with torch.no_grad():  # random weights give all-zero ReLU output; lift it so it varies
+        base.head.scratch.output_conv2[2].bias.fill_(1.0)
+    return AmodalDAV2(TINY).eval(), base
+
+
+def _scene():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 15:45] = True
+    return rgb, mask
+
+
+def test_predict_pastes_the_amodal_output_inside_the_mask(models, monkeypatch):
+    model, base = models
+    monkeypatch.setattr("amodal.predict.INPUT_SIZE", 70)  # tiny model, small square input
+    rgb, mask = _scene()
+    observed = np.linspace(0, 1, 40 * 60).reshape(40, 60)
+    out = predict(rgb, mask, model, observed_depth=observed)
+    assert out.shape == (40, 60) and out.dtype == np.float32
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    squash = lambda x: F.interpolate(x, (70, 70), mode="nearest-exact")
+    with torch.no_grad():
+        net = model(squash(image), squash(torch.from_numpy(mask)[None, None].float()),
+                    squash(torch.from_numpy(observed)[None, None].float()))
+    net = F.interpolate(net, (40, 60), mode="bilinear", align_corners=False)[0, 0].numpy()
+    expected = _reference_blend(observed, net, mask)
+    assert np.allclose(out, expected, atol=1e-6)
+    assert np.array_equal(out[:8], observed[:8].astype(np.float32))  # far outside: D_o untouched
+
+
+def test_predict_takes_observed_depth_from_the_base_model(models, monkeypatch):
+    model, base = models
+    monkeypatch.setattr("amodal.predict.INPUT_SIZE", 70)
+    rgb, mask = _scene()
+    observed = minmax(torch.from_numpy(base.infer_image(rgb))).numpy()
+    assert np.allclose(predict(rgb, mask, model, base), predict(rgb, mask, model, observed_depth=observed), atol=1e-6)
+
+
+def test_predict_errors(models):
+    model, base = models
+    rgb, mask = _scene()
+    with pytest.raises(ValueError, match="empty"):
+        predict(rgb, np.zeros_like(mask), model, base)
+    with pytest.raises(ValueError, match="amodal_mask"):
+        predict(rgb, mask[:30], model, base)
+    with pytest.raises(ValueError, match="base_model"):
+        predict(rgb, mask, model)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        predict(rgb, mask, model, observed_depth=np.full((40, 60), 2.0))
+    with pytest.raises(ValueError, match="constant"):
+        minmax(torch.ones(3, 3))
