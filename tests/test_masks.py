@@ -1,0 +1,53 @@
+"""Tests for amodal.masks: a tiny random SAM's masks written as SA-1B JSON and read back."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from segment_anything import SamAutomaticMaskGenerator
+
+from amodal.masks import sam_annotations, sam_generator, tiny_sam, write_sam_masks
+from amodal.sa1b import decode_mask, read_sa1b
+
+
+def generator():
+    return SamAutomaticMaskGenerator(tiny_sam(), points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+
+
+def test_annotations_equal_the_generator_masks():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    gen = generator()
+    records = [r for r in gen.generate(image) if r["segmentation"].any()]
+    annotations = sam_annotations(image, gen, first_id=5_000_000)
+    assert len(annotations) == len(records) > 0
+    for a, r in zip(annotations, records):
+        assert np.array_equal(decode_mask(a), r["segmentation"])
+        assert a["predicted_iou"] == pytest.approx(r["predicted_iou"]) and a["area"] == r["segmentation"].sum()
+        assert a["id"] >= 5_000_000
+
+
+def test_folder_to_sa1b_json(tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "photos").mkdir()
+    for name in ("b", "a"):
+        Image.fromarray(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(tmp_path / "photos" / f"{name}.png")
+    paths = write_sam_masks(tmp_path / "photos", tmp_path / "json", generator=generator())
+    assert [p.name for p in paths] == ["a.json", "b.json"]
+    data = read_sa1b(paths[0])
+    assert data["image"]["file_name"] == "a.png" and (data["image"]["height"], data["image"]["width"]) == (32, 48)
+    ids = [a["id"] for a in read_sa1b(paths[0])["annotations"] + read_sa1b(paths[1])["annotations"]]
+    assert len(ids) == len(set(ids))
+    # a second run keeps existing files (resume)
+    before = paths[0].stat().st_mtime_ns
+    write_sam_masks(tmp_path / "photos", tmp_path / "json", generator=generator())
+    assert paths[0].stat().st_mtime_ns == before
+
+
+def test_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="SAM checkpoint not found"):
+        sam_generator(tmp_path / "sam.pth")
+    with pytest.raises(ValueError, match="uint8"):
+        sam_annotations(np.zeros((4, 4, 3)), generator())
+    with pytest.raises(FileNotFoundError, match="image folder"):
+        write_sam_masks(tmp_path / "none", tmp_path / "out", generator=generator())
