@@ -409,44 +409,51 @@ def render(scene: Scene) -> Render:
     h, w = cam.height, cam.width
     rays = _rays(cam)
     n = len(rays)
-    all_pixels = np.arange(n)
-    best_t = np.full(n, np.inf)
-    best_normal = np.zeros((n, 3))
-    best_uv = np.zeros((n, 2))
-    best_tex = np.zeros(n, dtype=np.int64)
-    labels = np.full(n, -1, dtype=np.int64)
+    shapes = [*scene.stage(), *scene.objects]
     k = len(scene.objects)
     amodal = np.full((k, n), np.inf)
-    for index, shape in enumerate([*scene.stage(), *scene.objects]):
+    best_t = np.full(n, np.inf)
+    winner = np.zeros(n, dtype=np.int64)  # index into ``shapes`` of the visible surface
+    # Pass 1: depth only. Objects are intersected inside their screen rectangle.
+    for index, shape in enumerate(shapes):
         obj = index - 2
-        pixels = all_pixels
+        pixels = None
         if obj >= 0:
             box = cam.bounds(shape.center, shape.bounding_radius())
             if box is not None:
                 r0, r1, c0, c1 = box
                 pixels = (np.arange(r0, r1)[:, None] * w + np.arange(c0, c1)[None, :]).ravel()
-        if pixels.size == 0:
-            continue
-        t, normal, uv = shape.hit(rays[pixels])
+                if pixels.size == 0:
+                    continue
+        t = shape.hit(rays if pixels is None else rays[pixels])[0]
         if obj >= 0:
-            amodal[obj, pixels] = t
-        nearer = t < best_t[pixels]
-        where = pixels[nearer]
-        best_t[where] = t[nearer]
-        best_normal[where] = normal[nearer]
-        best_uv[where] = uv[nearer]
-        best_tex[where] = shape.texture
-        labels[where] = obj if obj >= 0 else -1
+            if pixels is None:
+                amodal[obj] = t
+            else:
+                amodal[obj, pixels] = t
+        if pixels is None:
+            nearer = t < best_t
+            best_t = np.where(nearer, t, best_t)
+            winner[nearer] = index
+        else:
+            nearer = t < best_t[pixels]
+            where = pixels[nearer]
+            best_t[where] = t[nearer]
+            winner[where] = index
+    # Pass 2: colour, only where each shape won.
     colour = np.empty((n, 3))
-    for tex_id in np.unique(best_tex):
-        sel = best_tex == tex_id
-        colour[sel] = _sample(scene.textures[int(tex_id) % len(scene.textures)], best_uv[sel])
-    # Lambertian shading, normals flipped towards the camera so both sides of a slab light up.
-    facing_camera = (best_normal * rays).sum(1) <= 0
-    light = (best_normal @ LIGHT_DIRECTION) * np.where(facing_camera, 1.0, -1.0)
-    light = AMBIENT + (1 - AMBIENT) * np.clip(light, 0, 1)
+    light = np.empty(n)
+    for index in np.unique(winner):
+        where = np.flatnonzero(winner == index)
+        shape = shapes[int(index)]
+        _, normal, uv = shape.hit(rays[where])
+        colour[where] = _sample(scene.textures[shape.texture % len(scene.textures)], uv)
+        # Lambertian shading, normals flipped towards the camera so both sides of a slab light up.
+        facing = np.where((normal * rays[where]).sum(1) <= 0, 1.0, -1.0)
+        light[where] = AMBIENT + (1 - AMBIENT) * np.clip((normal @ LIGHT_DIRECTION) * facing, 0, 1)
     image = np.clip(colour * light[:, None], 0, 1).astype(np.float32)
-    labels = labels.reshape(h, w)
+    labels = (winner - 2).reshape(h, w)
+    labels[labels < 0] = -1
     amodal = amodal.reshape(k, h, w)
     return Render(
         image=image.reshape(h, w, 3),
