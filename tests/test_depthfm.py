@@ -1,0 +1,290 @@
+"""DepthFM / Amodal-DepthFM on diffusers: official checkpoint layout, zero-initialised
+guidance, sampling, alignment, saving and loading, clear errors. Tiny configs only."""
+import numpy as np
+import pytest
+import torch
+
+from amodal.models.depthfm import (
+    AmodalDepthFM,
+    DepthFM,
+    PixelAutoencoder,
+    SDAutoencoder,
+    ambiguous_occlusion_batch,
+    build_unet,
+    diffusers_to_ldm,
+    ldm_to_diffusers,
+    load_autoencoder,
+    read_depthfm_checkpoint,
+    tiny_ldm_hparams,
+    unet_config_from_ldm,
+    write_depthfm_checkpoint,
+)
+
+DEPTHFM_HPARAMS = {  # as printed from depthfm-v1.ckpt in the official Amodal-DepthFM code
+    "image_size": 32, "in_channels": 8, "out_channels": 4, "model_channels": 320,
+    "attention_resolutions": [4, 2, 1], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4],
+    "num_heads": 8, "use_spatial_transformer": True, "use_linear_in_transformer": True,
+    "transformer_depth": 1, "context_dim": 1024, "legacy": False,
+}
+# Three levels, two resnets per level, a level without attention: every naming path.
+CONVERSION_HPARAMS = tiny_ldm_hparams(num_res_blocks=2, channel_mult=[1, 2, 2], attention_resolutions=[1, 2])
+
+
+def randomised_unet(hparams, seed=0):
+    """A UNet with *every* parameter random (diffusers zero-initialises some, which would
+    hide swapped or dropped weights)."""
+    torch.manual_seed(seed)
+    unet = build_unet(hparams)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.copy_(torch.randn_like(p) * 0.2)
+    return unet.eval()
+
+
+def tiny_depthfm(seed=0, hparams=None):
+    hparams = hparams or tiny_ldm_hparams()
+    unet = randomised_unet(hparams, seed)
+    embedding = torch.randn(1, 3, hparams["context_dim"], generator=torch.Generator().manual_seed(seed))
+    return DepthFM(unet, PixelAutoencoder(4, downsample=2), embedding).eval()
+
+
+def inputs(batch=2, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(batch, 3, size, size, generator=g)
+    amodal = torch.zeros(batch, 1, size, size)
+    amodal[:, :, 3:13, 2:14] = 1
+    visible = amodal.clone()
+    visible[:, :, :, 9:] = 0
+    observed = torch.rand(batch, 1, size, size, generator=g)
+    return image, amodal, observed, visible
+
+
+def test_depthfm_hparams_give_the_sd2_topology_in_diffusers_terms():
+    config = unet_config_from_ldm(DEPTHFM_HPARAMS)
+    assert config["down_block_types"] == ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
+    assert config["up_block_types"] == ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
+    assert config["block_out_channels"] == (320, 640, 1280, 1280)
+    assert config["attention_head_dim"] == 8  # diffusers' legacy name for the number of heads
+    assert (config["in_channels"], config["out_channels"], config["cross_attention_dim"]) == (8, 4, 1024)
+    assert config["use_linear_projection"] and config["flip_sin_to_cos"] and config["freq_shift"] == 0
+    assert config["layers_per_block"] == 2
+
+
+@pytest.mark.parametrize("change", [{"use_scale_shift_norm": True}, {"num_classes": 10}, {"mystery": 1}])
+def test_unsupported_hparams_fail_clearly(change):
+    with pytest.raises(ValueError, match="ldm_hparams"):
+        unet_config_from_ldm({**DEPTHFM_HPARAMS, **change})
+
+
+def test_ldm_diffusers_conversion_round_trips_exactly():
+    unet = randomised_unet(CONVERSION_HPARAMS)
+    state = unet.state_dict()
+    ldm = diffusers_to_ldm(state, unet.config)
+    # names of the official LDM UNetModel layout (openaimodel.py), written out by hand
+    for key in ("time_embed.0.weight", "time_embed.2.bias", "input_blocks.0.0.weight",
+                "input_blocks.1.0.in_layers.0.weight", "input_blocks.1.0.emb_layers.1.weight",
+                "input_blocks.1.1.proj_in.weight", "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight",
+                "input_blocks.3.0.op.weight", "input_blocks.4.0.skip_connection.weight",
+                "input_blocks.7.0.out_layers.3.weight", "middle_block.0.in_layers.2.weight",
+                "middle_block.1.transformer_blocks.0.attn2.to_k.weight", "middle_block.2.out_layers.0.bias",
+                "output_blocks.0.0.skip_connection.weight", "output_blocks.2.1.conv.weight",
+                "output_blocks.5.2.conv.weight", "output_blocks.8.1.proj_out.bias", "out.0.weight", "out.2.bias"):
+        assert key in ldm, key
+    assert len(ldm) == len(state)
+    back = ldm_to_diffusers(ldm, unet.config)  # diffusers' own converter
+    assert set(back) == set(state)
+    for key, value in state.items():
+        assert torch.equal(back[key], value), key
+
+
+def test_official_format_checkpoint_loads_strictly_and_computes_the_same(tmp_path):
+    hparams = tiny_ldm_hparams()
+    unet = randomised_unet(hparams, seed=3)
+    embedding = torch.randn(1, 5, hparams["context_dim"])
+    path = write_depthfm_checkpoint(tmp_path / "depthfm-v1.ckpt", unet, embedding, hparams)
+    model = DepthFM.from_checkpoint(path, vae=PixelAutoencoder(4)).eval()
+    assert model.noising_step == 400 and torch.equal(model.empty_text_embedding, embedding)
+    x, cond, t = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor([0.1, 0.7])
+    with torch.no_grad():
+        expected = unet(torch.cat([x, cond], 1), t, encoder_hidden_states=embedding.expand(2, -1, -1)).sample
+        torch.testing.assert_close(model.velocity(x, t, cond), expected, rtol=0, atol=0)
+
+
+def test_numpy_embedding_and_prefixed_keys_are_accepted(tmp_path):
+    hparams = tiny_ldm_hparams()
+    unet = randomised_unet(hparams)
+    state = {"model.diffusion_model." + k: v for k, v in diffusers_to_ldm(unet.state_dict(), unet.config).items()}
+    embedding = np.random.RandomState(0).randn(3, hparams["context_dim"]).astype(np.float32)
+    torch.save({"noising_step": 400, "empty_text_embedding": embedding, "ldm_hparams": hparams,
+                "state_dict": state}, tmp_path / "c.ckpt")
+    ckpt = read_depthfm_checkpoint(tmp_path / "c.ckpt")
+    assert ckpt["empty_text_embedding"].shape == (1, 3, hparams["context_dim"])
+    assert all(not k.startswith("model.") for k in ckpt["state_dict"])
+
+
+def test_wrong_checkpoints_fail_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        DepthFM.from_checkpoint(tmp_path / "missing.ckpt", vae=PixelAutoencoder())
+    torch.save({"model": {"pretrained.cls_token": torch.zeros(1)}}, tmp_path / "dav2.pth")
+    with pytest.raises(ValueError, match="not a DepthFM checkpoint.*ldm_hparams"):
+        DepthFM.from_checkpoint(tmp_path / "dav2.pth", vae=PixelAutoencoder())
+    hparams = tiny_ldm_hparams()
+    unet = randomised_unet(hparams)
+    write_depthfm_checkpoint(tmp_path / "ok.ckpt", unet, torch.zeros(1, 2, 16), hparams)
+    ckpt = torch.load(tmp_path / "ok.ckpt", weights_only=True)
+    del ckpt["state_dict"]["out.2.weight"]
+    torch.save(ckpt, tmp_path / "truncated.ckpt")
+    with pytest.raises(ValueError, match=r"missing \['out.2.weight'\]"):
+        DepthFM.from_checkpoint(tmp_path / "truncated.ckpt", vae=PixelAutoencoder())
+    ckpt = torch.load(tmp_path / "ok.ckpt", weights_only=True)
+    ckpt["ldm_hparams"] = {**hparams, "context_dim": 24}  # weights of another width
+    torch.save(ckpt, tmp_path / "mismatch.ckpt")
+    with pytest.raises(ValueError, match="size mismatch"):
+        DepthFM.from_checkpoint(tmp_path / "mismatch.ckpt", vae=PixelAutoencoder())
+    with pytest.raises(ValueError, match="needs Stable Diffusion's VAE"):
+        DepthFM.from_checkpoint(tmp_path / "ok.ckpt")
+
+
+def test_zero_initialised_guidance_reproduces_depthfm_for_any_mask_and_depth():
+    base = tiny_depthfm()
+    amodal = AmodalDepthFM.from_depthfm(base)
+    assert amodal.unet.config.in_channels == 10 and base.unet.config.in_channels == 8
+    image, mask, observed, _ = inputs()
+    for seed in range(2):
+        g = torch.Generator().manual_seed(seed)
+        mask_r, observed_r = (torch.rand(mask.shape, generator=g) > 0.5).float(), torch.rand(observed.shape, generator=g)
+        ours = amodal.sample(image, mask_r, observed_r, n=2, steps=2, generator=torch.Generator().manual_seed(9),
+                             align=False)
+        ref = base.sample(image, n=2, steps=2, generator=torch.Generator().manual_seed(9))
+        torch.testing.assert_close(ours.samples, ref.samples, rtol=0, atol=1e-6)
+    # and the guidance does matter once its weights are not zero
+    with torch.no_grad():
+        amodal.unet.conv_in.weight[:, 8:] = 0.5
+    moved = amodal.sample(image, mask, observed, n=1, steps=2, generator=torch.Generator().manual_seed(9), align=False)
+    assert (moved.samples - ref.samples[:1]).abs().max() > 1e-3
+
+
+def test_guidance_is_nearest_downsampled_in_order_mask_then_depth():
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 0, 0] = 1  # the top-left pixel of each 2×2 cell is what nearest keeps
+    depth = torch.arange(64.0).view(1, 1, 8, 8) / 63
+    g_mask, g_depth = model.guidance((4, 4), amodal_mask=mask, observed_depth=depth)
+    assert g_mask[0, 0, 0, 0] == 1 and g_mask.sum() == 1
+    torch.testing.assert_close(g_depth[0, 0], depth[0, 0, ::2, ::2])
+
+
+def test_depth_codec_round_trips_with_the_pixel_autoencoder():
+    model = DepthFM(randomised_unet(tiny_ldm_hparams()), PixelAutoencoder(4, 1), torch.zeros(1, 1, 16))
+    depth = torch.rand(2, 1, 8, 8)
+    latent = model.encode_depth(depth)
+    torch.testing.assert_close(latent[:, :3], ((1 - depth) * 2 - 1).expand(-1, 3, -1, -1))
+    torch.testing.assert_close(model.decode_depth(latent), depth)
+
+
+def test_sampling_is_repeatable_and_samples_are_independent():
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    image, mask, observed, visible = inputs()
+    run = lambda seed: model.sample(image, mask, observed, n=3, steps=2, visible_mask=visible,  # noqa: E731
+                                    generator=torch.Generator().manual_seed(seed))
+    a, b, c = run(0), run(0), run(1)
+    assert a.samples.shape == (3, 2, 1, 16, 16) and a.mean.shape == a.spread.shape == (2, 1, 16, 16)
+    assert torch.equal(a.samples, b.samples) and not torch.equal(a.samples, c.samples)
+    assert (a.samples[0] - a.samples[1]).abs().max() > 1e-4  # not one sample repeated
+    torch.testing.assert_close(a.mean, a.samples.mean(0))
+    torch.testing.assert_close(a.spread, a.samples.std(0, unbiased=False))
+
+
+def test_alignment_is_least_squares_to_observed_depth_on_visible_pixels():
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    image, mask, observed, visible = inputs(batch=1)
+    raw = model.sample(image, mask, observed, n=2, steps=2, generator=torch.Generator().manual_seed(5), align=False)
+    aligned = model.sample(image, mask, observed, n=2, steps=2, generator=torch.Generator().manual_seed(5),
+                           visible_mask=visible)
+    v = visible[0, 0].numpy() > 0
+    for k in range(2):
+        p = raw.samples[k, 0, 0].double().numpy()
+        design = np.stack([p[v], np.ones(v.sum())], 1)
+        (s, t), *_ = np.linalg.lstsq(design, observed[0, 0].double().numpy()[v], rcond=None)
+        np.testing.assert_allclose(aligned.samples[k, 0, 0].numpy(), s * p + t, atol=1e-5)
+    with pytest.raises(ValueError, match="visible_mask"):
+        model.sample(image, mask, observed)
+
+
+def test_bad_inputs_fail_clearly():
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    image, mask, observed, visible = inputs()
+    with pytest.raises(ValueError, match="amodal_mask must have shape"):
+        model.sample(image, mask[:, :, :8], observed, align=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.sample(image, mask, observed * 2, align=False)
+    with pytest.raises(ValueError, match="empty"):
+        model.sample(image, torch.zeros_like(mask), observed, align=False)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        model.sample(image[..., :14, :14], mask[..., :14, :14], observed[..., :14, :14], align=False)
+    with pytest.raises(ValueError, match="10 input channels"):
+        AmodalDepthFM(tiny_depthfm().unet, PixelAutoencoder(), torch.zeros(1, 1, 16))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    with torch.no_grad():
+        model.unet.conv_in.weight[:, 8:].normal_()
+    model.save_pretrained(tmp_path / "amodal")
+    loaded = AmodalDepthFM.from_pretrained(tmp_path / "amodal")
+    assert loaded.unet.config.in_channels == 10 and loaded.autoencoder.downsample == 2
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    image, mask, observed, _ = inputs()
+    sample = lambda m: m.sample(image, mask, observed, n=2, steps=2, align=False,  # noqa: E731
+                                generator=torch.Generator().manual_seed(0)).samples
+    assert torch.equal(sample(model), sample(loaded))
+    with pytest.raises(ValueError, match="holds a AmodalDepthFM"):
+        DepthFM.from_pretrained(tmp_path / "amodal")
+    with pytest.raises(FileNotFoundError, match="depthfm.json"):
+        AmodalDepthFM.from_pretrained(tmp_path)
+
+
+def test_training_loss_reaches_the_unet_and_counts_only_masked_latents():
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    image, mask, observed, _ = inputs()
+    outputs = []
+    model.unet.register_forward_hook(lambda module, args, out: outputs.append(out.sample) or out.sample.retain_grad())
+    loss = model.training_loss(image, mask, observed, torch.rand_like(observed),
+                               generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert loss.item() > 0 and model.unet.conv_in.weight.grad[:, 8:].abs().sum() > 0
+    grad = outputs[0].grad  # d loss / d velocity, (B, 4, 8, 8)
+    latent_mask = mask[..., ::2, ::2].expand_as(grad) > 0  # nearest downsampling keeps top-left pixels
+    assert (grad[~latent_mask] == 0).all() and (grad[latent_mask] != 0).all()
+
+
+def test_sd_autoencoder_scales_the_posterior_mode(tmp_path):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=(32,), down_block_types=("DownEncoderBlock2D",),
+                        up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=32, layers_per_block=1)
+    vae.save_pretrained(tmp_path / "vae")
+    loaded = load_autoencoder(tmp_path)  # finds the vae/ subfolder
+    assert isinstance(loaded, SDAutoencoder) and loaded.downsample == 1
+    x = torch.rand(1, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode(x), vae.encode(x).latent_dist.mode() * 0.18215)
+    with pytest.raises(FileNotFoundError):
+        load_autoencoder(tmp_path / "nowhere")
+
+
+def test_toy_scenes_hide_the_bend_behind_the_bar():
+    data = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0))
+    hidden = (data["amodal_mask"] > 0) & (data["visible_mask"] == 0)
+    assert hidden.flatten(1).any(1).all()
+    # outside the hidden part the target is what is observed; inside it bends by ±slope·u
+    outside = ~hidden
+    assert torch.equal(data["target_depth"][outside], data["observed_depth"][outside])
+    for b in range(6):
+        diff = data["target_depth"][b][hidden[b]] - data["observed_depth"][b][data["visible_mask"][b] > 0][0]
+        assert (torch.sign(diff[diff.abs() > 1e-6]) == data["bend"][b]).all()
+    # the image is the same for both bends: nothing visible tells them apart
+    same = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0), slope=-0.3)
+    assert torch.equal(same["image"], data["image"])
