@@ -135,3 +135,5 @@ def test_foreign_and_missing_files(tmp_path):
         DepthAnythingV2.from_pretrained(tmp_path / "nowhere.pth")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         DepthAnythingV2.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint path"):
+        AmodalDAV2.from_pretrained(None)

@@ -116,11 +116,13 @@ class _DepthNetwork(nn.Module):
         """SDPA (``True``, default, fast) or the official step-by-step attention (bit-exact)."""
         self.encoder.set_fused_attention(enabled)
 
-    def _run(self, image: torch.Tensor, guidance: torch.Tensor | None) -> torch.Tensor:
+    def _features(self, image: torch.Tensor, guidance: torch.Tensor | None) -> list[torch.Tensor]:
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W) RGB in [0, 1], got {tuple(image.shape)}")
-        image = (image - self.pixel_mean) / self.pixel_std
-        features = self.encoder.forward_taps(image, guidance)
+        return self.encoder.forward_taps((image - self.pixel_mean) / self.pixel_std, guidance)
+
+    def _run(self, image: torch.Tensor, guidance: torch.Tensor | None) -> torch.Tensor:
+        features = self._features(image, guidance)
         return self.head(features, image.shape[-2] // PATCH_SIZE, image.shape[-1] // PATCH_SIZE)
 
     @classmethod
@@ -199,6 +201,10 @@ class DepthAnythingV2(_DepthNetwork):
         """
         return self._run(image, None)
 
+    def features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder tokens the head reads: one (B, h·w, C) tensor per tapped block."""
+        return self._features(image, None)
+
     @torch.no_grad()
     def infer_image(self, rgb, input_size: int = INPUT_SIZE) -> np.ndarray:
         """Disparity of one photo at its own resolution, with DAV2's preprocessing.
@@ -245,11 +251,19 @@ class AmodalDAV2(_DepthNetwork):
         Returns:
             (B, 1, H, W) normalised disparity in [0, 1].
         """
+        return self._run(image, self.guidance(image, amodal_mask, observed_depth))
+
+    def features(self, image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder tokens the head reads: one (B, h·w, C) tensor per tapped block."""
+        return self._features(image, self.guidance(image, amodal_mask, observed_depth))
+
+    @staticmethod
+    def guidance(image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> torch.Tensor:
+        """``[2·M_a − 1, 2·D_o − 1]``, (B, 2, H, W) in [-1, 1]: mask first, as the official code."""
         for name, x in (("amodal_mask", amodal_mask), ("observed_depth", observed_depth)):
             if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != image.shape[-2:] or x.shape[0] != image.shape[0]:
                 raise ValueError(f"{name} must be (B, 1, H, W) like image {tuple(image.shape)}, got {tuple(x.shape)}")
-        guidance = torch.cat([amodal_mask, observed_depth], dim=1).to(image.dtype) * 2 - 1
-        return self._run(image, guidance)
+        return torch.cat([amodal_mask, observed_depth], dim=1).to(image.dtype) * 2 - 1
 
     @classmethod
     def from_dav2(cls, path: str | Path, config: DAV2Config | str | None = None, fused_attn: bool = True):

@@ -35,7 +35,7 @@ _SWIGLU_TO_TIMM = ((re.compile(r"(blocks\.\d+\.mlp\.)w12\."), r"\1fc1."), (re.co
 _SWIGLU_TO_OFFICIAL = ((re.compile(r"(blocks\.\d+\.mlp\.)fc1\."), r"\1w12."), (re.compile(r"(blocks\.\d+\.mlp\.)fc2\."), r"\1w3."))
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     """Read the tensors of a checkpoint file or folder.
 
     Args:
@@ -46,9 +46,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         (state dict as stored, our JSON config or ``None`` when the file is not ours).
 
     Raises:
-        FileNotFoundError: no such file, or a folder without ``model.safetensors``.
+        FileNotFoundError: no path, no such file, or a folder without ``model.safetensors``.
         ValueError: a file that holds no tensors.
     """
+    if path is None:
+        raise FileNotFoundError(
+            "no checkpoint path given: pass an official .pth / model.safetensors or a save_pretrained folder"
+        )
     path = Path(path)
     if path.is_dir():
         folder, path = path, path / WEIGHTS_NAME
