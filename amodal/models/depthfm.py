@@ -731,9 +731,9 @@ def ambiguous_occlusion_batch(batch: int, size: int = 32, generator: torch.Gener
                               slope: float = 0.3) -> dict[str, torch.Tensor]:
     """Synthetic scenes whose hidden depth is ambiguous, for training the tiny model.
 
-    A flat orange plate stands before a sloping floor; a dark bar in front hides its
-    right part. Behind the bar the plate bends towards or away from the camera
-    (disparity ``d0 ± slope·u``, ``u`` from 0 at the bar's edge to 1 at the plate's end)
+    A slightly tilted orange plate stands before a sloping floor; a dark bar in front
+    hides its right part. Behind the bar the plate bends towards or away from the camera
+    (disparity ``± slope·u`` added, ``u`` from 0 at the bar's edge to 1 at the plate's end)
     with equal chance. Nothing in the image tells which: the right answer is a
     *distribution* with two modes, which is what a generative model can represent.
 
@@ -754,12 +754,15 @@ def ambiguous_occlusion_batch(batch: int, size: int = 32, generator: torch.Gener
         bottom, right = top + size // 2 + int(r[2]), left + 3 * size // 4 + int(r[3])
         edge = left + 2 * (right - left) // 5
         d0 = 0.45 + 0.15 * float(torch.rand((), generator=g))
+        # a visible tilt too: on a flat visible part least-squares alignment has no scale to fit
+        tilt = (0.08 + 0.07 * float(torch.rand((), generator=g))) * (1 if torch.rand((), generator=g) < 0.5 else -1)
         floor = 0.1 + 0.25 * rows / size
         plate = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
         bar = (rows >= top - 2) & (rows < bottom + 2) & (cols >= edge) & (cols < right + 2)
         u = ((cols - edge) / max(right - 1 - edge, 1)).clamp(min=0)
-        plate_depth = d0 + float(bend[b]) * slope * u
-        observed = torch.where(bar, torch.tensor(0.9), torch.where(plate, torch.tensor(d0), floor))
+        seen_depth = d0 + tilt * (cols - left) / (right - left)
+        plate_depth = seen_depth + float(bend[b]) * slope * u
+        observed = torch.where(bar, torch.tensor(0.9), torch.where(plate, seen_depth, floor))
         out["observed_depth"][b, 0] = observed
         out["target_depth"][b, 0] = torch.where(plate, plate_depth, observed)
         out["amodal_mask"][b, 0] = plate.float()
