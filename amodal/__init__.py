@@ -40,6 +40,12 @@ _PUBLIC = {
     "import_release": "amodal.adiw.pix2gestalt",
     "label_quality": "amodal.adiw.quality",
     "write_sam_masks": "amodal.masks",
+    "DepthFM": "amodal.models.depthfm",
+    "AmodalDepthFM": "amodal.models.depthfm",
+    "DepthSamples": "amodal.models.depthfm",
+    "flow_matching_loss": "amodal.flow_matching",
+    "euler_sample": "amodal.flow_matching",
+    "ensemble_statistics": "amodal.flow_matching",
     "setup_run": "amodal.notebook",
     "data_samples_dir": "amodal.paths",
 }
