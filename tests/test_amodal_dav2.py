@@ -116,6 +116,24 @@ def test_infer_image_keeps_aspect_and_returns_input_resolution(pair):
     assert np.allclose(dav2.infer_image(rgb.astype(np.float32) / 255, input_size=70), out, atol=1e-6)
 
 
+def test_exact_and_fast_modes(tmp_path, pair):
+    _, amodal = pair
+    x = (torch.rand(1, 3, 84, 70), torch.ones(1, 1, 84, 70), torch.rand(1, 1, 84, 70))
+    with torch.no_grad():
+        fast = amodal(*x)
+        amodal.set_exact(True)
+        assert not any(block.attn.fused_attn for block in amodal.encoder.blocks)
+        assert amodal.head.scratch.layer1_rn.weight.is_contiguous()
+        exact = amodal(*x)
+        amodal.set_exact(False)
+    assert amodal.head.scratch.layer1_rn.weight.is_contiguous(memory_format=torch.channels_last)
+    assert 0 < (fast - exact).abs().max() < 1e-5
+    amodal.save_pretrained(tmp_path)  # the layout survives saving and loading
+    loaded = AmodalDAV2.from_pretrained(tmp_path)
+    assert loaded.head.scratch.layer1_rn.weight.is_contiguous(memory_format=torch.channels_last)
+    assert AmodalDAV2.from_pretrained(tmp_path, exact=True).head.scratch.layer1_rn.weight.is_contiguous()
+
+
 def test_bad_inputs(pair):
     dav2, amodal = pair
     with pytest.raises(ValueError, match="multiples of 14"):

@@ -96,13 +96,14 @@ class _DepthNetwork(nn.Module):
 
     amodal = False
 
-    def __init__(self, size: str | DAV2Config = "s", fused_attn: bool = True):
+    def __init__(self, size: str | DAV2Config = "s", exact: bool = False):
         super().__init__()
         self.config = _resolve(size)
         c = self.config
-        self.encoder = DINOv2(c.encoder(), guidance_channels=2 if self.amodal else 0, fused_attn=fused_attn)
+        self.encoder = DINOv2(c.encoder(), guidance_channels=2 if self.amodal else 0)
         self.head = DPTHead(c.embed_dim, c.features, c.out_channels, input_projection=self.amodal,
                             output="sigmoid" if self.amodal else "relu")
+        self.set_exact(exact)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -113,8 +114,20 @@ class _DepthNetwork(nn.Module):
         return f"ViT-{name.upper()}" if name else f"dim {self.config.embed_dim}, {self.config.depth} blocks"
 
     def set_fused_attention(self, enabled: bool) -> None:
-        """SDPA (``True``, default, fast) or the official step-by-step attention (bit-exact)."""
+        """SDPA (``True``, default, fast) or the official step-by-step attention."""
         self.encoder.set_fused_attention(enabled)
+
+    def set_exact(self, exact: bool) -> None:
+        """Bit-exact with the official code (``True``) or fast (``False``, the default).
+
+        Fast = timm's fused attention (SDPA) in the encoder and channels-last convolution
+        weights in the head. The head's token maps arrive channels-last anyway (a free view
+        of (B, h·w, C)), so this spares oneDNN / cuDNN their layout reorders. Together they
+        change outputs by a few 1e-6. Loading weights keeps the layout chosen here.
+        """
+        self.set_fused_attention(not exact)
+        layout = torch.contiguous_format if exact else torch.channels_last
+        self.head.to(memory_format=layout)
 
     def _features(self, image: torch.Tensor, guidance: torch.Tensor | None) -> list[torch.Tensor]:
         if image.ndim != 4 or image.shape[1] != 3:
@@ -126,7 +139,7 @@ class _DepthNetwork(nn.Module):
         return self.head(features, image.shape[-2] // PATCH_SIZE, image.shape[-1] // PATCH_SIZE)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, config: DAV2Config | str | None = None, fused_attn: bool = True):
+    def from_pretrained(cls, path: str | Path, config: DAV2Config | str | None = None, exact: bool = False):
         """Build the network from an official checkpoint or one of ours.
 
         Args:
@@ -134,7 +147,7 @@ class _DepthNetwork(nn.Module):
                 folder), or a folder written by :meth:`save_pretrained`.
             config: the shape; by default ours come with theirs and official files are sized
                 from their tensors (S/B/L/G).
-            fused_attn: see :meth:`set_fused_attention`.
+            exact: see :meth:`set_exact`.
 
         Raises:
             FileNotFoundError: no such file.
@@ -152,7 +165,7 @@ class _DepthNetwork(nn.Module):
             if shape["size"] is None:
                 raise ValueError(f"{path}: {checkpoints.describe(state)} matches no known size; pass config=")
             config = shape["size"]
-        model = cls(config, fused_attn=fused_attn)
+        model = cls(config, exact=exact)
         checkpoints.load_strict(model, state, str(path), description, hint=cls._hint(state))
         return model.eval()
 
@@ -189,7 +202,7 @@ class DepthAnythingV2(_DepthNetwork):
 
     Args:
         size: ``"s"``, ``"b"``, ``"l"``, ``"g"`` or a :class:`DAV2Config` (e.g. ``TINY``).
-        fused_attn: SDPA attention (default) or the step-by-step official one.
+        exact: bit-exact with the official code, or fast (default; see :meth:`set_exact`).
     """
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -237,7 +250,7 @@ class AmodalDAV2(_DepthNetwork):
 
     Args:
         size: ``"s"``, ``"b"``, ``"l"``, ``"g"`` or a :class:`DAV2Config`.
-        fused_attn: SDPA attention (default) or the step-by-step official one.
+        exact: bit-exact with the official code, or fast (default; see :meth:`set_exact`).
     """
 
     amodal = True
@@ -266,7 +279,7 @@ class AmodalDAV2(_DepthNetwork):
         return torch.cat([amodal_mask, observed_depth], dim=1).to(image.dtype) * 2 - 1
 
     @classmethod
-    def from_dav2(cls, path: str | Path, config: DAV2Config | str | None = None, fused_attn: bool = True):
+    def from_dav2(cls, path: str | Path, config: DAV2Config | str | None = None, exact: bool = False):
         """Amodal-DAV2 initialised from Depth Anything V2 weights (how training starts).
 
         Encoder and DPT head come from the file; the guidance embedding is zero and the
@@ -276,8 +289,8 @@ class AmodalDAV2(_DepthNetwork):
         Args:
             path: a DAV2 checkpoint (official ``.pth`` or ours).
         """
-        dav2 = DepthAnythingV2.from_pretrained(path, config=config, fused_attn=fused_attn)
-        model = cls(dav2.config, fused_attn=fused_attn)
+        dav2 = DepthAnythingV2.from_pretrained(path, config=config, exact=exact)
+        model = cls(dav2.config, exact=exact)
         missing, unexpected = model.load_state_dict(dav2.state_dict(), strict=False)
         new = [k for k in missing if not k.startswith(("encoder.patch_embed_guidance.", "head.input_projection."))]
         if new or unexpected:

@@ -154,7 +154,7 @@ def to_official(state: dict[str, torch.Tensor], amodal: bool) -> dict[str, torch
         else:
             raise ValueError(f"unexpected key {key!r}: not one of ours (encoder.*, head.*)")
     out[encoder + "mask_token"] = torch.zeros(1, state["encoder.cls_token"].shape[-1])
-    return out
+    return {k: v.contiguous() for k, v in out.items()}  # plain layout, as the official files
 
 
 def infer_shape(state: dict[str, torch.Tensor]) -> dict[str, Any]:
