@@ -16,9 +16,9 @@ means), which keeps the answer accurate to ~1e-12 even for large images held in
 float32. The same function serves numpy arrays and torch tensors of shape ``(H, W)``,
 ``(1, H, W)`` or batched ``(B, 1, H, W)`` (one scale and shift per sample).
 
-Speed: on the CPU the five sums are gathered in one fused pass over the data by a
-small numba kernel (the inputs are read once, in their own dtype, never copied to
-float64), parallel over samples; tensors on a GPU use the same closed form in torch
+Speed: on the CPU the five sums are gathered in one fused, vectorised pass over the
+data by a small numba kernel (the inputs are read once, in their own dtype, never
+copied to float64); tensors on a GPU use the same closed form in torch
 operations. ``benchmarks/bench_align.py`` compares both with a ``numpy.linalg.lstsq``
 loop.
 """
@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 MIN_VALID_PIXELS = 2
 
@@ -102,39 +102,55 @@ def _fit(p, g, m):
     return scale, shift
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
-def _pivoted_moments(pred, target, mask):  # pragma: no cover - compiled
-    """Per row of ``(B, N)`` arrays: ``[n, Σdx, Σdy, Σdx², Σdx·dy, x0, y0]``, ``d· = · − pivot``.
+_FASTMATH = {"reassoc", "contract", "nsz"}  # reassociation lets LLVM vectorise the sums; NaN/inf keep their meaning
 
-    One pass, float64 accumulators, no branch on the mask in the inner loop (so it
-    vectorises); the pivot is the first masked pixel, which removes the large common
-    offset that would otherwise cancel catastrophically in ``Σx² − n·x̄²``. NaN/inf inside
-    the mask make the sums non-finite, which the caller detects.
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _row_moments(pred, target, mask, x0, y0):  # pragma: no cover - compiled
+    """``(n, Σdx, Σdy, Σdx², Σdx·dy)`` of one row with ``dx = pred − x0``, ``dy = target − y0`` on ``mask``.
+
+    Selects instead of branches, so the loop vectorises; float64 accumulators.
     """
-    batch, size = pred.shape
+    n = 0.0
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    sxy = 0.0
+    for i in range(pred.shape[0]):
+        w = mask[i] != 0
+        dx = np.float64(pred[i]) - x0
+        dy = np.float64(target[i]) - y0
+        dx = dx if w else 0.0
+        dy = dy if w else 0.0
+        n += np.float64(mask[i])
+        sx += dx
+        sy += dy
+        sxx += dx * dx
+        sxy += dx * dy
+    return n, sx, sy, sxx, sxy
+
+
+@njit(fastmath=_FASTMATH, cache=True)
+def _pivoted_moments(pred, target, mask):  # pragma: no cover - compiled
+    """Per row of ``(B, N)`` arrays (mask as uint8): ``[n, Σdx, Σdy, Σdx², Σdx·dy, x0, y0]``.
+
+    One pass over the data; the pivot ``(x0, y0)`` is the first masked pixel, which removes
+    the large common offset that would otherwise cancel catastrophically in
+    ``Σx² − n·x̄²``. NaN/inf inside the mask make the sums non-finite, which the caller
+    detects. (A serial loop: numba's ``prange`` stopped the inner loop from vectorising
+    and was slower on two cores.)
+    """
+    batch = pred.shape[0]
     out = np.zeros((batch, 7))
-    for b in prange(batch):
+    for b in range(batch):
         x0 = 0.0
         y0 = 0.0
-        for i in range(size):
-            if mask[b, i]:
+        for i in range(pred.shape[1]):
+            if mask[b, i] != 0:
                 x0 = np.float64(pred[b, i])
                 y0 = np.float64(target[b, i])
                 break
-        n = 0.0
-        sx = 0.0
-        sy = 0.0
-        sxx = 0.0
-        sxy = 0.0
-        for i in range(size):
-            w = mask[b, i]
-            dx = (np.float64(pred[b, i]) - x0) if w else 0.0
-            dy = (np.float64(target[b, i]) - y0) if w else 0.0
-            n += w
-            sx += dx
-            sy += dy
-            sxx += dx * dx
-            sxy += dx * dy
+        n, sx, sy, sxx, sxy = _row_moments(pred[b], target[b], mask[b], x0, y0)
         out[b, 0] = n
         out[b, 1] = sx
         out[b, 2] = sy
@@ -165,7 +181,8 @@ def _fit_cpu(pred, target, mask):
     p, g, m = (_cpu_array(x).reshape(batch, -1) for x in (pred, target, mask))
     if p.dtype != g.dtype or p.dtype not in (np.float32, np.float64):
         p, g = p.astype(np.float64), g.astype(np.float64)
-    p, g, m = np.ascontiguousarray(p), np.ascontiguousarray(g), np.ascontiguousarray(m, dtype=np.bool_)
+    p, g = np.ascontiguousarray(p), np.ascontiguousarray(g)
+    m = np.ascontiguousarray(m, dtype=np.bool_).view(np.uint8)  # bool → uint8 is a free view and loads faster
     sums = _pivoted_moments(p, g, m)
     n, sx, sy, sxx, sxy, x0, y0 = sums.T
     if not np.isfinite(sums).all() or (n < MIN_VALID_PIXELS).any():
