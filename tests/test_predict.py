@@ -76,6 +76,19 @@ def test_predict_takes_observed_depth_from_the_base_model(models, monkeypatch):
     assert np.allclose(predict(rgb, mask, model, base), predict(rgb, mask, model, observed_depth=observed), atol=1e-6)
 
 
+def test_module_is_callable_as_the_function(models, monkeypatch):
+    import amodal
+    import amodal.predict as module
+
+    model, _ = models
+    monkeypatch.setattr("amodal.predict.INPUT_SIZE", 70)
+    rgb, mask = _scene()
+    observed = np.linspace(0, 1, 40 * 60).reshape(40, 60)
+    direct = predict(rgb, mask, model, observed_depth=observed)
+    assert np.array_equal(module(rgb, mask, model, observed_depth=observed), direct)
+    assert np.array_equal(amodal.predict(rgb, mask, model, observed_depth=observed), direct)
+
+
 def test_predict_errors(models):
     model, base = models
     rgb, mask = _scene()
