@@ -46,6 +46,11 @@ _PUBLIC = {
     "flow_matching_loss": "amodal.flow_matching",
     "euler_sample": "amodal.flow_matching",
     "ensemble_statistics": "amodal.flow_matching",
+    "DepthAnythingV2": "amodal.models.amodal_dav2",
+    "AmodalDAV2": "amodal.models.amodal_dav2",
+    "DAV2Config": "amodal.models.amodal_dav2",
+    "predict": "amodal.inference",
+    "silog": "amodal.losses",
     "setup_run": "amodal.notebook",
     "data_samples_dir": "amodal.paths",
 }

@@ -24,8 +24,6 @@ Choices, each as in the official pipeline unless said otherwise:
 """
 from __future__ import annotations
 
-import sys
-import types
 
 import numpy as np
 import torch
@@ -120,18 +118,3 @@ def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} holds NaN or inf")
     return tensor.cpu()
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``amodal.predict(...)`` work although ``amodal.predict`` is also this module.
-
-    Importing a submodule binds its name on the package, so after ``import amodal.predict``
-    the attribute ``amodal.predict`` is the module, not the function exported lazily under
-    the same name. Making the module callable keeps both spellings working.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return predict(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

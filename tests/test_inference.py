@@ -1,11 +1,11 @@
-"""amodal.predict: paste the amodal depth into D_o with the official seam blend."""
+"""amodal.inference.predict: paste the amodal depth into D_o with the official seam blend."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
-from amodal.predict import blend_border, minmax, predict
+from amodal.inference import blend_border, minmax, predict
 
 
 def _reference_blend(observed, amodal, mask):
@@ -52,7 +52,7 @@ def _scene():
 
 def test_predict_pastes_the_amodal_output_inside_the_mask(models, monkeypatch):
     model, base = models
-    monkeypatch.setattr("amodal.predict.INPUT_SIZE", 70)  # tiny model, small square input
+    monkeypatch.setattr("amodal.inference.INPUT_SIZE", 70)  # tiny model, small square input
     rgb, mask = _scene()
     observed = np.linspace(0, 1, 40 * 60).reshape(40, 60)
     out = predict(rgb, mask, model, observed_depth=observed)
@@ -70,22 +70,20 @@ def test_predict_pastes_the_amodal_output_inside_the_mask(models, monkeypatch):
 
 def test_predict_takes_observed_depth_from_the_base_model(models, monkeypatch):
     model, base = models
-    monkeypatch.setattr("amodal.predict.INPUT_SIZE", 70)
+    monkeypatch.setattr("amodal.inference.INPUT_SIZE", 70)
     rgb, mask = _scene()
     observed = minmax(torch.from_numpy(base.infer_image(rgb))).numpy()
     assert np.allclose(predict(rgb, mask, model, base), predict(rgb, mask, model, observed_depth=observed), atol=1e-6)
 
 
-def test_module_is_callable_as_the_function(models, monkeypatch):
+def test_package_exports_the_function(models, monkeypatch):
     import amodal
-    import amodal.predict as module
 
     model, _ = models
-    monkeypatch.setattr("amodal.predict.INPUT_SIZE", 70)
+    monkeypatch.setattr("amodal.inference.INPUT_SIZE", 70)
     rgb, mask = _scene()
     observed = np.linspace(0, 1, 40 * 60).reshape(40, 60)
     direct = predict(rgb, mask, model, observed_depth=observed)
-    assert np.array_equal(module(rgb, mask, model, observed_depth=observed), direct)
     assert np.array_equal(amodal.predict(rgb, mask, model, observed_depth=observed), direct)
 
 
