@@ -53,15 +53,21 @@ def run_notebook(path: Path, profile: str, output_root: Path, parameters: dict |
     return NotebookResult(name, time.perf_counter() - start, True, metrics_file=metrics if metrics.exists() else None)
 
 
+def headline(metrics: dict, most: int = 3) -> str:
+    """The first few scalar metrics of a ``metrics.json`` as ``name=value`` (4 significant digits)."""
+    items = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return "  ".join(f"{k}={v:.4g}" for k, v in items[:most])
+
+
 def summary_table(results: list[NotebookResult]) -> str:
-    """Plain-text table: notebook, status, seconds, number of metrics written."""
-    lines = [f"{'notebook':<28} {'status':<7} {'seconds':>8}  metrics"]
+    """Plain-text table: notebook, status, seconds, and its headline metrics (or the error)."""
+    lines = [f"{'notebook':<28} {'status':<7} {'seconds':>8}  headline metrics"]
     for r in results:
-        count = ""
+        shown = ""
         if r.metrics_file is not None:
-            count = f"{len(json.loads(r.metrics_file.read_text()).get('metrics', {}))} values"
+            shown = headline(json.loads(r.metrics_file.read_text()).get("metrics", {}))
         status = "ok" if r.ok else "FAILED"
-        lines.append(f"{r.name:<28} {status:<7} {r.seconds:>8.1f}  {count or r.error}")
+        lines.append(f"{r.name:<28} {status:<7} {r.seconds:>8.1f}  {shown or r.error}")
     total = sum(r.seconds for r in results)
     lines.append(f"{'total':<28} {'':<7} {total:>8.1f}  {sum(r.ok for r in results)}/{len(results)} ok")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ import pytest
 
 from amodal.notebook import load_profile
 from amodal.paths import repo_root
-from amodal.run_notebooks import notebook_paths, parse_parameters, run_notebook, summary_table
+from amodal.run_notebooks import headline, notebook_paths, parse_parameters, run_notebook, summary_table
 
 NOTEBOOKS = notebook_paths()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -78,3 +78,8 @@ def test_parse_parameters():
     assert parse_parameters(["SEED=3", "CHECKPOINT=/w/x.pth", "LR=0.5"]) == {"SEED": 3, "CHECKPOINT": "/w/x.pth", "LR": 0.5}
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         parse_parameters(["oops"])
+
+
+def test_headline_shows_scalars_only():
+    text = headline({"table": {"a": 1}, "rmse": 0.036821, "n": 200, "ok": True, "more": 1.0, "last": 2.0})
+    assert text == "rmse=0.03682  n=200  more=1"
