@@ -83,3 +83,18 @@ def test_parse_parameters():
 def test_headline_shows_scalars_only():
     text = headline({"table": {"a": 1}, "rmse": 0.036821, "n": 200, "ok": True, "more": 1.0, "last": 2.0})
     assert text == "rmse=0.03682  n=200  more=1"
+
+
+def parameters_source(path):
+    return "".join(source(c) for c in cells_of(path) if "parameters" in c["metadata"].get("tags", []))
+
+
+NEEDS_WEIGHTS = [p for p in NOTEBOOKS if "_CHECKPOINT = None" in parameters_source(p)]
+
+
+@pytest.mark.parametrize("path", NEEDS_WEIGHTS, ids=[p.stem for p in NEEDS_WEIGHTS])
+def test_full_profile_without_weights_names_what_is_missing(path, tmp_path):
+    """`-p PROFILE full` with no checkpoint paths stops early with a FileNotFoundError that says which."""
+    result = run_notebook(path, "full", tmp_path)
+    assert not result.ok
+    assert "FileNotFoundError" in result.error and "needs" in result.error, result.error
