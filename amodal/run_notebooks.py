@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="default: runs/<profile>/")
     parser.add_argument("--only", nargs="*", default=None, help="notebook names (e.g. 02_scale_shift_alignment)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a parameter for the notebooks' parameters cell, e.g. -p CHECKPOINT=/weights/x.pth")
+                        help="a parameter for the notebooks' parameters cell, e.g. -p DAV2_CHECKPOINT=/weights/x.pth")
     args = parser.parse_args(argv)
     parameters = parse_parameters(args.param)
     output_root = args.output or runs_dir() / args.profile
