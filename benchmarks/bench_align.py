@@ -8,23 +8,14 @@ relative difference between the two answers.
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 
 import numpy as np
 import torch
 
 from amodal.align import _fit, _flat_batches, scale_shift
+from timing import best_seconds, cpu_name
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def lstsq_loop(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -50,10 +41,10 @@ def main() -> None:
     mask = rng.random(shape) < 0.4
     pred_t, target_t, mask_t = map(torch.from_numpy, (pred, target, mask))
 
-    t_loop = best_time(lambda: lstsq_loop(pred, target, mask), args.repeats)
-    t_batched = best_time(lambda: scale_shift(pred_t, target_t, mask_t), args.repeats)
-    t_numpy = best_time(lambda: scale_shift(pred, target, mask), args.repeats)
-    t_general = best_time(lambda: _fit(*_flat_batches(pred_t, target_t, mask_t)), args.repeats)
+    t_loop = best_seconds(lambda: lstsq_loop(pred, target, mask), args.repeats)
+    t_batched = best_seconds(lambda: scale_shift(pred_t, target_t, mask_t), args.repeats)
+    t_numpy = best_seconds(lambda: scale_shift(pred, target, mask), args.repeats)
+    t_general = best_seconds(lambda: _fit(*_flat_batches(pred_t, target_t, mask_t)), args.repeats)
 
     ref = lstsq_loop(pred, target, mask)
     scale, shift = scale_shift(pred_t, target_t, mask_t)
@@ -61,7 +52,7 @@ def main() -> None:
     rel = float(np.max(np.abs(got - ref) / np.abs(ref)))
 
     print(f"scale-and-shift alignment, B={args.batch}, {args.size}x{args.size}, 40% mask, best of {args.repeats}")
-    print(f"cpu: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
+    print(f"CPU: {cpu_name()}, torch threads {torch.get_num_threads()}")
     print(f"{'method':<36} {'ms':>9} {'speed-up':>9}")
     print(f"{'numpy.linalg.lstsq, per-image loop':<36} {1e3 * t_loop:>9.1f} {1.0:>8.1f}x")
     print(f"{'amodal.align (numpy, batched)':<36} {1e3 * t_numpy:>9.1f} {t_loop / t_numpy:>8.1f}x")

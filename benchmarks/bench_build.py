@@ -11,14 +11,13 @@ The baseline in the same run is 1 worker.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import tempfile
 from pathlib import Path
 
 from amodal.adiw.build import BuildConfig, build, find_sources
 from amodal.paths import data_samples_dir
+from timing import cpu_name
 
 
 def make_sources(folder: Path, count: int) -> list:
@@ -48,7 +47,7 @@ def main() -> None:
                 run = report["this_run"]
                 seconds = run["seconds"] - run["depth_seconds"]
                 rows.append((size, workers, report["samples"], run["seconds"], run["depth_seconds"], report["samples"] / seconds))
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible")
+    print(f"CPU: {cpu_name()}")
     print(f"{args.photos} photos from data_samples, {args.samples_per_image} composites tried per photo; depth model: row prior")
     print(f"{'size':>5} {'workers':>7} {'samples':>7} {'total s':>8} {'depth s':>8} {'samples/s (no depth)':>21}")
     for size, workers, n, total, depth, rate in rows:

@@ -18,14 +18,12 @@ Weights are random: speed does not depend on their values.
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 import sys
-import time
 
 import torch
 
 from amodal.models.amodal_dav2 import DepthAnythingV2
+from timing import cpu_name, median_seconds
 
 # dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets
 PEAK_BF16_TFLOPS = {
@@ -43,14 +41,6 @@ PEAK_BF16_TFLOPS = {
 BASELINE = "exact (official arithmetic)"
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def count_flops(model: torch.nn.Module, image: torch.Tensor) -> float:
@@ -64,17 +54,6 @@ def count_flops(model: torch.nn.Module, image: torch.Tensor) -> float:
     return float(counter.get_total_flops())
 
 
-def time_it(fn, repeats: int, sync=lambda: None) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench_cpu(sizes, repeats: int, resolution: int) -> None:
@@ -89,7 +68,7 @@ def bench_cpu(sizes, repeats: int, resolution: int) -> None:
         with torch.no_grad():
             for label, exact in ((BASELINE, True), ("fast (SDPA, channels-last)", False)):
                 model.set_exact(exact)
-                rows[label] = time_it(lambda: model(image), repeats)
+                rows[label] = median_seconds(lambda: model(image), repeats)
         base = rows[BASELINE]
         for label, seconds in rows.items():
             print(f"ViT-{size.upper():2s} {label:28s} {seconds * 1e3:9.1f} {1 / seconds:7.2f} {gflop:7.1f} {base / seconds:8.2f}x")
@@ -119,7 +98,7 @@ def bench_gpu(sizes, repeats: int, resolution: int, batch: int, compile_model: b
             if "compile" in label:
                 for _ in range(3):  # compile and autotune outside the timed runs
                     step()
-            seconds = time_it(step, repeats, sync)
+            seconds = median_seconds(step, repeats, sync)
             rate = batch / seconds
             achieved = flops * rate / 1e12
             mfu = f"{100 * achieved / peak:5.1f}%" if peak and bf16 else "   – "

@@ -20,14 +20,12 @@ convolutions, 2 per multiply-add) and printed beside the time.
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from amodal.models import depthfm
+from timing import cpu_name, median_seconds
 
 DEPTHFM_HPARAMS = {
     "image_size": 32, "in_channels": 8, "out_channels": 4, "model_channels": 320,
@@ -48,17 +46,6 @@ def unet_flops(model, batch: int, size: int) -> int:
     return counter.get_total_flops()
 
 
-def timed(fn, repeats: int, sync=lambda: None) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after one warm-up."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def scene(size: int, device: str):
@@ -73,7 +60,7 @@ def run_cpu(steps_list, samples_list, repeats: int) -> None:
                            amodal.empty_text_embedding).eval()
     data = scene(32, "cpu")
     latent = 32 // amodal.autoencoder.downsample
-    print(f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+    print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}; tiny UNet {sum(p.numel() for p in amodal.unet.parameters()):,} params, "
           f"32² images, {latent}² latents")
     print(f"{'model':<14}{'samples':>8}{'steps':>6}{'ms/call':>10}{'ms/step':>9}{'MFLOP/step':>12}")
@@ -86,7 +73,7 @@ def run_cpu(steps_list, samples_list, repeats: int) -> None:
                                                 n=n, steps=steps, visible_mask=data["visible_mask"])
                 else:
                     call = lambda: model.sample(data["image"], n=n, steps=steps)  # noqa: E731
-                seconds = timed(call, repeats)
+                seconds = median_seconds(call, repeats)
                 print(f"{name:<14}{n:>8}{steps:>6}{1e3 * seconds:>10.1f}{1e3 * seconds / steps:>9.1f}"
                       f"{flops / 1e6:>12.1f}")
 
@@ -118,11 +105,11 @@ def run_gpu(steps_list, samples_list, repeats: int, resolution: int, checkpoint,
     t = torch.full((1,), 0.5, device=device)
     step_flops = unet_flops(model, 1, latent)
     with torch.no_grad():
-        fp32 = timed(lambda: model.velocity(x, t, cond), repeats, sync)
+        fp32 = median_seconds(lambda: model.velocity(x, t, cond), repeats, sync)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            bf16 = timed(lambda: model.velocity(x, t, cond), repeats, sync)
-            encode = timed(lambda: model.encode_image(data["image"]), repeats, sync)
-            decode = timed(lambda: model.decode_depth(x), repeats, sync)
+            bf16 = median_seconds(lambda: model.velocity(x, t, cond), repeats, sync)
+            encode = median_seconds(lambda: model.encode_image(data["image"]), repeats, sync)
+            decode = median_seconds(lambda: model.decode_depth(x), repeats, sync)
     print(f"{'part':<22}{'ms':>9}{'TFLOP':>8}{'TFLOP/s':>9}")
     print(f"{'UNet step fp32 (base)':<22}{1e3 * fp32:>9.1f}{step_flops / 1e12:>8.2f}{step_flops / fp32 / 1e12:>9.1f}")
     print(f"{'UNet step bf16':<22}{1e3 * bf16:>9.1f}{step_flops / 1e12:>8.2f}{step_flops / bf16 / 1e12:>9.1f}")
@@ -136,7 +123,7 @@ def run_gpu(steps_list, samples_list, repeats: int, resolution: int, checkpoint,
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     model.sample(data["image"], data["amodal_mask"], data["observed_depth"], n=n, steps=steps,
                                  visible_mask=data["visible_mask"])
-            print(f"{n:>8}{steps:>6}{1e3 * timed(call, repeats, sync):>10.1f}{flops / 1e12:>12.2f}")
+            print(f"{n:>8}{steps:>6}{1e3 * median_seconds(call, repeats, sync):>10.1f}{flops / 1e12:>12.2f}")
 
 
 def main(argv=None) -> int:

@@ -14,12 +14,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from amodal import synth  # noqa: E402
+from timing import best_seconds, cpu_name  # noqa: E402
 
 
 def brute_force_depth(scene: synth.Scene) -> np.ndarray:
@@ -28,14 +27,6 @@ def brute_force_depth(scene: synth.Scene) -> np.ndarray:
     return np.min(np.stack([s.hit(rays)[0] for s in [*scene.stage(), *scene.objects]]), 0)
 
 
-def best_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
 
 
 def main() -> None:
@@ -48,9 +39,9 @@ def main() -> None:
     scenes = [synth.random_scene(s, args.size, n_objects=(3, 5), silhouettes=silhouettes) for s in range(args.scenes)]
     for scene in scenes:
         assert np.array_equal(synth.render(scene).depth.ravel(), brute_force_depth(scene))
-    culled = [best_ms(lambda: synth.render(s), args.repeats) for s in scenes]
-    brute = [best_ms(lambda: brute_force_depth(s), args.repeats) for s in scenes]
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, 1 thread")
+    culled = [1000 * best_seconds(lambda: synth.render(s), args.repeats) for s in scenes]
+    brute = [1000 * best_seconds(lambda: brute_force_depth(s), args.repeats) for s in scenes]
+    print(f"CPU: {cpu_name()}, 1 thread")
     print(f"{args.scenes} scenes of {args.size}x{args.size}, 3-5 objects each (spheres, boxes, cylinders, silhouettes)")
     print(f"{'renderer':<34} {'median ms':>10} {'max ms':>8}")
     print(f"{'render (culled, RGB+masks+depth)':<34} {np.median(culled):>10.1f} {np.max(culled):>8.1f}")

@@ -1,7 +1,6 @@
 """Tests for amodal.adiw.dataset: sizes, mask semantics after resizing, flips."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -13,7 +13,6 @@ from amodal.composite import paste_occluder
 
 
 def make_release(root, ids=("10000015", "10000023")):
-    rng = np.random.default_rng(0)
     truth = {}
     for folder in ("occlusion", "whole", "whole_mask", "visible_object_mask", "sa1b"):
         (root / folder).mkdir(parents=True)

@@ -56,7 +56,7 @@ def test_cylinder_side_at_the_centre_column():
     i, ray = centre_ray(Camera(65, 65))
     t, _, _ = cyl.hit(ray[None])
     # a ray (x, y, 1) with tiny x hits the side at z ≈ 5 − sqrt(0.25 − x²)... solve exactly
-    x, y = ray[0], ray[1]
+    x = ray[0]
     a = x * x + 1
     b = -2 * 5.0
     c = 25 - 0.25
