@@ -1,6 +1,6 @@
 """ADIW builder throughput: samples per second at 256² and 512², 1 and 2 workers.
 
-    python benchmarks/bench_build.py [--photos 8] [--samples-per-image 4]
+    python benchmarks/bench_build.py [--photos 32] [--samples-per-image 4]
 
 The depth model is excluded: the builder runs with the row prior (microseconds a
 map), and the time spent inside the depth model is measured by the builder and
@@ -33,7 +33,7 @@ def make_sources(folder: Path, count: int) -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=8)
+    parser.add_argument("--photos", type=int, default=32)  # fewer: worker start-up dominates
     parser.add_argument("--samples-per-image", type=int, default=4)
     args = parser.parse_args()
     rows = []
