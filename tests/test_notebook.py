@@ -1,0 +1,53 @@
+"""amodal.notebook: profiles, overrides, seeding and what a run writes."""
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from amodal.notebook import load_profile, resolve_device, setup_run
+
+
+def test_profile_settings_and_overrides(tmp_path):
+    run = setup_run("02_scale_shift_alignment", "quick", tmp_path / "out", seed=3, device="cpu", batch=None)
+    assert run["batch"] == load_profile("02_scale_shift_alignment", "quick")["batch"]  # None keeps the profile's
+    run = setup_run("02_scale_shift_alignment", "full", tmp_path / "out", seed=3, device="cpu", batch=5)
+    assert run["batch"] == 5 and run.profile == "full" and run.device == "cpu"
+    assert (tmp_path / "out").is_dir()
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="unknown setting 'btach'"):
+        setup_run("02_scale_shift_alignment", "quick", tmp_path, btach=4)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        load_profile("02_scale_shift_alignment", "fast")
+    with pytest.raises(ValueError, match="no profile file"):
+        load_profile("99_missing", "quick")
+
+
+def test_seed_makes_runs_repeatable(tmp_path):
+    draws = []
+    for _ in range(2):
+        setup_run("02_scale_shift_alignment", "quick", tmp_path, seed=11, device="cpu")
+        draws.append((random.random(), np.random.rand(), torch.rand(1).item()))
+    assert draws[0] == draws[1]
+
+
+def test_write_metrics_makes_plain_json(tmp_path):
+    run = setup_run("02_scale_shift_alignment", "quick", tmp_path, seed=1, device="cpu")
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots()
+    run.save_figure(fig, "empty")
+    path = run.write_metrics({"rmse": np.float32(0.25), "per_bucket": {"easy": np.arange(2)}, "where": tmp_path})
+    record = json.loads(path.read_text())
+    assert record["metrics"] == {"rmse": 0.25, "per_bucket": {"easy": [0, 1]}, "where": str(tmp_path)}
+    assert record["figures"] == ["empty.png"] and (tmp_path / "empty.png").is_file()
+    assert record["seed"] == 1 and record["notebook"] == "02_scale_shift_alignment"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
