@@ -176,7 +176,8 @@ def load_estimator(spec: str, device: str = "cpu", batch_size: int = 4, encoder:
 
     Args:
         spec: ``"row-prior"``, ``"oracle"``, or a path to a Depth Anything V2 checkpoint
-            (``.pth``/``.safetensors``), optionally written ``"dav2:<path>"``.
+            (``.pth``/``.safetensors`` file, or a folder written by ``save_pretrained``),
+            optionally written ``"dav2:<path>"``.
         device: for DAV2.
         batch_size: for DAV2.
         encoder: DAV2 size (``"vits"``, ``"vitb"``, ``"vitl"``, ``"vitg"``); default: from the checkpoint.
@@ -190,8 +191,8 @@ def load_estimator(spec: str, device: str = "cpu", batch_size: int = 4, encoder:
     if spec == "oracle":
         return OracleDepth()
     path = spec[len("dav2:") :] if spec.startswith("dav2:") else spec
-    if spec.startswith("dav2:") or Path(path).suffix in {".pth", ".pt", ".safetensors"}:
-        if not Path(path).is_file():
+    if spec.startswith("dav2:") or Path(path).is_dir() or Path(path).suffix in {".pth", ".pt", ".safetensors"}:
+        if not Path(path).exists():
             raise FileNotFoundError(f"Depth Anything V2 checkpoint not found: {path}")
         return DAV2Depth(path, device=device, batch_size=batch_size, encoder=encoder)
     raise ValueError(f"unknown depth estimator {spec!r}; use 'row-prior', 'oracle' or a DAV2 checkpoint path")

@@ -106,3 +106,5 @@ def test_dav2_estimator_matches_infer_image(tmp_path):
         reference = normalise_disparity(model.infer_image(image, input_size=28))
         assert d.shape == image.shape[:2]
         assert np.allclose(d, reference, atol=1e-4)
+    # the folder is also a spec, as `python -m amodal build --depth FOLDER` promises
+    assert isinstance(load_estimator(str(folder)), DAV2Depth)
