@@ -142,6 +142,15 @@ def test_bad_inputs(pair):
         dav2(torch.rand(1, 4, 70, 70))
     with pytest.raises(ValueError, match="amodal_mask"):
         amodal(torch.rand(1, 3, 70, 70), torch.ones(1, 1, 56, 70), torch.rand(1, 1, 70, 70))
+    image, mask, depth = torch.rand(1, 3, 70, 70), torch.ones(1, 1, 70, 70), torch.rand(1, 1, 70, 70)
+    depth_nan = depth.clone()
+    depth_nan[0, 0, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match="observed_depth holds NaN"):
+        amodal(image, mask, depth_nan)
+    with pytest.raises(ValueError, match=r"observed_depth must lie in \[0, 1\]"):
+        amodal(image, mask, depth * 255)
+    with pytest.raises(ValueError, match=r"amodal_mask must lie in \[0, 1\]"):
+        amodal(image, mask * 255, depth)
     with pytest.raises(ValueError, match="RGB"):
         dav2.infer_image(np.zeros((10, 10)))
     with pytest.raises(ValueError, match="size must be"):

@@ -272,10 +272,25 @@ class AmodalDAV2(_DepthNetwork):
 
     @staticmethod
     def guidance(image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> torch.Tensor:
-        """``[2·M_a − 1, 2·D_o − 1]``, (B, 2, H, W) in [-1, 1]: mask first, as the official code."""
+        """``[2·M_a − 1, 2·D_o − 1]``, (B, 2, H, W) in [-1, 1]: mask first, as the official code.
+
+        Args:
+            image: (B, 3, H, W), only its batch and size are read.
+            amodal_mask: (B, 1, H, W) in {0, 1}.
+            observed_depth: (B, 1, H, W) in [0, 1].
+
+        Raises:
+            ValueError: a map of the wrong shape, with NaN / inf, or outside [0, 1]
+                (a NaN would otherwise spread through every token of the image).
+        """
         for name, x in (("amodal_mask", amodal_mask), ("observed_depth", observed_depth)):
             if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != image.shape[-2:] or x.shape[0] != image.shape[0]:
                 raise ValueError(f"{name} must be (B, 1, H, W) like image {tuple(image.shape)}, got {tuple(x.shape)}")
+            x = x.float()
+            if not torch.isfinite(x).all():
+                raise ValueError(f"{name} holds NaN or inf")
+            if x.min() < 0 or x.max() > 1:
+                raise ValueError(f"{name} must lie in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]")
         return torch.cat([amodal_mask, observed_depth], dim=1).to(image.dtype) * 2 - 1
 
     @classmethod
