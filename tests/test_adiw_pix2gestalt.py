@@ -61,6 +61,15 @@ def test_missing_original_and_mask_are_reported(tmp_path):
     assert report["skipped_sources"] == {"missing_image": 1, "missing_annotations": 1}
 
 
+def test_masks_of_another_size_or_empty_are_reported(tmp_path):
+    make_release(tmp_path / "release", ids=("1", "2", "3"))
+    Image.fromarray(np.zeros((20, 28), np.uint8)).save(tmp_path / "release" / "visible_object_mask" / "2_visible_mask.png")
+    Image.fromarray(np.zeros((40, 56), np.uint8)).save(tmp_path / "release" / "whole_mask" / "3_whole_mask.png")
+    report = import_release(tmp_path / "release", tmp_path / "release" / "sa1b", tmp_path / "out", BrightnessDepth(), progress=False)
+    assert report["samples"] == 1
+    assert report["skipped_sources"] == {"size_mismatch": 1, "corrupt_annotations": 1}
+
+
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="occlusion"):
         release_sources(tmp_path, tmp_path)

@@ -104,9 +104,12 @@ def process_release_sample(source: Source, config: BuildConfig, estimator, partn
         raise SourceError("missing_image", f"{sample_id}: no occlusion image")
     composite = _read_rgb(paths["occlusion"], "occlusion")
     amodal = _read_mask(paths["amodal"], "whole_mask", sample_id)
-    visible = _read_mask(paths["visible"], "visible_object_mask", sample_id) & amodal
-    if amodal.shape != composite.shape[:2] or not amodal.any():
-        raise SourceError("size_mismatch" if amodal.any() else "corrupt_annotations", f"{sample_id}: masks {amodal.shape} vs image {composite.shape[:2]}, or empty mask")
+    visible = _read_mask(paths["visible"], "visible_object_mask", sample_id)
+    if not amodal.shape == visible.shape == composite.shape[:2]:
+        raise SourceError("size_mismatch", f"{sample_id}: whole_mask {amodal.shape}, visible_object_mask {visible.shape}, occlusion {composite.shape[:2]}")
+    if not amodal.any():
+        raise SourceError("corrupt_annotations", f"{sample_id}: empty whole_mask {paths['amodal']}")
+    visible &= amodal
     if not Path(source.annotations).is_file():
         raise SourceError("missing_image", f"{sample_id}: original SA-1B image not found: {source.annotations}")
     original = _read_rgb(Path(source.annotations), "original")
