@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amodal.objects import ObjectFilter, check_object, ring_behind_fraction, select_complete_objects, solidity
+from amodal.objects import ObjectFilter, check_object, ring_behind_fraction, ring_width, select_complete_objects, solidity
 
 
 def disc(shape=(100, 100), centre=(50, 50), radius=15):
@@ -41,6 +41,10 @@ def test_area_range():
 def test_border_contact():
     assert check_object(disc(centre=(50, 16)))[0] == "touches_border"  # reaches column 1
     assert check_object(disc(centre=(50, 17)))[0] is None  # first column 2 = margin
+    # the same margin on every side: rotations of both masks give the same verdicts
+    for k in (1, 2, 3):
+        assert check_object(np.rot90(disc(centre=(50, 16)), k))[0] == "touches_border"
+        assert check_object(np.rot90(disc(centre=(50, 17)), k))[0] is None
 
 
 def test_fragmented_and_solidity():
@@ -64,6 +68,10 @@ def test_ring_test_uses_depth():
     split = np.where(np.arange(100)[None, :] < 50, 0.9, 0.0) * np.ones((100, 1))
     split = np.where(mask, 0.5, split)
     assert ring_behind_fraction(mask, split, 3, 0.01) == pytest.approx(0.5, abs=0.03)
+    # check_object measures on a crop around the mask: same number as on the whole image
+    depth = np.random.default_rng(0).random((100, 100)) + 0.5 * mask
+    measured = check_object(mask, depth=depth, config=ObjectFilter(min_ring_behind_fraction=0))[2]["ring_behind"]
+    assert measured == ring_behind_fraction(mask, depth, ring_width(int(mask.sum())), ObjectFilter().ring_depth_margin)
 
 
 def test_select_reports_every_input_once():
