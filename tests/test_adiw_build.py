@@ -128,6 +128,43 @@ def test_two_workers_equal_one(tmp_path):
     assert_same(dataset_content(tmp_path / "one"), dataset_content(tmp_path / "two"))
 
 
+class Killed(BaseException):
+    """Stands for SIGKILL inside the process: nothing catches it."""
+
+
+def test_crash_between_sample_files_and_commit_resumes_exactly(tmp_path, monkeypatch):
+    # SIGKILL lands wherever it lands; this test puts the crash at the worst place on
+    # purpose: a source's first sample file is on disk (and a temporary file half
+    # written) but its manifest lines are not.
+    import amodal.adiw.build as build_module
+
+    write_sources(tmp_path / "src", 3)
+    sources = find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b")
+    build(sources, tmp_path / "reference", BrightnessDepth(), CONFIG, progress=False)
+    real = build_module.write_sample
+    calls = []
+
+    def crashing(folder, sample):
+        calls.append(sample.sample_id)
+        if sum(c.startswith("img_001") for c in calls) == 2:
+            (Path(folder) / f".{sample.sample_id}.png.tmp").write_bytes(b"half")
+            raise Killed
+        return real(folder, sample)
+
+    monkeypatch.setattr(build_module, "write_sample", crashing)
+    with pytest.raises(Killed):
+        build(sources, tmp_path / "crashed", BrightnessDepth(), CONFIG, progress=False)
+    monkeypatch.setattr(build_module, "write_sample", real)
+    committed = {r["name"] for _, r in manifest_records(tmp_path / "crashed") if r["type"] == "source"}
+    assert committed == {"img_000"}
+    assert list((tmp_path / "crashed").glob("shard-*/img_001-*.png"))  # written, not committed
+
+    report = build(sources, tmp_path / "crashed", BrightnessDepth(), CONFIG, progress=False)
+    assert report["this_run"]["sources_processed"] == 2
+    assert_same(dataset_content(tmp_path / "reference"), dataset_content(tmp_path / "crashed"))
+    assert not list((tmp_path / "crashed").rglob(".*.tmp"))
+
+
 KILLED_BUILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
