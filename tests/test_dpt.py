@@ -1,4 +1,5 @@
-"""DPT head: channel LayerNorm, shapes, activations, official module names."""
+"""DPT head: channel LayerNorm, shapes, activations, official module names, and the whole forward
+against the official computation written out in float64."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -69,3 +70,63 @@ def test_fusion_block_upsamples_twice_or_to_size():
 def test_rejects_unknown_output():
     with pytest.raises(ValueError, match="sigmoid"):
         DPTHead(24, 16, OUT, output="tanh")
+
+
+def _reference_head(head, features, h, w):
+    """The official DPT forward written out with functional ops on the head's weights, float64."""
+    p = {k: v.double() for k, v in head.state_dict().items()}
+
+    def conv(x, name, **kw):
+        return F.conv2d(x, p[name + ".weight"], p.get(name + ".bias"), **kw)
+
+    def rcu(x, name):  # residual conv unit: x + conv2(relu(conv1(relu(x))))
+        out = conv(F.relu(x), name + ".conv1", padding=1)
+        return x + conv(F.relu(out), name + ".conv2", padding=1)
+
+    def fuse(name, x, skip=None, size=None):
+        if skip is not None:
+            x = x + rcu(skip, name + ".resConfUnit1")
+        x = rcu(x, name + ".resConfUnit2")
+        x = F.interpolate(x, size=size, scale_factor=None if size else 2, mode="bilinear", align_corners=True)
+        return conv(x, name + ".out_conv")
+
+    levels = []
+    for i, tokens in enumerate(features):
+        x = tokens.double().transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
+        x = conv(x, f"projects.{i}")
+        if i in (0, 1):
+            x = F.conv_transpose2d(x, p[f"resize_layers.{i}.weight"], p[f"resize_layers.{i}.bias"], stride=(4, 2)[i])
+        elif i == 3:
+            x = conv(x, "resize_layers.3", stride=2, padding=1)
+        if head.input_projection is not None:
+            x = conv(x, f"input_projection.{i}.0", padding=1)
+            mean, var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
+            x = (x - mean) / torch.sqrt(var + 1e-6)
+            x = F.relu(p[f"input_projection.{i}.1.weight"].view(-1, 1, 1) * x + p[f"input_projection.{i}.1.bias"].view(-1, 1, 1))
+        levels.append(conv(x, f"scratch.layer{i + 1}_rn", padding=1))
+    l1, l2, l3, l4 = levels
+    path = fuse("scratch.refinenet4", l4, size=l3.shape[2:])
+    path = fuse("scratch.refinenet3", path, l3, size=l2.shape[2:])
+    path = fuse("scratch.refinenet2", path, l2, size=l1.shape[2:])
+    path = fuse("scratch.refinenet1", path, l1)
+    out = conv(path, "scratch.output_conv1", padding=1)
+    out = F.interpolate(out, (h * 14, w * 14), mode="bilinear", align_corners=True)
+    out = conv(F.relu(conv(out, "scratch.output_conv2.0", padding=1)), "scratch.output_conv2.2")
+    return torch.sigmoid(out) if head.input_projection is not None else F.relu(out)
+
+
+@pytest.mark.parametrize("amodal", [False, True])
+def test_head_matches_the_official_forward_written_out(amodal):
+    torch.manual_seed(0)
+    head = DPTHead(24, 16, OUT, input_projection=amodal, output="sigmoid" if amodal else "relu").eval()
+    with torch.no_grad():
+        for param in head.parameters():  # biases and the LayerNorm affine off their 0 / 1 init
+            if param.ndim == 1:
+                param.add_(torch.randn_like(param) * 0.2)
+        head.scratch.output_conv2[2].bias.fill_(0.1)  # keep the last ReLU off zero
+        features = _tokens(2, 4, 5)
+        out = head(features, 4, 5)
+    reference = _reference_head(head, features, 4, 5)
+    assert out.shape == reference.shape == (2, 1, 56, 70)
+    torch.testing.assert_close(out.double(), reference, rtol=0, atol=1e-6)
+    assert reference.std() > 1e-3  # not a degenerate all-zero / all-saturated map
