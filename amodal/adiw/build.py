@@ -16,6 +16,14 @@ not list, and since every random choice is seeded by ``(seed, source name, k)`` 
 result equals that of an uninterrupted build — no sample missing, none twice. Files
 of a source that was not committed are simply written again.
 
+Rewriting the manifest after every source costs O(n²) bytes in the shard's line
+count ``n``. We keep it anyway: an appended line can be torn by a kill mid-write,
+and telling a torn or uncommitted tail apart on every read costs more code than the
+rewrite costs time. Shards stay small by design (8 sources of ~4 samples by
+default, 256 one-sample sources for the pix2gestalt import: a few hundred kB
+rewritten per shard, against a depth forward pass per image); a much larger
+``sources_per_shard`` would make this the bottleneck.
+
 **Bad sources** — missing or unreadable image, missing or corrupt JSON, corrupt RLE,
 masks of another size than the image — are skipped with the reason recorded in the
 manifest and counted in ``report.json``; nothing half-written is left behind.
