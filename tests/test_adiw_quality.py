@@ -25,6 +25,9 @@ def test_synthetic_occlusion_in_range(bucket):
     lo, hi = disparity_range(occ.composite.depth)
     z = occ.background.amodal_depth[occ.target][hidden]
     assert np.allclose(occ.exact_target[hidden], (1 / z - lo) / (hi - lo))
+    # seeded: the same seed gives the same occlusion
+    again = synth_occlusion(3, 64, (low, high))
+    assert np.array_equal(again.composite.image, occ.composite.image) and np.array_equal(again.exact_target, occ.exact_target)
 
 
 def test_exact_depth_gives_exact_labels_on_both_fits():
