@@ -106,10 +106,10 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--release", required=True, type=Path, help="pix2gestalt's folder with occlusion/, whole_mask/, visible_object_mask/")
     parser.add_argument("--sa1b-images", required=True, type=Path, help="folder of the original SA-1B images (sa_<id>.jpg)")
     parser.add_argument("--output", required=True, type=Path, help="dataset folder")
-    parser.add_argument("--depth", default="row-prior", help="as for build")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--fit", choices=("visible", "ring"), default="visible")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--depth", default="row-prior", help="a Depth Anything V2 checkpoint, or 'row-prior' (toy, no weights), as for build (default row-prior)")
+    parser.add_argument("--device", default="cpu", help="device of the depth model (default cpu)")
+    parser.add_argument("--fit", choices=("visible", "ring"), default="visible", help="fit the label on the target's visible pixels (paper) or on a background ring (default visible)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_import(args: argparse.Namespace) -> int:

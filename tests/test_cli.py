@@ -27,6 +27,14 @@ def test_build_help_has_examples(capsys):
         assert text in out
 
 
+def test_every_option_has_help():
+    parser = make_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, command in commands.items():
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings} has no help text"
+
+
 def test_build_from_the_command_line(tmp_path, capsys):
     write_sources(tmp_path / "src", 2)
     args = ["build", "--images", str(tmp_path / "src/images"), "--masks", str(tmp_path / "src/sa1b"), "--output", str(tmp_path / "out"), "--quiet", "--samples-per-image", "2", "--size", "48"]
