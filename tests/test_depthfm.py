@@ -291,3 +291,49 @@ def test_toy_scenes_hide_the_bend_behind_the_bar():
     # the image is the same for both bends: nothing visible tells them apart
     same = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0), slope=-0.3)
     assert torch.equal(same["image"], data["image"])
+
+
+def test_time_enters_the_sinusoidal_embedding_unscaled_cos_first():
+    # official LDM timestep_embedding: [cos(t·f), sin(t·f)], f_i = 10000^(−i/half), t in [0, 1] as is
+    unet = build_unet(tiny_ldm_hparams())
+    t = np.array([0.0, 0.25, 1.0])
+    half = unet.config.block_out_channels[0] // 2
+    args = t[:, None] * np.exp(-np.log(10000) * np.arange(half) / half)[None]
+    reference = np.concatenate([np.cos(args), np.sin(args)], 1)
+    np.testing.assert_allclose(unet.time_proj(torch.tensor(t, dtype=torch.float32)).numpy(), reference, atol=1e-6)
+
+
+def test_training_loss_is_flow_matching_on_the_documented_inputs():
+    """UNet input = [(1−t)·x0 + t·x1, z_img, M_a↓, D_o↓] with x0 = 0.809·z_img + 0.588·ε and
+    x1 = latent of (1 − D)·2 − 1 on 3 channels; loss = MSE to x1 − x0 over M_a↓, all rebuilt
+    here in float64 from the same random draws (ε first, then t ~ U[0, 1))."""
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())  # PixelAutoencoder(4, downsample=2)
+    image, mask, observed, _ = inputs()
+    target = torch.rand(observed.shape, generator=torch.Generator().manual_seed(7))
+    seen = {}
+    model.unet.register_forward_hook(
+        lambda module, args, kwargs, out: seen.update(x=args[0], t=args[1], v=out.sample), with_kwargs=True)
+    loss = model.training_loss(image, mask, observed, target, generator=torch.Generator().manual_seed(3))
+
+    def pool(x):  # the pixel autoencoder: 2×2 mean, zero 4th channel
+        x = x.double().numpy()
+        b, c, h, w = x.shape
+        x = x.reshape(b, c, h // 2, 2, w // 2, 2).mean((3, 5))
+        return np.concatenate([x, np.zeros((b, 4 - c, h // 2, w // 2))], 1)
+
+    g = torch.Generator().manual_seed(3)
+    eps = torch.randn(2, 4, 8, 8, generator=g).double().numpy()
+    t = torch.rand(2, generator=g).double().numpy()
+    z_img = pool(image * 2 - 1)
+    x0 = np.cos(0.2 * np.pi) * z_img + np.sin(0.2 * np.pi) * eps  # √ᾱ, √(1−ᾱ) at step 400 of 1000
+    x1 = pool(((1 - target) * 2 - 1).repeat(1, 3, 1, 1))
+    tt = t[:, None, None, None]
+    x = seen["x"].detach().double().numpy()
+    np.testing.assert_allclose(seen["t"].double().numpy(), t, atol=1e-7)
+    np.testing.assert_allclose(x[:, :4], (1 - tt) * x0 + tt * x1, atol=1e-4)
+    np.testing.assert_allclose(x[:, 4:8], z_img, atol=1e-6)
+    np.testing.assert_allclose(x[:, 8], mask[:, 0, ::2, ::2].numpy(), atol=0)
+    np.testing.assert_allclose(x[:, 9], observed[:, 0, ::2, ::2].numpy(), atol=1e-7)
+    latent_mask = np.broadcast_to(mask[:, :, ::2, ::2].numpy() > 0, x0.shape)
+    error = (seen["v"].detach().double().numpy() - (x1 - x0)) ** 2
+    assert loss.item() == pytest.approx(error[latent_mask].mean(), rel=1e-4)
