@@ -178,6 +178,4 @@ def ensemble_statistics(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     """
     if samples.ndim < 2:
         raise ValueError(f"samples must be (n, ...), got shape {tuple(samples.shape)}")
-    mean = samples.mean(0)
-    spread = samples.std(0, unbiased=False) if samples.shape[0] > 1 else torch.zeros_like(mean)
-    return mean, spread
+    return samples.mean(0), samples.std(0, correction=0)
