@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from amodal.models.dinov2 import INTERPOLATE_OFFSET, DINOv2, EncoderConfig, dav2_pos_embed
 
@@ -67,16 +68,33 @@ def test_pos_embed_differs_from_plain_size_resampling():
 
 
 def _manual_taps(encoder, image):
-    x = encoder.patch_embed(image)  # (B, h, w, C)
-    B, h, w, C = x.shape
-    x = torch.cat([encoder.cls_token.expand(B, -1, -1), x.reshape(B, h * w, C)], 1)
-    x = x + dav2_pos_embed(encoder.pos_embed, (h, w))
+    """The official DINOv2 forward written out with functional ops on the encoder's weights
+    (float64): patch conv, class token, DAV2 positions, pre-norm blocks with LayerScale,
+    softmax(q·kᵀ/√d)·v attention, erf-GELU MLP, final LayerNorm (eps 1e-6) on each tap."""
+    p = {k: v.double() for k, v in encoder.state_dict().items()}
+    heads = TINY.num_heads
+
+    def norm(x, name):
+        return F.layer_norm(x, x.shape[-1:], p[name + ".weight"], p[name + ".bias"], 1e-6)
+
+    def linear(x, name):
+        return F.linear(x, p[name + ".weight"], p[name + ".bias"])
+
+    x = F.conv2d(image.double(), p["patch_embed.proj.weight"], p["patch_embed.proj.bias"], stride=14)
+    B, C, h, w = x.shape
+    x = torch.cat([p["cls_token"].expand(B, -1, -1), x.flatten(2).transpose(1, 2)], 1)
+    x = x + dav2_pos_embed(p["pos_embed"], (h, w))
     taps = []
-    for i, block in enumerate(encoder.blocks):
-        x = x + block.ls1(block.attn(block.norm1(x)))
-        x = x + block.ls2(block.mlp(block.norm2(x)))
+    for i in range(TINY.depth):
+        b = f"blocks.{i}."
+        q, k, v = linear(norm(x, b + "norm1"), b + "attn.qkv").view(B, -1, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+        attention = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(C // heads), -1)  # (B, nh, T, T)
+        out = (attention @ v).transpose(1, 2).reshape(B, -1, C)
+        x = x + p[b + "ls1.gamma"] * linear(out, b + "attn.proj")
+        hidden = F.gelu(linear(norm(x, b + "norm2"), b + "mlp.fc1"))
+        x = x + p[b + "ls2.gamma"] * linear(hidden, b + "mlp.fc2")
         if i in TINY.taps:
-            taps.append(encoder.norm(x)[:, 1:])
+            taps.append(norm(x, "norm")[:, 1:])
     return taps
 
 
@@ -84,14 +102,17 @@ def _manual_taps(encoder, image):
 def test_taps_are_normed_block_outputs_without_class_token(size):
     torch.manual_seed(0)
     encoder = DINOv2(TINY, fused_attn=False).eval()
-    image = torch.randn(2, 3, *size)
     with torch.no_grad():
+        for name, param in encoder.named_parameters():  # LayerScale and norms off their 1 / 0 init
+            if param.ndim == 1:
+                param.add_(torch.randn_like(param) * 0.2)
+        image = torch.randn(2, 3, *size)
         taps = encoder.forward_taps(image)
         expected = _manual_taps(encoder, image)
     assert len(taps) == len(TINY.taps)
     for tap, ref in zip(taps, expected):
         assert tap.shape == (2, size[0] // 14 * size[1] // 14, 32)
-        assert torch.allclose(tap, ref, atol=1e-6)
+        torch.testing.assert_close(tap.double(), ref, rtol=0, atol=1e-5)
 
 
 def test_fused_attention_close_to_step_by_step():
