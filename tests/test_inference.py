@@ -98,5 +98,13 @@ def test_predict_errors(models):
         predict(rgb, mask, model)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         predict(rgb, mask, model, observed_depth=np.full((40, 60), 2.0))
+    nan_depth = np.full((40, 60), 0.5)
+    nan_depth[5, 5] = np.nan
+    with pytest.raises(ValueError, match="observed_depth holds NaN"):
+        predict(rgb, mask, model, observed_depth=nan_depth)
+    with pytest.raises(ValueError, match="finite"):
+        predict(np.full((40, 60, 3), np.nan, np.float32), mask, model, base)
     with pytest.raises(ValueError, match="constant"):
         minmax(torch.ones(3, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        minmax(torch.tensor([0.0, float("inf")]))
