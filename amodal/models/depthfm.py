@@ -573,6 +573,8 @@ class DepthFM(nn.Module):
             image_latent, condition = self._condition(image, **inputs)
             x1 = self.encode_depth(target_depth)
             x0 = source_latent(image_latent, self.noising_step, generator)
+            # Continuous t ~ U[0, 1); the official trainer draws t from {k/400 : k = 0..399}, a
+            # 400-point grid of the same interval — the same objective up to that discretisation.
             t = torch.rand(image.shape[0], generator=generator, device=image.device, dtype=image_latent.dtype)
             mask = None
             if loss_mask is not None:
