@@ -1,6 +1,6 @@
 """Amodal depth of one object in one photo: the user-facing prediction (paper Fig. 3).
 
-    D_o   = minmax(DAV2(image))                    observed depth, at the photo's size
+    D_o   = normalise_disparity(DAV2(image))                    observed depth, at the photo's size
     D̂    = AmodalDAV2(image, M_a, D_o)            at 518 × 518
     out  = D_o outside M_a, D̂ inside M_a, a 3×3 mean over the 1-pixel seam
 
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from amodal.depth import normalise_disparity
 from amodal.models.amodal_dav2 import INPUT_SIZE, image_to_tensor
 
 
@@ -58,7 +59,7 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> 
     if observed_depth is None:
         if base_model is None:
             raise ValueError("give base_model (a DepthAnythingV2) or observed_depth")
-        observed = minmax(torch.from_numpy(base_model.infer_image(rgb)))
+        observed = torch.from_numpy(normalise_disparity(base_model.infer_image(rgb)))
     else:
         observed = _as_map(observed_depth, "observed_depth", (h, w))
         if observed.min() < 0 or observed.max() > 1:
@@ -97,16 +98,6 @@ def blend_border(observed_depth: torch.Tensor, amodal_depth: torch.Tensor, mask:
     seam = (count > 0) & (count < 9)
     mean = F.conv2d(F.pad(pasted[None, None], (1, 1, 1, 1), mode="reflect"), box / 9)[0, 0]
     return torch.where(seam, mean, pasted)
-
-
-def minmax(depth: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise to [0, 1]. Raises ``ValueError`` on a constant or non-finite map."""
-    if not torch.isfinite(depth).all():
-        raise ValueError("depth holds NaN or inf")
-    low, high = depth.min(), depth.max()
-    if high <= low:
-        raise ValueError("depth is constant: cannot normalise")
-    return (depth - low) / (high - low)
 
 
 def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:

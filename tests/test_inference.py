@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
-from amodal.inference import blend_border, minmax, predict
+from amodal.depth import normalise_disparity
+from amodal.inference import blend_border, predict
 
 
 def _reference_blend(observed, amodal, mask):
@@ -72,7 +73,7 @@ def test_predict_takes_observed_depth_from_the_base_model(models, monkeypatch):
     model, base = models
     monkeypatch.setattr("amodal.inference.INPUT_SIZE", 70)
     rgb, mask = _scene()
-    observed = minmax(torch.from_numpy(base.infer_image(rgb))).numpy()
+    observed = normalise_disparity(base.infer_image(rgb))
     assert np.allclose(predict(rgb, mask, model, base), predict(rgb, mask, model, observed_depth=observed), atol=1e-6)
 
 
@@ -105,6 +106,6 @@ def test_predict_errors(models):
     with pytest.raises(ValueError, match="finite"):
         predict(np.full((40, 60, 3), np.nan, np.float32), mask, model, base)
     with pytest.raises(ValueError, match="constant"):
-        minmax(torch.ones(3, 3))
+        normalise_disparity(np.ones((3, 3)))
     with pytest.raises(ValueError, match="NaN"):
-        minmax(torch.tensor([0.0, float("inf")]))
+        normalise_disparity(np.array([0.0, np.inf]))
