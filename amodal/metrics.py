@@ -35,7 +35,9 @@ DELTA1_THRESHOLD = 1.25
 METRICS = ("rmse", "delta1", "absrel", "log10")
 BUCKETS = ("easy", "mid", "hard")
 
-# Table 1 of the paper (ADIW test set, hidden region): RMSE ×100, δ1 in %.
+# Table 1 of the paper (ADIW test set, hidden region): RMSE ×100, δ1 in %. The paper's
+# numbers, for reference only: nothing in this repository has reproduced or printed them
+# beside its own results yet (the evaluation command that will is still to come).
 PAPER_TABLE = {
     "Amodal-DAV2-S": {"rmse": 3.682, "delta1": 93.251},
     "Amodal-DAV2-B": {"rmse": 3.578, "delta1": 93.590},
