@@ -1,0 +1,35 @@
+"""The paper recipes hold the official configs' values (read from the official repository)."""
+import pytest
+
+from amodal.training.recipes import RECIPES, get_recipe
+
+
+@pytest.mark.parametrize("size", ["s", "b", "l"])
+def test_amodal_dav2_paper_recipe_matches_official_config(size):
+    r = get_recipe(f"amodal-dav2-{size}-paper")
+    assert (r.model, r.size, r.init, r.trainable) == ("amodal-dav2", size, "dav2", "all")
+    assert r.lr == 3.0e-05  # `lr: 3.0e-05` (not the paper text's 1e-5, which is the ViT-G config's)
+    assert (r.warmup_steps, r.decay_steps, r.final_ratio, r.max_steps) == (100, 50_000, 0.01, 60_000)
+    assert (r.max_grad_norm, r.batch_size, r.batch_per_device, r.accumulation) == (0.01, 32, 8, 4)
+    assert (r.seed, r.flip_p, r.input_size, r.validate_every) == (2024, 0.5, 518, 10_000)
+    assert r.loss == "silog" and 1 - r.silog_lambda == pytest.approx(0.15)  # config: `beta: 0.15`
+    assert r.loss_region == "object"
+
+
+def test_amodal_depthfm_paper_recipe_matches_official_config():
+    r = get_recipe("amodal-depthfm-paper")
+    assert (r.model, r.init, r.trainable, r.lr) == ("amodal-depthfm", "depthfm", "unet", 3.0e-05)
+    assert (r.warmup_steps, r.decay_steps, r.final_ratio, r.max_steps) == (100, 12_000, 0.01, 15_000)
+    assert (r.max_grad_norm, r.batch_size, r.batch_per_device, r.accumulation) == (0.01, 128, 8, 16)
+    assert (r.seed, r.flip_p, r.input_size, r.validate_every) == (2024, 0.5, 512, 2_500)
+    assert (r.loss, r.loss_region, r.noising_step, r.time_grid, r.validation_euler_steps) == ("flow_mse", "object", 400, 400, 4)
+
+
+def test_names_and_overrides():
+    assert all(name == recipe.name for name, recipe in RECIPES.items())
+    small = get_recipe("amodal-dav2-s-paper", max_steps=3)
+    assert small.max_steps == 3 and RECIPES["amodal-dav2-s-paper"].max_steps == 60_000
+    with pytest.raises(ValueError, match="unknown recipe 'dav2'; known recipes: amodal-dav2-b-paper"):
+        get_recipe("dav2")
+    with pytest.raises(ValueError, match=r"no field\(s\) \['steps'\]"):
+        get_recipe("amodal-depthfm-paper", steps=3)
