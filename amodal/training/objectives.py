@@ -1,0 +1,48 @@
+"""What each model minimises, as ``objective(model, batch) -> loss`` for :func:`amodal.training.loop.train`.
+
+Amodal-DAV2 (paper §4.1): SILog (λ = 0.85) between the prediction and the target amodal
+depth on the *whole object* ``M_a`` — the paper's Table 4 finds this better (3.682
+RMSE×100) than supervising the hidden part only (3.845) or the whole scene.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from amodal.losses import silog
+
+REGIONS = ("object", "hidden", "scene")
+
+
+def loss_region(batch: dict, region: str) -> torch.Tensor:
+    """The ``(B, 1, H, W)`` bool mask where the loss counts.
+
+    Args:
+        batch: with ``amodal_mask`` and ``visible_mask`` ``(B, 1, H, W)`` in {0, 1}.
+        region: ``"object"`` (``M_a``), ``"hidden"`` (``M_a ∧ ¬M_vis``) or ``"scene"`` (every pixel).
+    """
+    amodal = batch["amodal_mask"] > 0.5
+    if region == "object":
+        return amodal
+    if region == "hidden":
+        return amodal & ~(batch["visible_mask"] > 0.5)
+    if region == "scene":
+        return torch.ones_like(amodal)
+    raise ValueError(f"loss region must be one of {REGIONS}, got {region!r}")
+
+
+def amodal_dav2_objective(region: str = "object", lam: float = 0.85) -> Callable[[torch.nn.Module, dict], torch.Tensor]:
+    """SILog of Amodal-DAV2's prediction against ``target_depth`` on ``region``.
+
+    The batch holds ``image`` (B, 3, H, W) and ``amodal_mask``, ``visible_mask``,
+    ``observed_depth``, ``target_depth`` (B, 1, H, W).
+    """
+    if region not in REGIONS:
+        raise ValueError(f"loss region must be one of {REGIONS}, got {region!r}")
+
+    def objective(model, batch):
+        prediction = model(batch["image"], batch["amodal_mask"], batch["observed_depth"])
+        return silog(prediction.float(), batch["target_depth"].float(), loss_region(batch, region), lam=lam)
+
+    return objective

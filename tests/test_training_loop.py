@@ -1,0 +1,147 @@
+"""The training loop: it learns, resumes bit for bit, stops cleanly, and splits over processes exactly."""
+import csv
+import os
+import signal
+
+import pytest
+import torch
+
+from amodal.models.amodal_dav2 import TINY, AmodalDAV2
+from amodal.training.loop import train
+from amodal.training.objectives import amodal_dav2_objective, loss_region
+from amodal.training.recipes import get_recipe
+
+SIZE = 28
+
+
+def _data(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for i in range(n):
+        amodal = torch.zeros(1, SIZE, SIZE)
+        amodal[:, 6:22, 5:20] = 1
+        visible = amodal.clone()
+        visible[:, :, 12:] = 0
+        ramp = torch.linspace(0.2, 0.8, SIZE).view(1, SIZE, 1).expand(1, SIZE, SIZE)  # a floor: nearer below
+        target = torch.where(amodal > 0, torch.full_like(ramp, 0.9), ramp)
+        observed = torch.where(visible > 0, target, ramp)
+        items.append({"image": torch.rand(3, SIZE, SIZE, generator=g), "amodal_mask": amodal, "visible_mask": visible,
+                      "observed_depth": observed, "target_depth": target, "id": f"s{i}"})
+    return items
+
+
+def _recipe(**overrides):
+    settings = dict(batch_size=4, batch_per_device=2, max_steps=6, warmup_steps=2, decay_steps=5, lr=1e-3,
+                    max_grad_norm=1.0, seed=7, validate_every=100)
+    settings.update(overrides)
+    return get_recipe("amodal-dav2-s-paper", **settings)
+
+
+def _model():
+    torch.manual_seed(0)
+    return AmodalDAV2(TINY)
+
+
+def _log(folder):
+    with open(folder / "log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_loss_regions():
+    batch = _data(1)[0]
+    batch = {k: v[None] for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    assert loss_region(batch, "object").sum() == 16 * 15
+    assert loss_region(batch, "hidden").sum() == 16 * 8  # columns 12..19 of the object are hidden
+    assert loss_region(batch, "scene").all()
+    with pytest.raises(ValueError, match="loss region"):
+        loss_region(batch, "visible")
+
+
+def test_resume_is_bit_identical(tmp_path):
+    data, objective = _data(), amodal_dav2_objective()
+    whole = _model()
+    full = train(whole, objective, data, _recipe(), tmp_path / "full", progress=False)
+    assert full.step == 6 and len(full.losses) == 6
+
+    first = train(_model(), objective, data, _recipe(max_steps=3), tmp_path / "split", progress=False)
+    resumed_model = _model()
+    torch.manual_seed(123)  # the checkpoint, not the caller, decides every random draw
+    second = train(resumed_model, objective, data, _recipe(), tmp_path / "split", resume=True, progress=False)
+    assert first.losses + second.losses == full.losses
+    for (name, a), b in zip(whole.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [r["loss"] for r in _log(tmp_path / "split")] == [r["loss"] for r in _log(tmp_path / "full")]
+    assert AmodalDAV2.from_pretrained(tmp_path / "full" / "model").state_dict().keys() == whole.state_dict().keys()
+
+
+def test_schedule_and_clip_reach_the_optimiser(tmp_path):
+    train(_model(), amodal_dav2_objective(), _data(), _recipe(max_grad_norm=1e-3), tmp_path, progress=False)
+    rows = _log(tmp_path)
+    lrs = [float(r["lr"]) for r in rows]
+    # warm-up 0, 1/2 of 1e-3, then 1e-3 · 0.01^((n − 2) / 3)
+    assert lrs[:3] == pytest.approx([0.0, 5e-4, 1e-3])
+    assert lrs[3:] == pytest.approx([1e-3 * 0.01 ** (1 / 3), 1e-3 * 0.01 ** (2 / 3), 1e-5])
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_training_lowers_the_loss(tmp_path):
+    recipe = _recipe(max_steps=30, warmup_steps=1, decay_steps=30, lr=3e-3, final_ratio=0.5)
+    result = train(_model(), amodal_dav2_objective(), _data(2), recipe, tmp_path, progress=False)
+    assert sum(result.losses[-5:]) < 0.5 * sum(result.losses[:5])
+
+
+def test_sigterm_saves_and_stops_after_the_step(tmp_path):
+    calls = []
+    base = amodal_dav2_objective()
+
+    def objective(model, batch):
+        calls.append(1)
+        if len(calls) == 4:  # during step 2 (two micro-batches a step)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return base(model, batch)
+
+    result = train(_model(), objective, _data(), _recipe(), tmp_path, progress=False)
+    assert result.interrupted and result.step == 2
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_resume_refuses_another_recipe(tmp_path):
+    train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=1), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.001 → 0.002\)"):
+        train(_model(), amodal_dav2_objective(), _data(), _recipe(lr=2e-3), tmp_path, resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(_model(), amodal_dav2_objective(), _data(), _recipe(), tmp_path / "new", resume=True, progress=False)
+
+
+def test_batch_must_divide(tmp_path):
+    with pytest.raises(ValueError, match="not a multiple of batch_per_device 3"):
+        train(_model(), amodal_dav2_objective(), _data(), _recipe(batch_per_device=3), tmp_path, progress=False)
+
+
+def _ddp_worker(rank, world, init_file, folder, result_file):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        result = train(_model(), amodal_dav2_objective(), _data(), _recipe(batch_per_device=2, max_steps=3),
+                       folder, progress=False)
+        if rank == 0:
+            torch.save({"losses": result.losses}, result_file)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_processes_equal_one_with_accumulation(tmp_path):
+    """2 processes × batch 2 = 1 process × 2 micro-batches of 2: same losses and weights."""
+    import torch.multiprocessing as mp
+
+    single = _model()
+    reference = train(single, amodal_dav2_objective(), _data(), _recipe(batch_per_device=2, max_steps=3),
+                      tmp_path / "one", progress=False)
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "two"), str(tmp_path / "result.pt")),
+             nprocs=2, join=True)
+    losses = torch.load(tmp_path / "result.pt")["losses"]
+    assert losses == pytest.approx(reference.losses, rel=1e-5)
+    distributed = AmodalDAV2.from_pretrained(tmp_path / "two" / "model")
+    for (name, a), b in zip(single.state_dict().items(), distributed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
