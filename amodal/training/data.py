@@ -1,0 +1,63 @@
+"""Training data for :func:`amodal.training.loop.train`: an endless, seeded stream of synthetic occlusions.
+
+Item ``k`` of :class:`SynthStream` is the synthetic occlusion of seed ``(seed, k)``
+(:func:`amodal.adiw.synthetic.synth_occlusion`), its bucket cycled easy → mid → hard, with
+the *exact* truth: ``observed_depth`` is the composite's true disparity, min-max normalised
+(what a perfect relative-depth model would give as ``D_o``), and ``target_depth`` the
+target's full surface in the same frame. The same ``k`` always gives the same item, so the
+stream needs no state to resume, and held-out sets are other seeds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from amodal.composite import BUCKET_RANGES
+from amodal.metrics import BUCKETS
+
+
+class SynthStream:
+    """Endless synthetic training items; ``len()`` raises ``TypeError`` (a stream, not a set).
+
+    Args:
+        seed: the stream's seed; held-out sets use another one.
+        size: image side (a multiple of 14 for Amodal-DAV2).
+        buckets: visible-ratio buckets to cycle through.
+
+    Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``amodal_mask``, ``visible_mask``,
+    ``observed_depth``, ``target_depth`` (1, S, S) float32; ``bucket`` and ``id`` strings.
+    """
+
+    def __init__(self, seed: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS):
+        unknown = sorted(set(buckets) - set(BUCKET_RANGES))
+        if unknown or not buckets:
+            raise ValueError(f"buckets must be a non-empty subset of {sorted(BUCKET_RANGES)}, got {buckets}")
+        self.seed, self.size, self.buckets = seed, size, tuple(buckets)
+
+    def __len__(self):
+        raise TypeError("SynthStream is endless")
+
+    def __getitem__(self, index: int) -> dict:
+        from amodal.adiw.synthetic import synth_occlusion
+
+        if index < 0:
+            raise IndexError(f"index must be ≥ 0, got {index}")
+        bucket = self.buckets[index % len(self.buckets)]
+        seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+        occlusion = synth_occlusion(seed, self.size, BUCKET_RANGES[bucket])
+        composite = occlusion.composite
+        disparity = 1.0 / composite.depth
+        observed = (disparity - disparity.min()) / (disparity.max() - disparity.min())
+
+        def map_(x):
+            return torch.from_numpy(np.asarray(x, np.float32))[None]
+
+        return {
+            "image": torch.from_numpy(np.asarray(composite.image, np.float32)).permute(2, 0, 1).contiguous(),
+            "amodal_mask": map_(occlusion.amodal_mask),
+            "visible_mask": map_(occlusion.visible_mask),
+            "observed_depth": map_(observed),
+            "target_depth": map_(occlusion.exact_target),
+            "bucket": bucket,
+            "id": f"synth-{self.seed}-{index}",
+        }
