@@ -109,6 +109,8 @@ def train(
     checkpoint_every: int | None = None,
     parameters: Sequence[torch.nn.Parameter] | None = None,
     progress: bool = True,
+    bf16: bool | None = None,
+    compile: bool | str = False,
 ) -> TrainResult:
     """Train ``model`` by ``recipe`` until ``recipe.max_steps``.
 
@@ -125,6 +127,9 @@ def train(
         checkpoint_every: steps between checkpoints (default ``recipe.validate_every``).
         parameters: what Adam updates (default all of the model's; DepthFM: the UNet's).
         progress: show a tqdm bar.
+        bf16: run the objective under bf16 autocast (default: on CUDA only). Weights,
+            optimiser state and the logged loss stay float32.
+        compile: wrap the network in ``torch.compile`` (a string names the backend; ``True``: inductor).
 
     Returns:
         :class:`TrainResult`.
@@ -171,6 +176,9 @@ def train(
         network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
 
+    if compile:
+        network = torch.compile(network, backend=compile if isinstance(compile, str) else "inductor")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" if bf16 is None else bf16)
     checkpoint_every = checkpoint_every or recipe.validate_every
     result = TrainResult(step)
     log = open(output / "log.csv", "w", newline="") if rank == 0 else None
@@ -197,7 +205,8 @@ def train(
                     batch = _to(collate(data, order, positions), device)
                     sync = contextlib.nullcontext() if world == 1 or micro == micro_batches - 1 else network.no_sync()
                     with sync:
-                        loss = objective(network, batch) / micro_batches
+                        with autocast:
+                            loss = objective(network, batch).float() / micro_batches
                         loss.backward()
                     total += loss.detach()
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
