@@ -58,3 +58,16 @@ def test_bucket_filter_and_missing_folder(built, tmp_path):
     assert len(hard) == sum(r["bucket"] == "hard" for _, r in all_items.items)
     with pytest.raises(FileNotFoundError):
         AdiwDataset(tmp_path / "nothing")
+
+
+def test_paper_mode_is_a_nearest_exact_squash_of_the_files(built):
+    """The default mode reads what the official loader reads: every raster squashed with nearest-exact."""
+    from torchvision.transforms import InterpolationMode, Resize
+
+    native = AdiwDataset(built, size=None)[0]
+    item = AdiwDataset(built, size=20)[0]
+    official = Resize(size=(20, 20), interpolation=InterpolationMode.NEAREST_EXACT)
+    for key in ("image", "observed_depth", "target_depth", "amodal_mask", "visible_mask"):
+        assert torch.equal(item[key], official(native[key])), key
+    wide = AdiwDataset(built, size=24, mode="keep-aspect")[0]
+    assert wide["image"].shape == (3, 24, 24)

@@ -1,10 +1,10 @@
 """A ``torch.utils.data.Dataset`` over built ADIW shards, for training (paper §4.1).
 
-Each item is one sample resized to ``size × size`` (518 by default: Amodal-DAV2
-squashes every input to 518², aspect not kept), with a random horizontal flip — the
-only augmentation of the paper. Images and depth maps are resized bilinearly, masks
-by nearest neighbour (a mask stays binary, and the visible mask stays inside the
-amodal mask).
+Each item is one sample brought to ``size × size`` by :func:`amodal.preprocess.resample`
+(the paper's mode by default: every raster squashed to 518² with nearest-exact, as the
+official loader does; or ``"keep-aspect"``), with an optional random horizontal flip —
+the only augmentation of the paper. The trainer flips by itself
+(:mod:`amodal.training.order`), so it reads the dataset with ``hflip=False``.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from amodal.adiw.build import manifest_records
 from amodal.adiw.sample import read_sample
+from amodal.preprocess import resample
 
 
 class AdiwDataset(torch.utils.data.Dataset):
@@ -28,13 +28,14 @@ class AdiwDataset(torch.utils.data.Dataset):
         hflip: flip horizontally with probability ½ (training); the draw uses torch's RNG,
             so seeding torch (or the DataLoader's worker seed) makes it reproducible.
         buckets: keep only these buckets (default all).
+        mode: ``"paper"`` or ``"keep-aspect"`` (see :mod:`amodal.preprocess`).
 
     Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``observed_depth``,
     ``amodal_mask``, ``visible_mask``, ``target_depth`` (1, S, S) float32; ``bucket``
     and ``id`` strings.
     """
 
-    def __init__(self, roots, size: int | None = 518, hflip: bool = False, buckets=None):
+    def __init__(self, roots, size: int | None = 518, hflip: bool = False, buckets=None, mode: str = "paper"):
         roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
         self.items = []
         for root in roots:
@@ -45,6 +46,7 @@ class AdiwDataset(torch.utils.data.Dataset):
                     self.items.append((shard, record))
         self.size = size
         self.hflip = hflip
+        self.mode = mode
 
     def __len__(self) -> int:
         return len(self.items)
@@ -52,23 +54,20 @@ class AdiwDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         shard, record = self.items[index]
         s = read_sample(shard, record)
-        image = torch.from_numpy(s.image).permute(2, 0, 1).float() / 255.0
-        maps = torch.from_numpy(np.stack([s.observed_depth, s.target_depth])).float()
-        masks = torch.from_numpy(np.stack([s.amodal_mask, s.visible_mask])).float()
-        if self.size is not None:
-            shape = (self.size, self.size)
-            image = F.interpolate(image[None], shape, mode="bilinear", align_corners=False)[0].clamp(0, 1)
-            maps = F.interpolate(maps[None], shape, mode="bilinear", align_corners=False)[0].clamp(0, 1)
-            masks = F.interpolate(masks[None], shape, mode="nearest")[0]
-            masks[1] *= masks[0]
-        if self.hflip and torch.rand(()) < 0.5:
-            image, maps, masks = image.flip(-1), maps.flip(-1), masks.flip(-1)
-        return {
-            "image": image,
-            "observed_depth": maps[0:1],
-            "target_depth": maps[1:2],
-            "amodal_mask": masks[0:1],
-            "visible_mask": masks[1:2],
+        def map_(x):
+            return torch.from_numpy(np.asarray(x, np.float32))[None]
+
+        item = {
+            "image": torch.from_numpy(s.image).permute(2, 0, 1).float() / 255.0,
+            "observed_depth": map_(s.observed_depth),
+            "target_depth": map_(s.target_depth),
+            "amodal_mask": map_(s.amodal_mask),
+            "visible_mask": map_(s.visible_mask),
             "bucket": s.bucket,
             "id": s.sample_id,
         }
+        if self.size is not None:
+            item = resample(item, self.size, self.mode)
+        if self.hflip and torch.rand(()) < 0.5:
+            item = {k: v.flip(-1) if isinstance(v, torch.Tensor) else v for k, v in item.items()}
+        return item
