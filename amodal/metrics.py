@@ -138,20 +138,25 @@ def evaluate_sample(pred, target_depth, amodal_mask, visible_mask, observed_dept
         observed_depth: ``D_o``, ``(H, W)``; the aligned variant fits ``pred`` to it on ``M_vis``.
 
     Returns:
-        ``{"bucket", "visible_ratio", "raw": {...}, "aligned": {...}}``.
+        ``{"bucket", "visible_ratio", "raw": {...}, "aligned": {...}}``. When the fit is
+        undetermined — a fully hidden target (no visible pixel) or a prediction constant on
+        ``M_vis`` — the aligned metrics are NaN (skipped by :func:`aggregate_metrics`) and
+        ``"aligned_error"`` says why; the raw metrics are still computed.
     """
     p = _squeeze_map(_as_float64(pred), "pred")
     a = _squeeze_map(_as_float64(amodal_mask), "amodal_mask").astype(bool)
     v = _squeeze_map(_as_float64(visible_mask), "visible_mask").astype(bool) & a
     hidden = a & ~v
     ratio = visible_ratio(a, v)
-    aligned = np.clip(align(p, _squeeze_map(_as_float64(observed_depth), "observed_depth"), v), 0.0, 1.0)
-    return {
-        "bucket": visible_ratio_bucket(ratio),
-        "visible_ratio": ratio,
-        "raw": sample_metrics(p, target_depth, hidden),
-        "aligned": sample_metrics(aligned, target_depth, hidden),
-    }
+    record = {"bucket": visible_ratio_bucket(ratio), "visible_ratio": ratio, "raw": sample_metrics(p, target_depth, hidden)}
+    try:
+        aligned = np.clip(align(p, _squeeze_map(_as_float64(observed_depth), "observed_depth"), v), 0.0, 1.0)
+    except ValueError as error:  # too few visible pixels, or a prediction constant on them
+        record["aligned"] = {name: math.nan for name in METRICS}
+        record["aligned_error"] = str(error)
+        return record
+    record["aligned"] = sample_metrics(aligned, target_depth, hidden)
+    return record
 
 
 def aggregate_metrics(samples: Iterable[Mapping]) -> dict:

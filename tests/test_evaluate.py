@@ -30,6 +30,7 @@ def test_perfect_and_fill_predictions_by_hand():
     # the visible mean is 0.2 against a hidden truth of 0.5: RMSE 0.3, ratio (0.5+1e-5)/(0.2+1e-5) > 1.25
     assert filled[0]["raw"]["rmse"] == pytest.approx(0.3)
     assert filled[0]["raw"]["delta1"] == 0.0
+    assert math.isnan(filled[0]["aligned"]["rmse"]) and "constant" in filled[0]["aligned_error"]
     summary = summarise(filled)["raw"]
     assert summary["overall"]["count"] == 2 and summary["easy"]["count"] == 0 and math.isnan(summary["easy"]["rmse"])
 

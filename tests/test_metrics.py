@@ -135,3 +135,24 @@ def test_paper_units_and_table():
     agg = aggregate_metrics([{"bucket": "easy", "raw": row}])
     text = format_table(agg)
     assert "3.682" in text and "93.251" in text and "overall" in text
+
+
+def test_undetermined_alignment_gives_nan_aligned_metrics_not_an_error():
+    """A fully hidden target, or a prediction constant on M_vis: aligned NaN with the reason, raw kept."""
+    import math
+
+    from amodal.metrics import aggregate_metrics, evaluate_sample
+
+    amodal = np.zeros((6, 6), bool)
+    amodal[1:5, 1:5] = True
+    target = np.full((6, 6), 0.4)
+    observed = np.full((6, 6), 0.3)
+    hidden_only = evaluate_sample(np.full((6, 6), 0.4), target, amodal, np.zeros_like(amodal), observed)
+    assert hidden_only["bucket"] == "hard" and hidden_only["raw"]["rmse"] == pytest.approx(0.0)
+    assert math.isnan(hidden_only["aligned"]["rmse"]) and "aligned_error" in hidden_only
+    visible = amodal.copy()
+    visible[:, 3:] = False
+    constant = evaluate_sample(np.full((6, 6), 0.5), target, amodal, visible, observed)
+    assert constant["raw"]["rmse"] == pytest.approx(0.1) and math.isnan(constant["aligned"]["delta1"])
+    summary = aggregate_metrics([hidden_only, constant])
+    assert summary["raw"]["overall"]["count"] == 2 and summary["aligned"]["overall"]["count"] == 0
