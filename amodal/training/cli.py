@@ -1,0 +1,156 @@
+"""``python -m amodal train``: a recipe, data and an output folder (also under ``torchrun``).
+
+The command builds the model the recipe names (from ``--init`` weights, or at random),
+the data (``synth``, a folder of our ADIW shards, or the official layout), and calls
+:func:`amodal.training.loop.train`. Under ``torchrun`` it joins the process group
+(NCCL on CUDA, gloo on the CPU) and each process takes its share of every step.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+from pathlib import Path
+
+TRAIN_EXAMPLES = """\
+examples:
+  # Amodal-DAV2-L on ADIW as in the paper, 4 GPUs, from the official DAV2 weights:
+  torchrun --nproc_per_node 4 -m amodal train --recipe amodal-dav2-l-paper \\
+      --data /data/adiw --init depth_anything_v2_vitl.pth --output runs/dav2-l --device cuda
+
+  # a few steps on synthetic scenes on a CPU, a tiny network, random init:
+  python -m amodal train --recipe amodal-dav2-s-paper --data synth --init none \\
+      --set size=tiny --set input_size=56 --set batch_size=4 --set batch_per_device=2 \\
+      --set max_steps=20 --output runs/try
+
+Run the same command with --resume to continue from OUTPUT/checkpoint.pt. SIGTERM and
+Ctrl-C save a checkpoint before the process exits.
+"""
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from amodal.training.recipes import RECIPES
+
+    parser.add_argument("--recipe", required=True, help=f"one of: {', '.join(sorted(RECIPES))}")
+    parser.add_argument("--data", required=True,
+                        help="'synth' (an endless stream of synthetic scenes), a folder of our ADIW shards, "
+                        "or a folder in the official layout (occlusion/, whole_mask/, depth_da_update_*/)")
+    parser.add_argument("--split", type=Path, help="official layout only: a split list (data_split/sam/train.txt)")
+    parser.add_argument("--output", required=True, type=Path, help="run folder: log.csv, checkpoint.pt, model/")
+    parser.add_argument("--init", default=None,
+                        help="starting weights: a Depth Anything V2 checkpoint (.pth, for Amodal-DAV2 recipes), "
+                        "or 'none' for random weights (default: required when the recipe starts from weights)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu; under torchrun cuda:LOCAL_RANK)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a recipe field, e.g. --set max_steps=100 (repeatable)")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: the recipe's validation period)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["max_steps=10", "lr=1e-4"]`` → typed values for :func:`amodal.training.recipes.get_recipe`.
+
+    Raises:
+        ValueError: no ``=``, an unknown field, or a value of the wrong type.
+    """
+    from amodal.training.recipes import Recipe
+
+    hints = typing.get_type_hints(Recipe)
+    out = {}
+    for pair in pairs:
+        field, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set needs FIELD=VALUE, got {pair!r}")
+        if field not in hints:
+            raise ValueError(f"recipe has no field {field!r}; fields: {', '.join(f.name for f in dataclasses.fields(Recipe))}")
+        options = typing.get_args(hints[field]) or (hints[field],)
+        kinds = [k for k in options if k is not type(None)]
+        if text.lower() == "none" and type(None) in options:
+            out[field] = None
+            continue
+        try:
+            out[field] = kinds[0](text)
+        except ValueError:
+            raise ValueError(f"--set {field}: {text!r} is not a {kinds[0].__name__}") from None
+    return out
+
+
+def build_data(spec: str, recipe, split: Path | None = None):
+    """``synth``, our shards, or the official layout → a dataset of training items."""
+    if spec == "synth":
+        from amodal.training.data import SynthStream
+
+        return SynthStream(seed=recipe.seed, size=recipe.input_size)
+    root = Path(spec)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data: no such folder: {root} (or use 'synth')")
+    if (root / "whole_mask").is_dir():
+        from amodal.adiw.official import OfficialAdiwDataset
+
+        return OfficialAdiwDataset(root, split, size=recipe.input_size)
+    if any(root.glob("shard-*")):
+        from amodal.adiw.dataset import AdiwDataset
+
+        return AdiwDataset(root, size=recipe.input_size)
+    raise FileNotFoundError(f"--data {root}: neither ADIW shards (shard-*/) nor the official layout (whole_mask/, ...)")
+
+
+def build_model(recipe, init: str | None):
+    """The recipe's network, initialised from ``init`` (``"none"``: random)."""
+    if recipe.model != "amodal-dav2":
+        raise ValueError(f"recipe {recipe.name!r}: training {recipe.model} from the command line is not available yet")
+    from amodal.models.amodal_dav2 import CONFIGS, TINY, AmodalDAV2
+
+    config = TINY if recipe.size == "tiny" else CONFIGS.get(recipe.size)
+    if config is None:
+        raise ValueError(f"recipe {recipe.name!r}: unknown model size {recipe.size!r} (s, b, l, g or tiny)")
+    if init is None and recipe.init is not None:
+        raise ValueError(f"recipe {recipe.name!r} starts from Depth Anything V2 weights: give --init "
+                         f"depth_anything_v2_vit{recipe.size}.pth, or --init none for random weights")
+    if init is None or init == "none":
+        import torch
+
+        torch.manual_seed(recipe.seed)
+        return AmodalDAV2(config)
+    return AmodalDAV2.from_dav2(init, config=config)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from amodal.training.loop import train
+    from amodal.training.objectives import amodal_dav2_objective
+    from amodal.training.recipes import get_recipe
+
+    try:
+        recipe = get_recipe(args.recipe, **parse_overrides(args.set))
+        data = build_data(args.data, recipe, args.split)
+        model = build_model(recipe, args.init)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    device = args.device
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if device.startswith("cuda"):
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group(backend)
+    try:
+        result = train(model, amodal_dav2_objective(recipe.loss_region, recipe.silog_lambda), data, recipe, args.output,
+                       resume=args.resume, device=device, checkpoint_every=args.checkpoint_every,
+                       progress=not args.quiet, compile=args.compile)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if distributed:
+            torch.distributed.destroy_process_group()
+    state = "interrupted at" if result.interrupted else "finished at"
+    print(f"{recipe.name}: {state} step {result.step} of {recipe.max_steps}; outputs in {args.output}")
+    return 0

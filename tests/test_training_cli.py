@@ -1,0 +1,83 @@
+"""python -m amodal train: overrides, data and model choice, clear errors, and a run killed by SIGKILL resumed exactly."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from amodal.training.cli import build_data, build_model, parse_overrides
+from amodal.training.recipes import get_recipe
+
+
+def test_overrides_are_typed():
+    assert parse_overrides(["max_steps=3", "lr=1e-4", "size=tiny", "time_grid=none"]) == {
+        "max_steps": 3, "lr": 1e-4, "size": "tiny", "time_grid": None}
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        parse_overrides(["max_steps"])
+    with pytest.raises(ValueError, match="no field 'steps'"):
+        parse_overrides(["steps=3"])
+    with pytest.raises(ValueError, match="'x' is not a int"):
+        parse_overrides(["max_steps=x"])
+
+
+def test_model_and_data_errors(tmp_path):
+    recipe = get_recipe("amodal-dav2-s-paper")
+    with pytest.raises(ValueError, match="--init depth_anything_v2_vits.pth"):
+        build_model(recipe, None)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        build_data(str(tmp_path / "none"), recipe)
+    with pytest.raises(FileNotFoundError, match="neither ADIW shards"):
+        build_data(str(tmp_path), recipe)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        build_model(recipe, str(tmp_path / "missing.pth"))
+    assert type(build_data("synth", recipe)).__name__ == "SynthStream"
+
+
+RUN = ["--recipe", "amodal-dav2-s-paper", "--data", "synth", "--init", "none", "--quiet",
+       "--set", "size=tiny", "--set", "input_size=42", "--set", "batch_size=2", "--set", "batch_per_device=1",
+       "--set", "warmup_steps=2", "--set", "decay_steps=20", "--set", "lr=1e-3", "--set", "max_grad_norm=1.0",
+       "--checkpoint-every", "2"]
+
+
+def _cli(*args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "amodal", "train", *args], capture_output=True, text=True, env=env, **kw)
+
+
+def _losses(folder):
+    with open(folder / "log.csv", newline="") as handle:
+        return [(row["step"], row["loss"]) for row in csv.DictReader(handle)]
+
+
+def test_bad_recipe_and_resume_errors(tmp_path):
+    out = _cli("--recipe", "nope", "--data", "synth", "--output", str(tmp_path))
+    assert out.returncode == 2 and "unknown recipe 'nope'" in out.stderr
+    out = _cli(*RUN, "--set", "max_steps=1", "--output", str(tmp_path / "new"), "--resume")
+    assert out.returncode == 2 and "nothing to resume" in out.stderr
+
+
+def test_sigkill_between_checkpoints_then_resume_equals_uninterrupted(tmp_path):
+    full = _cli(*RUN, "--set", "max_steps=8", "--output", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "amodal", "train", *RUN, "--set", "max_steps=8",
+                                "--output", str(tmp_path / "killed")], env=env, stderr=subprocess.PIPE)
+    log = tmp_path / "killed" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once step 5 is logged: after the step-4 checkpoint, before step 6's
+        if log.is_file() and len(_losses(tmp_path / "killed")) >= 5:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] in (4, 6)
+    resumed = _cli(*RUN, "--set", "max_steps=8", "--output", str(tmp_path / "killed"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _losses(tmp_path / "killed") == _losses(tmp_path / "full")
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
