@@ -1,6 +1,10 @@
 """Checkpoint layouts: official DAV2 .pth, released Amodal-DAV2 safetensors, ours; strict errors."""
+import ast
 import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,3 +141,34 @@ def test_foreign_and_missing_files(tmp_path):
         DepthAnythingV2.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="no checkpoint path"):
         AmodalDAV2.from_pretrained(None)
+
+
+def test_checkpoints_imports_alone_without_the_networks():
+    """The file reader needs the configs, not the networks: importing it first, in a fresh
+    interpreter, must work and must not pull in amodal_dav2 (no import circle)."""
+    code = ("import sys, torch, amodal.models.checkpoints as c\n"
+            "z = torch.zeros\n"
+            "state = {'encoder.cls_token': z(1, 1, 8), 'encoder.pos_embed': z(1, 26, 8), 'head.scratch.layer1_rn.weight': z(4, 2, 3, 3),"
+            " **{f'head.projects.{i}.weight': z(2, 8, 1, 1) for i in range(4)}}\n"
+            "assert c.infer_shape(state)['size'] is None\n"
+            "assert 'amodal.models.amodal_dav2' not in sys.modules, 'checkpoints imports the networks'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_no_function_level_imports_in_checkpoints():
+    """An import inside a function is how the circle was hidden; none may come back."""
+    tree = ast.parse(Path(checkpoints.__file__).read_text())
+    inner = [
+        f"{function.name}: line {node.lineno}"
+        for function in ast.walk(tree) if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    assert not inner, inner
+
+
+def test_configs_are_importable_from_where_they_were():
+    from amodal.models import amodal_dav2, configs
+
+    assert amodal_dav2.TINY is configs.TINY and amodal_dav2.CONFIGS is configs.CONFIGS
+    assert amodal_dav2.DAV2Config is configs.DAV2Config

@@ -19,7 +19,7 @@ Both models take ``image`` RGB in [0, 1] and apply ImageNet normalisation inside
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,67 +28,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from amodal.models import checkpoints
-from amodal.models.dinov2 import ENCODERS, PATCH_SIZE, DINOv2, EncoderConfig
+from amodal.models.configs import CONFIGS, TINY, DAV2Config, resolve_config, standard_size
+from amodal.models.dinov2 import PATCH_SIZE, DINOv2
 from amodal.models.dpt import DPTHead
+
+# The configs live in amodal.models.configs; they are importable from here as before.
+__all__ = ["CONFIGS", "TINY", "DAV2Config", "DepthAnythingV2", "AmodalDAV2", "keep_aspect_size", "image_to_tensor"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_SIZE = 518  # the training resolution of DAV2 and Amodal-DAV2
-
-
-@dataclass(frozen=True)
-class DAV2Config:
-    """All a DAV2-family network needs to be built; JSON-able.
-
-    Attributes:
-        embed_dim, depth, num_heads, taps, swiglu, img_size: the DINOv2 encoder.
-        features: width of the DPT fusion path.
-        out_channels: widths of the DPT pyramid levels.
-    """
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    taps: tuple[int, ...]
-    features: int
-    out_channels: tuple[int, int, int, int]
-    swiglu: bool = False
-    img_size: int = 518
-
-    def encoder(self) -> EncoderConfig:
-        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.taps, self.swiglu, self.img_size)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DAV2Config":
-        data = dict(data)
-        data["taps"], data["out_channels"] = tuple(data["taps"]), tuple(data["out_channels"])
-        return cls(**data)
-
-
-def _config(encoder: EncoderConfig, features: int, out_channels: tuple[int, int, int, int]) -> DAV2Config:
-    return DAV2Config(encoder.embed_dim, encoder.depth, encoder.num_heads, encoder.taps, features,
-                      out_channels, encoder.swiglu, encoder.img_size)
-
-
-CONFIGS = {
-    "s": _config(ENCODERS["s"], 64, (48, 96, 192, 384)),
-    "b": _config(ENCODERS["b"], 128, (96, 192, 384, 768)),
-    "l": _config(ENCODERS["l"], 256, (256, 512, 1024, 1024)),
-    "g": _config(ENCODERS["g"], 384, (1536, 1536, 1536, 1536)),
-}
-
-# A tiny network with every code path of the full ones (taps, position-embedding
-# resampling, guidance, input projections); for tests and the quick notebook profile.
-TINY = DAV2Config(embed_dim=32, depth=4, num_heads=2, taps=(0, 1, 2, 3), features=16,
-                  out_channels=(8, 16, 32, 32), img_size=70)
-
-
-def _resolve(size: str | DAV2Config) -> DAV2Config:
-    if isinstance(size, DAV2Config):
-        return size
-    if size not in CONFIGS:
-        raise ValueError(f"size must be one of {sorted(CONFIGS)} or a DAV2Config, got {size!r}")
-    return CONFIGS[size]
 
 
 class _DepthNetwork(nn.Module):
@@ -98,7 +47,7 @@ class _DepthNetwork(nn.Module):
 
     def __init__(self, size: str | DAV2Config = "s", exact: bool = False):
         super().__init__()
-        self.config = _resolve(size)
+        self.config = resolve_config(size)
         c = self.config
         self.encoder = DINOv2(c.encoder(), guidance_channels=2 if self.amodal else 0)
         self.head = DPTHead(c.embed_dim, c.features, c.out_channels, input_projection=self.amodal,
@@ -110,7 +59,7 @@ class _DepthNetwork(nn.Module):
     @property
     def size_name(self) -> str:
         """``"ViT-S"`` ... for the standard sizes, else a short shape summary."""
-        name = next((k for k, c in CONFIGS.items() if c == self.config), None)
+        name = standard_size(self.config)
         return f"ViT-{name.upper()}" if name else f"dim {self.config.embed_dim}, {self.config.depth} blocks"
 
     def set_fused_attention(self, enabled: bool) -> None:

@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+
+from amodal.models.configs import CONFIGS
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -62,8 +65,6 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
         raise FileNotFoundError(f"checkpoint not found: {path}")
     config = None
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             state = {key: handle.get_tensor(key) for key in handle.keys()}
             metadata = handle.metadata() or {}
@@ -168,8 +169,6 @@ def infer_shape(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     Raises:
         ValueError: a tensor that every DAV2 model has is absent.
     """
-    from amodal.models.amodal_dav2 import CONFIGS
-
     needed = ["encoder.cls_token", "encoder.pos_embed", "head.scratch.layer1_rn.weight"] + [
         f"head.projects.{i}.weight" for i in range(4)
     ]
