@@ -155,6 +155,31 @@ def test_dav2_file_for_amodal_model_points_to_from_dav2(tmp_path):
         DepthAnythingV2.from_pretrained(tmp_path / "amodal.safetensors", config=TINY)
 
 
+def test_training_checkpoint_is_unwrapped_by_key(tmp_path):
+    official = tiny_official()
+    optimizer = {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"lr": 1e-4, "params": [0]}]}
+    wrapped = {"model": official, "optimizer": optimizer, "epoch": 7, "scheduler": {"last_epoch": 7}}
+    torch.save(wrapped, tmp_path / "train.pth")  # four entries: the old len(state) <= 3 rule refused it
+    loaded = DepthAnythingV2.from_pretrained(tmp_path / "train.pth", config=TINY)
+    assert torch.equal(loaded.encoder.pos_embed, official["pretrained.pos_embed"])
+    # the first wrapper holding weights of a known layout wins, wherever it stands
+    torch.save({"epoch": 1, "ema": tiny_official(seed=5), "state_dict": official}, tmp_path / "ema.pth")
+    loaded = DepthAnythingV2.from_pretrained(tmp_path / "ema.pth", config=TINY)
+    assert torch.equal(loaded.encoder.pos_embed, official["pretrained.pos_embed"])
+    # a DDP-style wrapper
+    torch.save({"module": official, "step": 10}, tmp_path / "ddp.pth")
+    assert checkpoints.read_checkpoint(tmp_path / "ddp.pth")[0] is not None
+
+
+def test_file_without_weights_lists_what_it_holds(tmp_path):
+    torch.save({"optimizer": {"state": {}}, "epoch": 7, "config": {"lr": 0.1}}, tmp_path / "no_weights.pth")
+    with pytest.raises(ValueError) as error:
+        DepthAnythingV2.from_pretrained(tmp_path / "no_weights.pth")
+    message = str(error.value)
+    assert "no_weights.pth" in message and "'optimizer' (dict)" in message and "'epoch' (int)" in message
+    assert "state_dict" in message and "model" in message  # where it looked
+
+
 def test_foreign_and_missing_files(tmp_path):
     torch.save({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(3)}, tmp_path / "depthfm.pth")
     with pytest.raises(ValueError, match="DepthFM"):
