@@ -1,5 +1,8 @@
 """DepthAnythingV2 / AmodalDAV2: zero-guidance identity, interface, tiny config, files."""
+import dataclasses
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +97,28 @@ def test_save_and_load_our_format(tmp_path, pair):
         assert torch.equal(again(*x), amodal(*x))
     with pytest.raises(ValueError, match="AmodalDAV2.from_pretrained"):
         DepthAnythingV2.from_pretrained(tmp_path / "ckpt")
+
+
+def test_a_killed_save_leaves_a_loadable_pair(tmp_path, pair, monkeypatch):
+    dav2, _ = pair
+    folder = dav2.save_pretrained(tmp_path / "ckpt")
+    (folder / "NOTES.md").write_text("kept")  # other files in the folder are left alone
+    old_weights = (folder / "model.safetensors").read_bytes()
+    bigger = DepthAnythingV2(dataclasses.replace(TINY, depth=5))
+
+    def killed(state, path, metadata=None):
+        Path(path).write_bytes(b"half a file")
+        raise KeyboardInterrupt  # the writer dies mid-file
+
+    monkeypatch.setattr("safetensors.torch.save_file", killed)
+    monkeypatch.setattr("amodal.models.amodal_dav2.save_file", killed, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        bigger.save_pretrained(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["NOTES.md", "config.json", "model.safetensors"]
+    assert (folder / "model.safetensors").read_bytes() == old_weights
+    # config.json already describes the new model; the old weights still load with their own
+    assert json.loads((folder / "config.json").read_text())["config"]["depth"] == 5
+    assert DepthAnythingV2.from_pretrained(folder).config == TINY
 
 
 @pytest.mark.parametrize("hw, expected", [((480, 640), (518, 686)), ((1000, 500), (1036, 518)), ((518, 518), (518, 518)),

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
+from amodal.atomic import atomic_write, atomic_write_json
 from amodal.models import checkpoints
 from amodal.models.configs import CONFIGS, TINY, DAV2Config, resolve_config, standard_size
 from amodal.models.dinov2 import PATCH_SIZE, DINOv2
@@ -128,21 +130,23 @@ class _DepthNetwork(nn.Module):
         return ""
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` (ours) into ``directory``.
+        """Write ``config.json`` and ``model.safetensors`` (ours) into ``directory``.
 
-        The weights are written to a temporary name and renamed, so an interrupted save
-        leaves no half-written file under the real name.
+        Each file is written atomically (:func:`amodal.atomic.atomic_write`: temporary name,
+        fsync, rename), so neither is ever seen half-written. Two files cannot be replaced
+        in one step without swapping the whole folder (``atomic_directory``), which would
+        delete whatever else the folder holds; instead the weights carry their own config
+        in their metadata, and that copy is the one :meth:`from_pretrained` reads.
+        ``config.json`` (for people and other tools) is written *first*: a save killed in
+        between leaves the old weights with their own config and a ``config.json`` that is
+        already new — never new weights described by an old config.
         """
-        from safetensors.torch import save_file
-
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         record = {"model": type(self).__name__, "config": asdict(self.config)}
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        tmp = directory / (checkpoints.WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"amodal_config": json.dumps(record)})
-        tmp.replace(directory / checkpoints.WEIGHTS_NAME)
-        (directory / checkpoints.CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_json(directory / checkpoints.CONFIG_NAME, record, indent=2)
+        metadata = {"amodal_config": json.dumps(record)}
+        atomic_write(directory / checkpoints.WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata=metadata))
         return directory
 
 
