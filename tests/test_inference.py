@@ -105,6 +105,8 @@ def test_predict_errors(models):
         predict(rgb, mask, model, observed_depth=nan_depth)
     with pytest.raises(ValueError, match="finite"):
         predict(np.full((40, 60, 3), np.nan, np.float32), mask, model, base)
+    with pytest.raises(ValueError, match=r"amodal_mask must lie in \[0, 1\]"):  # a 0/255 PNG, not {0, 1}
+        predict(rgb, mask.astype(np.uint8) * 255, model, observed_depth=np.full((40, 60), 0.5))
     with pytest.raises(ValueError, match="constant"):
         normalise_disparity(np.ones((3, 3)))
     with pytest.raises(ValueError, match="NaN"):
