@@ -37,7 +37,7 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> 
     """Depth of the whole object given by ``amodal_mask``, pasted into the photo's depth.
 
     The inputs are checked here, once (:func:`amodal.checks.check_guidance`), not inside
-    the network.
+    the network. The networks run in their own dtype and device (e.g. cast to bfloat16).
 
     Args:
         image: the photo, RGB: (H, W, 3) numpy uint8 / float in [0, 1], or torch (3, H, W).
@@ -68,7 +68,7 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> 
     parameter = next(model.parameters())
     square = (INPUT_SIZE, INPUT_SIZE)
     inputs = [
-        F.interpolate(x.to(parameter.device), square, mode="nearest-exact")
+        F.interpolate(x.to(parameter.device), square, mode="nearest-exact").to(parameter.dtype)
         for x in (rgb, mask.float(), observed)
     ]
     with torch.no_grad():

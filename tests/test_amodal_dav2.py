@@ -194,3 +194,57 @@ def test_amodal_dav2_compiles_as_one_graph(pair):
     x = (torch.rand(1, 3, 70, 84), (torch.rand(1, 1, 70, 84) > 0.5).float(), torch.rand(1, 1, 70, 84))
     with torch.no_grad():
         assert torch.equal(compiled(*x), amodal(*x))
+
+
+class CountingBackend:
+    """A torch.compile backend that counts the graphs it is given and the images they run on."""
+
+    def __init__(self, image_height):
+        self.graphs, self.batches, self.height = 0, [], image_height
+
+    def __call__(self, graph, example_inputs):
+        self.graphs += 1
+
+        def run(*args):
+            self.batches += [tuple(a.shape) for a in args if isinstance(a, torch.Tensor) and a.shape[1:3] == (3, self.height)]
+            return graph.forward(*args)
+
+        return run
+
+
+def test_photos_of_one_bucket_share_a_graph_and_a_batch():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = DepthAnythingV2(TINY).eval()
+    backend = CountingBackend(image_height=70)
+    model.compile(backend=backend, fullgraph=True)
+    rng = np.random.default_rng(0)
+    # 30×45, 32×48, 40×61: short side 70 → long side 105, 105, 106.75 → all 112 (8 patches)
+    photos = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((30, 45), (32, 48), (40, 61))]
+    assert {keep_aspect_size(*p.shape[:2], 70) for p in photos} == {(70, 112)}
+    for photo in photos[:2]:
+        model.infer_image(photo, input_size=70)
+    assert backend.graphs == 1  # two photo sizes, one graph
+    out = model.infer_images(photos, input_size=70, batch_size=4)
+    assert backend.batches[-1] == (3, 3, 70, 112)  # three photo sizes, one batch
+    assert [o.shape for o in out] == [p.shape[:2] for p in photos]
+    model.infer_images(photos[:2], input_size=70)
+    model.infer_images(photos * 2, input_size=70, batch_size=5)
+    assert backend.batches[-2:] == [(5, 3, 70, 112), (1, 3, 70, 112)]
+    assert backend.graphs == 2  # a batch of one has its own graph; every larger batch shares one
+    torch._dynamo.reset()
+
+
+def test_bfloat16_model_infers_and_returns_float32(pair):
+    dav2, _ = pair
+    low = DepthAnythingV2(TINY).eval()
+    low.load_state_dict(dav2.state_dict())
+    low.head.scratch.output_conv2[2].bias.data.fill_(1.0)  # a positive output to compare
+    reference = DepthAnythingV2(TINY).eval()
+    reference.load_state_dict(low.state_dict())
+    low.to(torch.bfloat16)
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 45, 3), dtype=np.uint8)
+    out = low.infer_image(rgb, input_size=70)
+    assert out.dtype == np.float32 and out.shape == (30, 45)
+    expected = reference.infer_image(rgb, input_size=70)
+    assert np.abs(out - expected).max() < 0.05 * np.abs(expected).max()  # bfloat16 keeps ~3 digits

@@ -175,11 +175,9 @@ class DepthAnythingV2(_DepthNetwork):
     def infer_image(self, rgb, input_size: int = INPUT_SIZE) -> np.ndarray:
         """Disparity of one photo at its own resolution, with DAV2's preprocessing.
 
-        The image is resized keeping its aspect ratio so that the short side is
-        ``input_size`` and both sides are multiples of 14 (bicubic), predicted, and the
-        prediction is resized back (bilinear, corners aligned), as the official
-        ``infer_image`` does. Unlike the official one, the input is **RGB**: the official
-        function takes OpenCV's BGR and converts it.
+        The official ``infer_image``, for one photo: see :meth:`infer_images`. Unlike the
+        official one, the input is **RGB**: the official function takes OpenCV's BGR and
+        converts it.
 
         Args:
             rgb: (H, W, 3) numpy array, uint8 or float in [0, 1]; or a torch tensor
@@ -189,13 +187,49 @@ class DepthAnythingV2(_DepthNetwork):
         Returns:
             (H, W) float32 numpy disparity (unnormalised; larger = nearer).
         """
-        image = image_to_tensor(rgb).to(self.pixel_mean.device)
-        h, w = image.shape[-2:]
-        new_h, new_w = keep_aspect_size(h, w, input_size)
-        resized = F.interpolate(image, (new_h, new_w), mode="bicubic", align_corners=False)
-        depth = self.forward(resized)
-        depth = F.interpolate(depth, (h, w), mode="bilinear", align_corners=True)
-        return depth[0, 0].float().cpu().numpy()
+        return self.infer_images([rgb], input_size)[0]
+
+    @torch.no_grad()
+    def infer_images(self, images, input_size: int = INPUT_SIZE, batch_size: int = 4) -> list[np.ndarray]:
+        """Disparity of each photo at its own resolution, photos of one size class batched.
+
+        As the official ``infer_image``: each photo is resized keeping its aspect ratio so
+        that the short side is ``input_size`` and both sides are multiples of 14 (bicubic,
+        :func:`keep_aspect_size`), predicted, and the prediction resized back (bilinear,
+        corners aligned). That network size is the photo's *bucket*: photos of different
+        sizes but one bucket run in the same batch, and a compiled model
+        (``model.compile()``) builds one graph per bucket — plus one for a batch of one,
+        which ``torch.compile`` always specialises — not one per photo size.
+
+        The network runs in the model's dtype and device (e.g. a model cast to bfloat16);
+        resizing is done in float32 and the results are float32.
+
+        Args:
+            images: photos as :meth:`infer_image` takes them; sizes may differ.
+            input_size: short side the network sees.
+            batch_size: photos per forward pass.
+
+        Returns:
+            one (H, W) float32 numpy disparity per photo, in order.
+        """
+        parameter = next(self.parameters())
+        tensors = [image_to_tensor(image) for image in images]
+        buckets: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(tensors):
+            buckets.setdefault(keep_aspect_size(*image.shape[-2:], input_size), []).append(i)
+        out: list[np.ndarray | None] = [None] * len(tensors)
+        for size, indices in buckets.items():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                batch = torch.cat([
+                    F.interpolate(tensors[i].to(parameter.device), size, mode="bicubic", align_corners=False) for i in chunk
+                ]).to(parameter.dtype)
+                torch._dynamo.maybe_mark_dynamic(batch, 0)  # one graph for every batch size > 1
+                depth = self(batch).float()  # self(), not self.forward(): a compiled model is used
+                for j, i in enumerate(chunk):
+                    back = F.interpolate(depth[j : j + 1], tensors[i].shape[-2:], mode="bilinear", align_corners=True)
+                    out[i] = back[0, 0].cpu().numpy()
+        return out  # type: ignore[return-value]
 
 
 class AmodalDAV2(_DepthNetwork):
@@ -294,7 +328,7 @@ def image_to_tensor(rgb) -> torch.Tensor:
         image = image.float()
     else:
         raise ValueError(f"image must be a numpy array or torch tensor, got {type(rgb).__name__}")
-    if not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+    if (~torch.isfinite(image) | (image < 0) | (image > 1)).any():  # one read-back
         raise ValueError("image values must be finite and in [0, 1] (or uint8)")
     return image
 
