@@ -48,7 +48,7 @@ _PUBLIC = {
     "ensemble_statistics": "amodal.flow_matching",
     "DepthAnythingV2": "amodal.models.amodal_dav2",
     "AmodalDAV2": "amodal.models.amodal_dav2",
-    "DAV2Config": "amodal.models.amodal_dav2",
+    "DAV2Config": "amodal.models.configs",
     "predict": "amodal.inference",
     "silog": "amodal.losses",
     "setup_run": "amodal.notebook",

@@ -8,7 +8,7 @@ own, so every estimator here returns **normalised disparity**: ``(d − min d) /
 Estimators:
 
 - :class:`DAV2Depth` — Depth Anything V2 from a checkpoint path, with the official
-  keep-aspect preprocessing (``infer_image``), batched over images of one size.
+  keep-aspect preprocessing (``infer_image``), batched over images of one network size.
 - :class:`OracleDepth` — the stand-in for offline work: it knows the true disparity
   of the images it has been shown (synthetic renders from :mod:`amodal.synth`) and
   returns it exactly, or as a relative-depth model would — through an unknown
@@ -203,9 +203,10 @@ class DAV2Depth:
 
     Each image goes through the official ``infer_image`` preprocessing — keep aspect,
     short side 518, sides multiples of 14, bicubic; the prediction is resized back
-    (bilinear, corners aligned) — and is min-max normalised. Images of the same size
-    are run together in batches of ``batch_size`` (the result equals one-by-one
-    ``infer_image`` up to float rounding).
+    (bilinear, corners aligned) — and is min-max normalised. The work is
+    :meth:`DepthAnythingV2.infer_images`: images whose network sizes agree run together
+    in batches of ``batch_size``, in the model's dtype (cast ``self.model`` to bfloat16
+    to run it so), and a compiled model builds one graph per network size.
 
     Args:
         checkpoint: an official ``depth_anything_v2_vit{s,b,l}.pth`` or one of ours.
@@ -216,6 +217,7 @@ class DAV2Depth:
     """
 
     def __init__(self, checkpoint, device: str = "cpu", batch_size: int = 4, encoder: str | None = None, input_size: int = 518):
+        # imported here so that the torch-free estimators above need no torch
         from amodal.models.amodal_dav2 import DepthAnythingV2
 
         size = {"vits": "s", "vitb": "b", "vitl": "l", "vitg": "g"}.get(encoder, encoder)
@@ -226,24 +228,5 @@ class DAV2Depth:
         self.name = f"dav2:{Path(str(checkpoint)).name}"
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import torch
-        import torch.nn.functional as F
-
-        from amodal.models.amodal_dav2 import keep_aspect_size
-
-        floats = [as_float_image(image) for image in images]
-        out: list[np.ndarray | None] = [None] * len(floats)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, image in enumerate(floats):
-            groups.setdefault(image.shape[:2], []).append(i)
-        for (h, w), indices in groups.items():
-            size = keep_aspect_size(h, w, self.input_size)
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start : start + self.batch_size]
-                batch = torch.from_numpy(np.stack([floats[i] for i in chunk])).permute(0, 3, 1, 2).to(self.device)
-                with torch.no_grad():
-                    resized = F.interpolate(batch, size, mode="bicubic", align_corners=False)
-                    disparity = F.interpolate(self.model(resized), (h, w), mode="bilinear", align_corners=True)
-                for j, i in enumerate(chunk):
-                    out[i] = normalise_disparity(disparity[j, 0].float().cpu().numpy())
-        return out  # type: ignore[return-value]
+        disparities = self.model.infer_images(list(images), self.input_size, self.batch_size)
+        return [normalise_disparity(d) for d in disparities]

@@ -24,17 +24,20 @@ Choices, each as in the official pipeline unless said otherwise:
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from amodal.checks import check_guidance
 from amodal.depth import normalise_disparity
 from amodal.models.amodal_dav2 import INPUT_SIZE, image_to_tensor
 
 
 def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> np.ndarray:
     """Depth of the whole object given by ``amodal_mask``, pasted into the photo's depth.
+
+    The inputs are checked here, once (:func:`amodal.checks.check_guidance`), not inside
+    the network. The networks run in their own dtype and device (e.g. cast to bfloat16).
 
     Args:
         image: the photo, RGB: (H, W, 3) numpy uint8 / float in [0, 1], or torch (3, H, W).
@@ -51,29 +54,27 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> 
     Raises:
         ValueError: mismatched sizes, an empty mask, bad depth values, no depth source.
     """
-    rgb = image_to_tensor(image)
+    rgb = image_to_tensor(image)  # (1, 3, H, W) float32, values checked
     h, w = rgb.shape[-2:]
-    mask = _as_map(amodal_mask, "amodal_mask", (h, w)) > 0.5
-    if not mask.any():
-        raise ValueError("amodal_mask is empty: nothing to predict")
+    mask = _as_map(amodal_mask, "amodal_mask", (h, w))
     if observed_depth is None:
         if base_model is None:
             raise ValueError("give base_model (a DepthAnythingV2) or observed_depth")
-        observed = torch.from_numpy(normalise_disparity(base_model.infer_image(rgb)))
+        observed = torch.from_numpy(normalise_disparity(base_model.infer_image(rgb)))[None, None]
     else:
         observed = _as_map(observed_depth, "observed_depth", (h, w))
-        if observed.min() < 0 or observed.max() > 1:
-            raise ValueError("observed_depth must be normalised to [0, 1]")
-    device = next(model.parameters()).device
+    check_guidance(rgb, mask, observed)
+    mask = mask > 0.5
+    parameter = next(model.parameters())
     square = (INPUT_SIZE, INPUT_SIZE)
     inputs = [
-        F.interpolate(x.to(device), square, mode="nearest-exact")
-        for x in (rgb, mask[None, None].float(), observed[None, None].float())
+        F.interpolate(x.to(parameter.device), square, mode="nearest-exact").to(parameter.dtype)
+        for x in (rgb, mask.float(), observed)
     ]
     with torch.no_grad():
         amodal = model(*inputs)
     amodal = F.interpolate(amodal.float(), (h, w), mode="bilinear", align_corners=False)[0, 0].cpu()
-    return blend_border(observed, amodal, mask).numpy()
+    return blend_border(observed[0, 0], amodal, mask[0, 0]).numpy()
 
 
 def blend_border(observed_depth: torch.Tensor, amodal_depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -101,11 +102,12 @@ def blend_border(observed_depth: torch.Tensor, amodal_depth: torch.Tensor, mask:
 
 
 def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:
-    """(H, W) numpy / torch (also (1, H, W), (1, 1, H, W)) → (H, W) float32 torch."""
+    """(H, W) numpy / torch (also (1, H, W), (1, 1, H, W)) → (1, 1, H, W) float32 CPU torch.
+
+    Only the layout is checked here; the values are :func:`amodal.checks.check_guidance`'s job.
+    """
     tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value).float()
     tensor = tensor.reshape(tensor.shape[-2:]) if tensor.ndim > 2 and tensor.shape[:-2].numel() == 1 else tensor
     if tuple(tensor.shape) != tuple(size):
         raise ValueError(f"{name} must be (H, W) = {tuple(size)} like the image, got {tuple(np.shape(value))}")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} holds NaN or inf")
-    return tensor.cpu()
+    return tensor.cpu()[None, None]

@@ -149,3 +149,12 @@ def test_guidance_embedding_zero_initialised_and_required():
 def test_rejects_sizes_that_are_not_multiples_of_14():
     with pytest.raises(ValueError, match="multiples of 14"):
         DINOv2(TINY).forward_taps(torch.zeros(1, 3, 70, 75))
+
+
+@pytest.mark.parametrize("dim, hidden", [(1536, 4096), (32, 88), (40, 112)])
+def test_swiglu_width_is_the_official_rule(dim, hidden):
+    # SwiGLUFFNFused: (int(4·C · 2/3) + 7) // 8 · 8, worked out by hand: 4096, 88, 112
+    with torch.device("meta"):
+        encoder = DINOv2(EncoderConfig(dim, 1, 1, (0,), swiglu=True, img_size=28))
+    mlp = encoder.blocks[0].mlp
+    assert tuple(mlp.fc1.weight.shape) == (2 * hidden, dim) and tuple(mlp.fc2.weight.shape) == (dim, hidden)

@@ -73,19 +73,40 @@ def test_predict_takes_observed_depth_from_the_base_model(models, monkeypatch):
     model, base = models
     monkeypatch.setattr("amodal.inference.INPUT_SIZE", 70)
     rgb, mask = _scene()
-    observed = normalise_disparity(base.infer_image(rgb))
-    assert np.allclose(predict(rgb, mask, model, base), predict(rgb, mask, model, observed_depth=observed), atol=1e-6)
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    # D_o by hand: DAV2 sees the photo with short side 518, aspect kept, sides multiples of 14:
+    # 40×60 → 518 × 777 → 55.5 patches, rounded to 56 → (518, 784); back bilinearly; min-max
+    with torch.no_grad():
+        net = base(F.interpolate(image, (518, 784), mode="bicubic", align_corners=False))
+    d = F.interpolate(net, (40, 60), mode="bilinear", align_corners=True)[0, 0].double().numpy()
+    observed = (d - d.min()) / (d.max() - d.min())
+    squash = lambda x: F.interpolate(x, (70, 70), mode="nearest-exact")
+    with torch.no_grad():
+        amodal = model(squash(image), squash(torch.from_numpy(mask)[None, None].float()),
+                       squash(torch.from_numpy(observed)[None, None].float()))
+    amodal = F.interpolate(amodal, (40, 60), mode="bilinear", align_corners=False)[0, 0].double().numpy()
+    expected = _reference_blend(observed, amodal, mask)
+    assert np.allclose(predict(rgb, mask, model, base), expected, atol=1e-5)
 
 
-def test_package_exports_the_function(models, monkeypatch):
+def test_package_exports_the_function():
     import amodal
 
-    model, _ = models
+    assert amodal.predict is predict
+
+
+def test_predict_runs_bfloat16_models(models, monkeypatch):
+    model, base = models
     monkeypatch.setattr("amodal.inference.INPUT_SIZE", 70)
     rgb, mask = _scene()
-    observed = np.linspace(0, 1, 40 * 60).reshape(40, 60)
-    direct = predict(rgb, mask, model, observed_depth=observed)
-    assert np.array_equal(amodal.predict(rgb, mask, model, observed_depth=observed), direct)
+    low_model, low_base = AmodalDAV2(TINY).eval(), DepthAnythingV2(TINY).eval()
+    low_model.load_state_dict(model.state_dict())
+    low_base.load_state_dict(base.state_dict())
+    low_model.to(torch.bfloat16), low_base.to(torch.bfloat16)
+    out = predict(rgb, mask, low_model, low_base)
+    assert out.dtype == np.float32 and out.shape == (40, 60)
+    reference = predict(rgb, mask, model, base)
+    assert np.abs(out - reference).mean() < 0.03 and np.corrcoef(out.ravel(), reference.ravel())[0, 1] > 0.98
 
 
 def test_predict_errors(models):
@@ -105,6 +126,8 @@ def test_predict_errors(models):
         predict(rgb, mask, model, observed_depth=nan_depth)
     with pytest.raises(ValueError, match="finite"):
         predict(np.full((40, 60, 3), np.nan, np.float32), mask, model, base)
+    with pytest.raises(ValueError, match=r"amodal_mask must lie in \[0, 1\]"):  # a 0/255 PNG, not {0, 1}
+        predict(rgb, mask.astype(np.uint8) * 255, model, observed_depth=np.full((40, 60), 0.5))
     with pytest.raises(ValueError, match="constant"):
         normalise_disparity(np.ones((3, 3)))
     with pytest.raises(ValueError, match="NaN"):

@@ -19,76 +19,27 @@ Both models take ``image`` RGB in [0, 1] and apply ImageNet normalisation inside
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
+from amodal.atomic import atomic_write, atomic_write_json
 from amodal.models import checkpoints
-from amodal.models.dinov2 import ENCODERS, PATCH_SIZE, DINOv2, EncoderConfig
+from amodal.models.configs import CONFIGS, TINY, DAV2Config, resolve_config, standard_size
+from amodal.models.dinov2 import PATCH_SIZE, DINOv2
 from amodal.models.dpt import DPTHead
+
+# The configs live in amodal.models.configs; they are importable from here as before.
+__all__ = ["CONFIGS", "TINY", "DAV2Config", "DepthAnythingV2", "AmodalDAV2", "keep_aspect_size", "image_to_tensor"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_SIZE = 518  # the training resolution of DAV2 and Amodal-DAV2
-
-
-@dataclass(frozen=True)
-class DAV2Config:
-    """All a DAV2-family network needs to be built; JSON-able.
-
-    Attributes:
-        embed_dim, depth, num_heads, taps, swiglu, img_size: the DINOv2 encoder.
-        features: width of the DPT fusion path.
-        out_channels: widths of the DPT pyramid levels.
-    """
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    taps: tuple[int, ...]
-    features: int
-    out_channels: tuple[int, int, int, int]
-    swiglu: bool = False
-    img_size: int = 518
-
-    def encoder(self) -> EncoderConfig:
-        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.taps, self.swiglu, self.img_size)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DAV2Config":
-        data = dict(data)
-        data["taps"], data["out_channels"] = tuple(data["taps"]), tuple(data["out_channels"])
-        return cls(**data)
-
-
-def _config(encoder: EncoderConfig, features: int, out_channels: tuple[int, int, int, int]) -> DAV2Config:
-    return DAV2Config(encoder.embed_dim, encoder.depth, encoder.num_heads, encoder.taps, features,
-                      out_channels, encoder.swiglu, encoder.img_size)
-
-
-CONFIGS = {
-    "s": _config(ENCODERS["s"], 64, (48, 96, 192, 384)),
-    "b": _config(ENCODERS["b"], 128, (96, 192, 384, 768)),
-    "l": _config(ENCODERS["l"], 256, (256, 512, 1024, 1024)),
-    "g": _config(ENCODERS["g"], 384, (1536, 1536, 1536, 1536)),
-}
-
-# A tiny network with every code path of the full ones (taps, position-embedding
-# resampling, guidance, input projections); for tests and the quick notebook profile.
-TINY = DAV2Config(embed_dim=32, depth=4, num_heads=2, taps=(0, 1, 2, 3), features=16,
-                  out_channels=(8, 16, 32, 32), img_size=70)
-
-
-def _resolve(size: str | DAV2Config) -> DAV2Config:
-    if isinstance(size, DAV2Config):
-        return size
-    if size not in CONFIGS:
-        raise ValueError(f"size must be one of {sorted(CONFIGS)} or a DAV2Config, got {size!r}")
-    return CONFIGS[size]
 
 
 class _DepthNetwork(nn.Module):
@@ -98,7 +49,7 @@ class _DepthNetwork(nn.Module):
 
     def __init__(self, size: str | DAV2Config = "s", exact: bool = False):
         super().__init__()
-        self.config = _resolve(size)
+        self.config = resolve_config(size)
         c = self.config
         self.encoder = DINOv2(c.encoder(), guidance_channels=2 if self.amodal else 0)
         self.head = DPTHead(c.embed_dim, c.features, c.out_channels, input_projection=self.amodal,
@@ -110,7 +61,7 @@ class _DepthNetwork(nn.Module):
     @property
     def size_name(self) -> str:
         """``"ViT-S"`` ... for the standard sizes, else a short shape summary."""
-        name = next((k for k, c in CONFIGS.items() if c == self.config), None)
+        name = standard_size(self.config)
         return f"ViT-{name.upper()}" if name else f"dim {self.config.embed_dim}, {self.config.depth} blocks"
 
     def set_fused_attention(self, enabled: bool) -> None:
@@ -179,21 +130,23 @@ class _DepthNetwork(nn.Module):
         return ""
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` (ours) into ``directory``.
+        """Write ``config.json`` and ``model.safetensors`` (ours) into ``directory``.
 
-        The weights are written to a temporary name and renamed, so an interrupted save
-        leaves no half-written file under the real name.
+        Each file is written atomically (:func:`amodal.atomic.atomic_write`: temporary name,
+        fsync, rename), so neither is ever seen half-written. Two files cannot be replaced
+        in one step without swapping the whole folder (``atomic_directory``), which would
+        delete whatever else the folder holds; instead the weights carry their own config
+        in their metadata, and that copy is the one :meth:`from_pretrained` reads.
+        ``config.json`` (for people and other tools) is written *first*: a save killed in
+        between leaves the old weights with their own config and a ``config.json`` that is
+        already new — never new weights described by an old config.
         """
-        from safetensors.torch import save_file
-
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         record = {"model": type(self).__name__, "config": asdict(self.config)}
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        tmp = directory / (checkpoints.WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"amodal_config": json.dumps(record)})
-        tmp.replace(directory / checkpoints.WEIGHTS_NAME)
-        (directory / checkpoints.CONFIG_NAME).write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_json(directory / checkpoints.CONFIG_NAME, record, indent=2)
+        metadata = {"amodal_config": json.dumps(record)}
+        atomic_write(directory / checkpoints.WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata=metadata))
         return directory
 
 
@@ -222,11 +175,9 @@ class DepthAnythingV2(_DepthNetwork):
     def infer_image(self, rgb, input_size: int = INPUT_SIZE) -> np.ndarray:
         """Disparity of one photo at its own resolution, with DAV2's preprocessing.
 
-        The image is resized keeping its aspect ratio so that the short side is
-        ``input_size`` and both sides are multiples of 14 (bicubic), predicted, and the
-        prediction is resized back (bilinear, corners aligned), as the official
-        ``infer_image`` does. Unlike the official one, the input is **RGB**: the official
-        function takes OpenCV's BGR and converts it.
+        The official ``infer_image``, for one photo: see :meth:`infer_images`. Unlike the
+        official one, the input is **RGB**: the official function takes OpenCV's BGR and
+        converts it.
 
         Args:
             rgb: (H, W, 3) numpy array, uint8 or float in [0, 1]; or a torch tensor
@@ -236,13 +187,49 @@ class DepthAnythingV2(_DepthNetwork):
         Returns:
             (H, W) float32 numpy disparity (unnormalised; larger = nearer).
         """
-        image = image_to_tensor(rgb).to(self.pixel_mean.device)
-        h, w = image.shape[-2:]
-        new_h, new_w = keep_aspect_size(h, w, input_size)
-        resized = F.interpolate(image, (new_h, new_w), mode="bicubic", align_corners=False)
-        depth = self.forward(resized)
-        depth = F.interpolate(depth, (h, w), mode="bilinear", align_corners=True)
-        return depth[0, 0].float().cpu().numpy()
+        return self.infer_images([rgb], input_size)[0]
+
+    @torch.no_grad()
+    def infer_images(self, images, input_size: int = INPUT_SIZE, batch_size: int = 4) -> list[np.ndarray]:
+        """Disparity of each photo at its own resolution, photos of one size class batched.
+
+        As the official ``infer_image``: each photo is resized keeping its aspect ratio so
+        that the short side is ``input_size`` and both sides are multiples of 14 (bicubic,
+        :func:`keep_aspect_size`), predicted, and the prediction resized back (bilinear,
+        corners aligned). That network size is the photo's *bucket*: photos of different
+        sizes but one bucket run in the same batch, and a compiled model
+        (``model.compile()``) builds one graph per bucket — plus one for a batch of one,
+        which ``torch.compile`` always specialises — not one per photo size.
+
+        The network runs in the model's dtype and device (e.g. a model cast to bfloat16);
+        resizing is done in float32 and the results are float32.
+
+        Args:
+            images: photos as :meth:`infer_image` takes them; sizes may differ.
+            input_size: short side the network sees.
+            batch_size: photos per forward pass.
+
+        Returns:
+            one (H, W) float32 numpy disparity per photo, in order.
+        """
+        parameter = next(self.parameters())
+        tensors = [image_to_tensor(image) for image in images]
+        buckets: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(tensors):
+            buckets.setdefault(keep_aspect_size(*image.shape[-2:], input_size), []).append(i)
+        out: list[np.ndarray | None] = [None] * len(tensors)
+        for size, indices in buckets.items():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                batch = torch.cat([
+                    F.interpolate(tensors[i].to(parameter.device), size, mode="bicubic", align_corners=False) for i in chunk
+                ]).to(parameter.dtype)
+                torch._dynamo.maybe_mark_dynamic(batch, 0)  # one graph for every batch size > 1
+                depth = self(batch).float()  # self(), not self.forward(): a compiled model is used
+                for j, i in enumerate(chunk):
+                    back = F.interpolate(depth[j : j + 1], tensors[i].shape[-2:], mode="bilinear", align_corners=True)
+                    out[i] = back[0, 0].cpu().numpy()
+        return out  # type: ignore[return-value]
 
 
 class AmodalDAV2(_DepthNetwork):
@@ -274,23 +261,22 @@ class AmodalDAV2(_DepthNetwork):
     def guidance(image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> torch.Tensor:
         """``[2·M_a − 1, 2·D_o − 1]``, (B, 2, H, W) in [-1, 1]: mask first, as the official code.
 
+        Only shapes are checked here: they are known when the graph is built, so the check
+        costs no device sync and ``torch.compile(fullgraph=True)`` traces through it. The
+        values (finite, in [0, 1], non-empty mask) are checked once at the API boundary
+        (:func:`amodal.inference.predict`, the datasets) with :func:`amodal.checks.check_guidance`.
+
         Args:
             image: (B, 3, H, W), only its batch and size are read.
             amodal_mask: (B, 1, H, W) in {0, 1}.
             observed_depth: (B, 1, H, W) in [0, 1].
 
         Raises:
-            ValueError: a map of the wrong shape, with NaN / inf, or outside [0, 1]
-                (a NaN would otherwise spread through every token of the image).
+            ValueError: a map of the wrong shape.
         """
         for name, x in (("amodal_mask", amodal_mask), ("observed_depth", observed_depth)):
             if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != image.shape[-2:] or x.shape[0] != image.shape[0]:
                 raise ValueError(f"{name} must be (B, 1, H, W) like image {tuple(image.shape)}, got {tuple(x.shape)}")
-            x = x.float()
-            if not torch.isfinite(x).all():
-                raise ValueError(f"{name} holds NaN or inf")
-            if x.min() < 0 or x.max() > 1:
-                raise ValueError(f"{name} must lie in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]")
         return torch.cat([amodal_mask, observed_depth], dim=1).to(image.dtype) * 2 - 1
 
     @classmethod
@@ -342,7 +328,7 @@ def image_to_tensor(rgb) -> torch.Tensor:
         image = image.float()
     else:
         raise ValueError(f"image must be a numpy array or torch tensor, got {type(rgb).__name__}")
-    if not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+    if (~torch.isfinite(image) | (image < 0) | (image > 1)).any():  # one read-back
         raise ValueError("image values must be finite and in [0, 1] (or uint8)")
     return image
 

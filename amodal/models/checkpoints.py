@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+
+from amodal.models.configs import CONFIGS
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -62,8 +65,6 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
         raise FileNotFoundError(f"checkpoint not found: {path}")
     config = None
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             state = {key: handle.get_tensor(key) for key in handle.keys()}
             metadata = handle.metadata() or {}
@@ -77,12 +78,54 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # pickle errors come in many types
             raise ValueError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
-        for wrapper in ("state_dict", "model"):  # training scripts often nest the weights
-            if isinstance(state, dict) and isinstance(state.get(wrapper), dict) and len(state) <= 3:
-                state = state[wrapper]
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        state = find_weights(state, str(path))
+    if not _is_tensor_dict(state):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return state, config
+
+
+# Where training scripts put the weights beside optimizer, epoch, scheduler, ...;
+# plain weights first, then averaged ones (used only when nothing else fits).
+WRAPPER_KEYS = ("state_dict", "model", "module", "model_state_dict", "net", "network", "weights",
+                "ema", "model_ema", "state_dict_ema", "ema_state_dict")
+
+
+def find_weights(loaded: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The state dict inside what ``torch.load`` returned.
+
+    A bare state dict is returned as it is. A training checkpoint such as
+    ``{"model": ..., "optimizer": ..., "epoch": ..., "scheduler": ...}`` is searched under
+    :data:`WRAPPER_KEYS`, in that order, for a dict of tensors in a Depth Anything layout
+    (see :func:`detect_layout`); failing that, for any dict of tensors (so that a wrapped
+    file of another model is described by the strict loader, not called empty).
+
+    Args:
+        loaded: the object ``torch.load`` returned.
+        source: the file, for the message.
+
+    Raises:
+        ValueError: no dict of tensors at the top or under a wrapper key; the message
+            lists the top-level keys found.
+    """
+    if _is_tensor_dict(loaded):
+        return loaded
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{source} does not hold a state dict of tensors: it holds a {type(loaded).__name__}")
+    wrapped = [loaded[key] for key in WRAPPER_KEYS if _is_tensor_dict(loaded.get(key))]
+    for state in wrapped:
+        if detect_layout(state) != "unknown":
+            return state
+    if wrapped:
+        return wrapped[0]
+    found = ", ".join(f"{key!r} ({type(value).__name__})" for key, value in list(loaded.items())[:12])
+    raise ValueError(
+        f"{source} does not hold a state dict of tensors: its top-level keys are {found or 'none'}; "
+        f"the weights were looked for at the top and under {', '.join(WRAPPER_KEYS)}"
+    )
+
+
+def _is_tensor_dict(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
 
 
 def detect_layout(keys) -> str:
@@ -168,8 +211,6 @@ def infer_shape(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     Raises:
         ValueError: a tensor that every DAV2 model has is absent.
     """
-    from amodal.models.amodal_dav2 import CONFIGS
-
     needed = ["encoder.cls_token", "encoder.pos_embed", "head.scratch.layer1_rn.weight"] + [
         f"head.projects.{i}.weight" for i in range(4)
     ]

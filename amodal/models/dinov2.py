@@ -105,7 +105,7 @@ class DINOv2(VisionTransformer):
     """
 
     def __init__(self, config: EncoderConfig, guidance_channels: int = 0, fused_attn: bool = True):
-        mlp = dict(mlp_ratio=2.66667 * 2, mlp_layer=SwiGLUPacked, act_layer=nn.SiLU) if config.swiglu else {}
+        mlp = dict(mlp_layer=_official_swiglu, act_layer=nn.SiLU) if config.swiglu else {}
         super().__init__(
             img_size=config.img_size,
             patch_size=PATCH_SIZE,
@@ -174,6 +174,17 @@ class DINOv2(VisionTransformer):
             if index in taps:
                 features.append(self.norm(x)[:, 1:])
         return features
+
+
+def _official_swiglu(in_features: int, hidden_features: int, **kwargs) -> nn.Module:
+    """DINOv2's ``SwiGLUFFNFused`` on timm's packed SwiGLU (``fc1`` = official ``w12``).
+
+    The official layer takes the GELU MLP's width (4·C) and keeps 2/3 of it, rounded up
+    to a multiple of 8: 4096 for ViT-G's C = 1536, 88 for C = 32. A fixed ``mlp_ratio``
+    matches at ViT-G only, so small SwiGLU test models would get other shapes.
+    """
+    hidden = (int(hidden_features * 2 / 3) + 7) // 8 * 8
+    return SwiGLUPacked(in_features, 2 * hidden, **kwargs)
 
 
 def _check_patch_multiple(image: torch.Tensor) -> None:

@@ -1,0 +1,83 @@
+"""Shapes of the Depth Anything V2 family: the standard sizes and a tiny one for tests.
+
+A :class:`DAV2Config` says everything needed to build a DAV2 or Amodal-DAV2 network
+(paper Sec. 4.1): the DINOv2 encoder (width, depth, heads, which blocks feed the head,
+GELU or SwiGLU MLP, training resolution) and the DPT head (fusion width, pyramid widths).
+
+The four standard sizes take their numbers from the official ``model_configs`` of Depth
+Anything V2 (``features`` and ``out_channels``) and from its DINOv2 builders (the encoder,
+see :data:`amodal.models.dinov2.ENCODERS`). This module holds data only and imports no
+network code, so that both the networks (:mod:`amodal.models.amodal_dav2`) and the file
+reader (:mod:`amodal.models.checkpoints`, which sizes official files from their tensors)
+can import it without importing each other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amodal.models.dinov2 import ENCODERS, EncoderConfig
+
+
+@dataclass(frozen=True)
+class DAV2Config:
+    """All a DAV2-family network needs to be built; JSON-able.
+
+    Attributes:
+        embed_dim, depth, num_heads, taps, swiglu, img_size: the DINOv2 encoder.
+        features: width of the DPT fusion path.
+        out_channels: widths of the DPT pyramid levels.
+    """
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    taps: tuple[int, ...]
+    features: int
+    out_channels: tuple[int, int, int, int]
+    swiglu: bool = False
+    img_size: int = 518
+
+    def encoder(self) -> EncoderConfig:
+        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.taps, self.swiglu, self.img_size)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DAV2Config":
+        data = dict(data)
+        data["taps"], data["out_channels"] = tuple(data["taps"]), tuple(data["out_channels"])
+        return cls(**data)
+
+
+def _config(encoder: EncoderConfig, features: int, out_channels: tuple[int, int, int, int]) -> DAV2Config:
+    return DAV2Config(encoder.embed_dim, encoder.depth, encoder.num_heads, encoder.taps, features,
+                      out_channels, encoder.swiglu, encoder.img_size)
+
+
+CONFIGS = {
+    "s": _config(ENCODERS["s"], 64, (48, 96, 192, 384)),
+    "b": _config(ENCODERS["b"], 128, (96, 192, 384, 768)),
+    "l": _config(ENCODERS["l"], 256, (256, 512, 1024, 1024)),
+    "g": _config(ENCODERS["g"], 384, (1536, 1536, 1536, 1536)),
+}
+
+# A tiny network with every code path of the full ones (taps, position-embedding
+# resampling, guidance, input projections); for tests and the quick notebook profile.
+TINY = DAV2Config(embed_dim=32, depth=4, num_heads=2, taps=(0, 1, 2, 3), features=16,
+                  out_channels=(8, 16, 32, 32), img_size=70)
+
+
+def resolve_config(size: str | DAV2Config) -> DAV2Config:
+    """``"s"``, ``"b"``, ``"l"``, ``"g"`` or a :class:`DAV2Config` → the config.
+
+    Raises:
+        ValueError: an unknown size name.
+    """
+    if isinstance(size, DAV2Config):
+        return size
+    if size not in CONFIGS:
+        raise ValueError(f"size must be one of {sorted(CONFIGS)} or a DAV2Config, got {size!r}")
+    return CONFIGS[size]
+
+
+def standard_size(config: DAV2Config) -> str | None:
+    """``"s"``, ``"b"``, ``"l"``, ``"g"`` when ``config`` is a standard size, else ``None``."""
+    return next((name for name, c in CONFIGS.items() if c == config), None)
