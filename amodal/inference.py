@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from amodal.checks import check_guidance
 from amodal.depth import normalise_disparity
 from amodal.models.amodal_dav2 import INPUT_SIZE, image_to_tensor
+from amodal.preprocess import resample
 
 
 def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> np.ndarray:
@@ -66,11 +67,10 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> 
     check_guidance(rgb, mask, observed)
     mask = mask > 0.5
     parameter = next(model.parameters())
-    square = (INPUT_SIZE, INPUT_SIZE)
-    inputs = [
-        F.interpolate(x.to(parameter.device), square, mode="nearest-exact").to(parameter.dtype)
-        for x in (rgb, mask.float(), observed)
-    ]
+    # the paper's preprocessing, shared with training and evaluation (amodal.preprocess)
+    square = resample({"image": rgb[0], "amodal_mask": mask[0].float(), "observed_depth": observed[0].float()},
+                      INPUT_SIZE, "paper")
+    inputs = [square[k][None].to(parameter.device, parameter.dtype) for k in ("image", "amodal_mask", "observed_depth")]
     with torch.no_grad():
         amodal = model(*inputs)
     amodal = F.interpolate(amodal.float(), (h, w), mode="bilinear", align_corners=False)[0, 0].cpu()

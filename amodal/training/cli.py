@@ -103,7 +103,8 @@ def build_model(recipe, init: str | None):
     """The recipe's network, initialised from ``init`` (``"none"``: random)."""
     if recipe.model != "amodal-dav2":
         raise ValueError(f"recipe {recipe.name!r}: training {recipe.model} from the command line is not available yet")
-    from amodal.models.amodal_dav2 import CONFIGS, TINY, AmodalDAV2
+    from amodal.models.amodal_dav2 import AmodalDAV2
+    from amodal.models.configs import CONFIGS, TINY
 
     config = TINY if recipe.size == "tiny" else CONFIGS.get(recipe.size)
     if config is None:
