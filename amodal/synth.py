@@ -10,8 +10,9 @@ hidden surface included, next to what the camera sees.
 Camera: at the origin, looking along ``+z``, ``y`` pointing down (image rows) and
 ``x`` right (image columns). A pixel's ray is ``d = ((u + ½ − c_x)/f, (v + ½ − c_y)/f, 1)``;
 with ``d_z = 1`` the ray parameter *is* the z-depth, so every intersection returns
-depth directly. Disparity is ``1 / z``; :func:`normalised_disparity` min-max
-normalises it per image, the convention of the whole package (larger = nearer).
+depth directly. Disparity is ``1 / z``; :func:`disparity_from_depth` turns a z-depth
+map into disparity min-max normalised per image, the convention of the whole package
+(larger = nearer). (:func:`amodal.depth.normalise_disparity` takes a disparity instead.)
 
 A 256×256 scene renders in a few tens of milliseconds on one core (see
 ``benchmarks/bench_synth.py``): every object is intersected with all rays at once in
@@ -471,7 +472,7 @@ def disparity_range(depth: np.ndarray) -> tuple[float, float]:
     return float(disp.min()), float(disp.max())
 
 
-def normalised_disparity(depth: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+def disparity_from_depth(depth: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
     """z-depth → disparity ``1/z`` min-max normalised to [0, 1] (larger = nearer).
 
     Args:

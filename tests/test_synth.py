@@ -125,11 +125,11 @@ def test_seeded_scenes_repeat():
 
 def test_normalised_disparity():
     depth = np.array([[1.0, 2.0], [4.0, np.inf]])
-    d = synth.normalised_disparity(depth)
+    d = synth.disparity_from_depth(depth)
     # disparity 1, .5, .25 → (x − .25) / .75
     assert np.allclose(d[0], [1.0, (0.5 - 0.25) / 0.75]) and d[1, 0] == 0 and np.isnan(d[1, 1])
     with pytest.raises(ValueError, match="constant"):
-        synth.normalised_disparity(np.full((2, 2), 3.0))
+        synth.disparity_from_depth(np.full((2, 2), 3.0))
 
 
 def test_bounds_contain_the_object():
