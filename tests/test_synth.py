@@ -1,4 +1,4 @@
-"""Tests for amodal.synth: ray-cast depth against closed forms, culling, masks, seeds."""
+"""Tests for amodal.synth and amodal.raycast: ray-cast depth against closed forms, culling, masks, seeds."""
 from __future__ import annotations
 
 import math
@@ -148,3 +148,13 @@ def test_bounds_contain_the_object():
 
 def test_photo_textures_of_an_empty_folder(tmp_path):
     assert synth.photo_textures(tmp_path) == []
+
+
+def test_public_names_are_importable_from_synth():
+    # The geometry lives in amodal.raycast; amodal.synth still offers every name it did.
+    from amodal import raycast
+
+    for name in ("Camera", "Plane", "Sphere", "Box", "Cylinder", "Silhouette", "Shape"):
+        assert getattr(synth, name) is getattr(raycast, name)
+    for name in synth.__all__:
+        assert hasattr(synth, name), name
