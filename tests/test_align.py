@@ -285,3 +285,26 @@ def test_tensor_path_reads_no_value_back():
     scale, shift = scale_shift(pred, pred, mask, check=False)
     assert scale.shape == (4,) and scale.device.type == "meta" and scale.dtype == torch.float64
     assert align(pred, pred, mask, check=False).shape == pred.shape
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_values_and_gradients_without_a_sync():
+    rng = np.random.default_rng(13)
+    pred, target, mask = map(torch.from_numpy, random_case(rng, batch=3))
+    results = {}
+    for device in ("cpu", "cuda"):
+        p = pred.to(device).requires_grad_()
+        scale, shift = scale_shift(p, target.to(device), mask.to(device))
+        (scale.sum() + 2 * shift.sum()).backward()
+        results[device] = (scale.detach().cpu(), shift.detach().cpu(), p.grad.cpu())
+    (s_cpu, t_cpu, g_cpu), (s_gpu, t_gpu, g_gpu) = results.values()
+    torch.testing.assert_close(s_gpu, s_cpu, rtol=1e-9, atol=0)
+    torch.testing.assert_close(t_gpu, t_cpu, rtol=1e-9, atol=0)
+    torch.testing.assert_close(g_gpu, g_cpu, rtol=1e-5, atol=1e-6)
+    on_gpu = [x.cuda() for x in (pred, target, mask)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any device → host read-back now raises
+    try:
+        align(*on_gpu, check=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
