@@ -7,11 +7,13 @@ photos — and ray-cast them with a pinhole camera. Because each object is inter
 on its own as well as in the scene, we get for every object its **full** depth, the
 hidden surface included, next to what the camera sees.
 
-Camera: at the origin, looking along ``+z``, ``y`` pointing down (image rows) and
-``x`` right (image columns). A pixel's ray is ``d = ((u + ½ − c_x)/f, (v + ½ − c_y)/f, 1)``;
-with ``d_z = 1`` the ray parameter *is* the z-depth, so every intersection returns
-depth directly. Disparity is ``1 / z``; :func:`normalised_disparity` min-max
-normalises it per image, the convention of the whole package (larger = nearer).
+The camera and the shapes, and where a ray hits each, live in :mod:`amodal.raycast`
+(their names are importable from here too); this module textures and lights the
+hits, renders scenes with their masks and depth, and draws random scenes. Depth is
+z-depth: the camera looks along ``+z``. Disparity is ``1 / z``;
+:func:`disparity_from_depth` turns a z-depth map into disparity min-max normalised
+per image, the convention of the whole package (larger = nearer).
+(:func:`amodal.depth.normalise_disparity` takes a disparity instead.)
 
 A 256×256 scene renders in a few tens of milliseconds on one core (see
 ``benchmarks/bench_synth.py``): every object is intersected with all rays at once in
@@ -19,75 +21,22 @@ numpy.
 """
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from amodal.raycast import Box, Camera, Cylinder, Plane, Shape, Silhouette, Sphere, cached_rays
+
+__all__ = [
+    "AMBIENT", "LIGHT_DIRECTION", "Box", "Camera", "Cylinder", "Plane", "Render", "Scene", "Shape", "Silhouette",
+    "Sphere", "checker_texture", "disparity_from_depth", "disparity_range", "photo_textures", "random_scene",
+    "random_shape", "render",
+]
+
 LIGHT_DIRECTION = np.array([-0.4, -0.8, -0.45]) / np.linalg.norm([-0.4, -0.8, -0.45])  # towards the light
 AMBIENT = 0.35
-
-
-# ----------------------------------------------------------------------------- camera
-@dataclass(frozen=True)
-class Camera:
-    """Pinhole camera at the origin looking along ``+z``.
-
-    Args:
-        width, height: image size in pixels.
-        fov_degrees: horizontal field of view.
-    """
-
-    width: int = 256
-    height: int = 256
-    fov_degrees: float = 60.0
-
-    @property
-    def focal(self) -> float:
-        return 0.5 * self.width / math.tan(math.radians(self.fov_degrees) / 2)
-
-    def rays(self) -> np.ndarray:
-        """Ray directions ``(H·W, 3)`` float64 with ``d_z = 1`` (so ``t`` is the z-depth)."""
-        return _rays(self).copy()
-
-    def bounds(self, center: Sequence[float], radius: float) -> tuple[int, int, int, int] | None:
-        """Pixel rectangle ``(row0, row1, col0, col1)`` (end exclusive) that holds the image
-        of a ball; ``None`` when the ball reaches behind the camera (use every pixel).
-
-        The ball lies inside its bounding cube, and with all eight corners in front of the
-        camera the cube's image is inside the box of the corners' images.
-        """
-        corners = np.asarray(center, float) + radius * np.array(
-            [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float
-        )
-        if corners[:, 2].min() <= 1e-3:
-            return None
-        u = self.focal * corners[:, 0] / corners[:, 2] + self.width / 2
-        v = self.focal * corners[:, 1] / corners[:, 2] + self.height / 2
-        c0, c1 = max(int(math.floor(u.min())) - 1, 0), min(int(math.ceil(u.max())) + 1, self.width)
-        r0, r1 = max(int(math.floor(v.min())) - 1, 0), min(int(math.ceil(v.max())) + 1, self.height)
-        return r0, max(r1, r0), c0, max(c1, c0)
-
-    def project(self, point: Sequence[float]) -> tuple[float, float]:
-        """Pixel ``(u, v)`` of a 3-D point in front of the camera."""
-        x, y, z = point
-        return self.focal * x / z + self.width / 2, self.focal * y / z + self.height / 2
-
-
-@functools.lru_cache(maxsize=8)
-def _rays(camera: Camera) -> np.ndarray:
-    """The camera's rays, computed once per camera (read-only)."""
-    f = camera.focal
-    v, u = np.mgrid[0 : camera.height, 0 : camera.width].astype(np.float64)
-    x = (u + 0.5 - camera.width / 2) / f
-    y = (v + 0.5 - camera.height / 2) / f
-    rays = np.stack([x.ravel(), y.ravel(), np.ones(x.size)], axis=1)
-    rays.flags.writeable = False
-    return rays
-
 
 
 # ----------------------------------------------------------------------------- textures
@@ -143,204 +92,6 @@ def _sample(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     col = np.floor(np.mod(uv[:, 0], 1.0) * w).astype(np.int64) % w
     row = np.floor(np.mod(uv[:, 1], 1.0) * h).astype(np.int64) % h
     return texture[row, col]
-
-
-def _yaw(angle: float) -> np.ndarray:
-    """Rotation about the vertical (``y``) axis, local → world."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-# ----------------------------------------------------------------------------- shapes
-# Every shape has ``hit(rays) -> (t, normal, uv)``: t (N,) with inf where missed,
-# outward normals (N, 3) and texture coordinates (N, 2), for rays from the origin.
-@dataclass
-class Plane:
-    """An infinite plane ``{p : n·p = offset}`` (ground: n = (0, −1, 0); wall: n = (0, 0, −1))."""
-
-    normal: tuple[float, float, float]
-    offset: float
-    texture: int = 0
-    texture_scale: float = 2.0
-    kind: str = "plane"
-
-    def hit(self, rays):
-        n = np.asarray(self.normal, float)
-        denom = rays @ n
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = self.offset / denom
-        t = np.where((t > 1e-6) & np.isfinite(t), t, np.inf)
-        p = rays * np.where(np.isfinite(t), t, 0.0)[:, None]
-        # texture coordinates: the two world axes orthogonal to the normal
-        axes = [a for a in range(3) if abs(n[a]) < 0.5][:2]
-        uv = p[:, axes] / self.texture_scale
-        return t, np.broadcast_to(n, rays.shape), uv
-
-
-@dataclass
-class Sphere:
-    center: tuple[float, float, float]
-    radius: float
-    texture: int = 0
-    kind: str = "sphere"
-
-    def bounding_radius(self) -> float:
-        return self.radius
-
-    def hit(self, rays):
-        c = np.asarray(self.center, float)
-        a = np.einsum("ij,ij->i", rays, rays)
-        b = -2.0 * rays @ c
-        cc = c @ c - self.radius**2
-        disc = b * b - 4 * a * cc
-        root = np.sqrt(np.maximum(disc, 0.0))
-        t = (-b - root) / (2 * a)  # the nearer root: the camera is outside every sphere
-        t = np.where((disc >= 0) & (t > 1e-6), t, np.inf)
-        p = rays * np.where(np.isfinite(t), t, 0.0)[:, None]
-        normal = (p - c) / self.radius
-        uv = np.stack(
-            [np.arctan2(normal[:, 0], -normal[:, 2]) / (2 * np.pi) + 0.5, np.arccos(np.clip(normal[:, 1], -1, 1)) / np.pi],
-            1,
-        )
-        return t, normal, uv
-
-
-@dataclass
-class Box:
-    """A box with half sizes ``half`` turned by ``yaw`` about the vertical axis."""
-
-    center: tuple[float, float, float]
-    half: tuple[float, float, float]
-    yaw: float = 0.0
-    texture: int = 0
-    kind: str = "box"
-
-    def bounding_radius(self) -> float:
-        return float(np.linalg.norm(self.half))
-
-    def hit(self, rays):
-        rot = _yaw(self.yaw)
-        origin = -np.asarray(self.center, float) @ rot  # camera origin in box coordinates
-        d = rays @ rot
-        half = np.asarray(self.half, float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t1 = (-half - origin) / d
-            t2 = (half - origin) / d
-        t_near = np.nanmax(np.minimum(t1, t2), axis=1)
-        t_far = np.nanmin(np.maximum(t1, t2), axis=1)
-        t = np.where((t_near <= t_far) & (t_near > 1e-6), t_near, np.inf)
-        local = origin + d * np.where(np.isfinite(t), t, 0.0)[:, None]
-        axis = np.argmax(np.abs(local) / half, axis=1)  # the face that was hit
-        n_local = np.zeros_like(local)
-        n_local[np.arange(len(t)), axis] = np.sign(local[np.arange(len(t)), axis])
-        # texture: the two coordinates of the hit face, scaled to [0, 1]
-        other = (local / (2 * half)) + 0.5
-        uv = np.where((axis == 0)[:, None], other[:, [2, 1]], np.where((axis == 1)[:, None], other[:, [0, 2]], other[:, [0, 1]]))
-        return t, n_local @ rot.T, uv
-
-
-@dataclass
-class Cylinder:
-    """An upright cylinder (axis along ``y``) with caps; ``center`` is its middle."""
-
-    center: tuple[float, float, float]
-    radius: float
-    half_height: float
-    texture: int = 0
-    kind: str = "cylinder"
-
-    def bounding_radius(self) -> float:
-        return math.hypot(self.radius, self.half_height)
-
-    def hit(self, rays):
-        cx, cy, cz = self.center
-        dx, dy, dz = rays[:, 0], rays[:, 1], rays[:, 2]
-        a = dx * dx + dz * dz
-        b = -2 * (dx * cx + dz * cz)
-        c = cx * cx + cz * cz - self.radius**2
-        disc = b * b - 4 * a * c
-        t_side = (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a)
-        y_side = dy * t_side
-        ok_side = (disc >= 0) & (t_side > 1e-6) & (np.abs(y_side - cy) <= self.half_height)
-        t_side = np.where(ok_side, t_side, np.inf)
-        # caps: the camera sees the top (y = cy - h, y points down) or the bottom
-        best_cap = np.full(len(rays), np.inf)
-        for y_cap in (cy - self.half_height, cy + self.half_height):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t_cap = y_cap / dy
-                hx, hz = dx * t_cap - cx, dz * t_cap - cz
-            ok = np.isfinite(t_cap) & (t_cap > 1e-6) & (hx * hx + hz * hz <= self.radius**2)
-            best_cap = np.minimum(best_cap, np.where(ok, t_cap, np.inf))
-        t = np.minimum(t_side, best_cap)
-        p = rays * np.where(np.isfinite(t), t, 0.0)[:, None]
-        on_cap = best_cap < t_side
-        normal = np.stack([(p[:, 0] - cx) / self.radius, np.zeros(len(t)), (p[:, 2] - cz) / self.radius], 1)
-        normal[on_cap] = [0.0, 0.0, 0.0]
-        normal[on_cap, 1] = np.sign(p[on_cap, 1] - cy)
-        uv = np.stack([np.arctan2(p[:, 0] - cx, p[:, 2] - cz) / (2 * np.pi) + 0.5, (p[:, 1] - cy) / (2 * self.half_height) + 0.5], 1)
-        return t, normal, uv
-
-
-@dataclass
-class Silhouette:
-    """A binary silhouette extruded into a slab of ``thickness``, turned by ``yaw``.
-
-    ``mask`` ``(h, w)`` spans ``width`` × ``height`` world units centred on ``center``;
-    the slab's front face looks at the camera when ``yaw = 0``. The first point
-    inside the prism along a ray is found by sampling the ray's segment through the
-    slab at ``steps`` points (side walls are resolved to that precision).
-    """
-
-    mask: np.ndarray
-    center: tuple[float, float, float]
-    width: float
-    height: float
-    thickness: float = 0.2
-    yaw: float = 0.0
-    texture: int = 0
-    steps: int = 8
-    kind: str = "silhouette"
-
-    def bounding_radius(self) -> float:
-        return float(np.linalg.norm([self.width / 2, self.height / 2, self.thickness / 2]))
-
-    def hit(self, rays):
-        rot = _yaw(self.yaw)
-        origin = -np.asarray(self.center, float) @ rot
-        d = rays @ rot
-        half = np.array([self.width / 2, self.height / 2, self.thickness / 2])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t1 = (-half - origin) / d
-            t2 = (half - origin) / d
-        t_in = np.nanmax(np.minimum(t1, t2), axis=1)
-        t_out = np.nanmin(np.maximum(t1, t2), axis=1)
-        candidates = np.flatnonzero((t_in <= t_out) & (t_in > 1e-6))
-        t = np.full(len(rays), np.inf)
-        normal = np.zeros_like(rays)
-        uv = np.zeros((len(rays), 2))
-        if candidates.size:
-            h, w = self.mask.shape
-            frac = np.linspace(0.0, 1.0, self.steps)
-            ts = t_in[candidates, None] + (t_out - t_in)[candidates, None] * frac  # (M, S)
-            local = origin + d[candidates, None, :] * ts[..., None]  # (M, S, 3)
-            col = np.clip(((local[..., 0] / self.width) + 0.5) * w, 0, w - 1).astype(np.int64)
-            row = np.clip(((local[..., 1] / self.height) + 0.5) * h, 0, h - 1).astype(np.int64)
-            inside = self.mask[row, col]
-            hit_any = inside.any(1)
-            first = np.argmax(inside, axis=1)
-            rows = candidates[hit_any]
-            t[rows] = ts[hit_any, first[hit_any]]
-            at_front = first[hit_any] == 0  # entered through the front/back face, not a side wall
-            n_side = np.zeros((rows.size, 3))
-            n_side[:, 0] = -np.sign(d[rows, 0])  # a side wall: facing the ray horizontally
-            n_local = np.where(at_front[:, None], np.array([0.0, 0.0, -1.0]), n_side)
-            normal[rows] = n_local @ rot.T
-            pick = local[hit_any, first[hit_any]]
-            uv[rows] = np.stack([pick[:, 0] / self.width + 0.5, pick[:, 1] / self.height + 0.5], 1)
-        return t, normal, uv
-
-
-Shape = Plane | Sphere | Box | Cylinder | Silhouette
 
 
 # ----------------------------------------------------------------------------- scene
@@ -407,7 +158,7 @@ def render(scene: Scene) -> Render:
     """
     cam = scene.camera
     h, w = cam.height, cam.width
-    rays = _rays(cam)
+    rays = cached_rays(cam)
     n = len(rays)
     shapes = [*scene.stage(), *scene.objects]
     k = len(scene.objects)
@@ -471,7 +222,7 @@ def disparity_range(depth: np.ndarray) -> tuple[float, float]:
     return float(disp.min()), float(disp.max())
 
 
-def normalised_disparity(depth: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+def disparity_from_depth(depth: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
     """z-depth → disparity ``1/z`` min-max normalised to [0, 1] (larger = nearer).
 
     Args:

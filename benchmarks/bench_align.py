@@ -12,10 +12,8 @@ import argparse
 import numpy as np
 import torch
 
-from amodal.align import _fit, _flat_batches, scale_shift
+from amodal.align import _centred_moments, _flat_batches, _solve, scale_shift
 from timing import best_seconds, cpu_name
-
-
 
 
 def lstsq_loop(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -44,7 +42,7 @@ def main() -> None:
     t_loop = best_seconds(lambda: lstsq_loop(pred, target, mask), args.repeats)
     t_batched = best_seconds(lambda: scale_shift(pred_t, target_t, mask_t), args.repeats)
     t_numpy = best_seconds(lambda: scale_shift(pred, target, mask), args.repeats)
-    t_general = best_seconds(lambda: _fit(*_flat_batches(pred_t, target_t, mask_t)), args.repeats)
+    t_general = best_seconds(lambda: _solve(*_centred_moments(*_flat_batches(pred_t, target_t, mask_t))), args.repeats)
 
     ref = lstsq_loop(pred, target, mask)
     scale, shift = scale_shift(pred_t, target_t, mask_t)

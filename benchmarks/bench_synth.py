@@ -27,8 +27,6 @@ def brute_force_depth(scene: synth.Scene) -> np.ndarray:
     return np.min(np.stack([s.hit(rays)[0] for s in [*scene.stage(), *scene.objects]]), 0)
 
 
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)

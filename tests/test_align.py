@@ -1,9 +1,9 @@
-"""amodal.align against numpy.linalg.lstsq and hand-made cases."""
+"""amodal.align against numpy.linalg.lstsq, a longdouble closed form, hand-made cases and hand-derived gradients."""
 import numpy as np
 import pytest
 import torch
 
-from amodal.align import _fit, _flat_batches, align, scale_shift
+from amodal.align import _centred_moments, _flat_batches, _solve, align, scale_shift
 
 
 def lstsq_reference(pred, target, mask):
@@ -131,14 +131,12 @@ def test_empty_mask_and_shape_errors():
         scale_shift(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 4)), np.ones((2, 3, 4, 4)))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_general_path_used_on_gpu_equals_lstsq(backend):
-    # The closed form in plain array operations (the path for CUDA tensors and for
-    # reporting errors) must agree with lstsq as the fused CPU kernel does.
+def test_general_path_used_on_gpu_equals_lstsq():
+    # The closed form in torch operations (the path for CUDA tensors, for gradients and
+    # under torch.compile) must agree with lstsq as the fused CPU kernel does.
     rng = np.random.default_rng(6)
     pred, target, mask = random_case(rng, batch=3)
-    inputs = (pred, target, mask) if backend == "numpy" else tuple(map(torch.from_numpy, (pred, target, mask)))
-    scale, shift = _fit(*_flat_batches(*inputs))
+    scale, shift, _ = _solve(*_centred_moments(*_flat_batches(*map(torch.from_numpy, (pred, target, mask)))))
     for b in range(3):
         s_ref, t_ref = lstsq_reference(pred[b], target[b], mask[b])
         np.testing.assert_allclose([float(scale[b]), float(shift[b])], [s_ref, t_ref], rtol=1e-9)
@@ -151,3 +149,162 @@ def test_half_precision_and_integer_masks():
     s16, t16 = scale_shift(torch.from_numpy(pred).half(), torch.from_numpy(target), torch.from_numpy(mask).to(torch.uint8))
     np.testing.assert_allclose(s16.numpy(), s_ref, rtol=1e-9)
     np.testing.assert_allclose(t16.numpy(), t_ref, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- accuracy
+def longdouble_reference(pred, target, mask):
+    """(s, t) of the closed form in np.longdouble (64-bit mantissa on x86), centred sums."""
+    p = np.asarray(pred, np.longdouble)[mask]
+    g = np.asarray(target, np.longdouble)[mask]
+    dp, dg = p - p.mean(), g - g.mean()
+    s = (dp * dg).sum() / (dp * dp).sum()
+    return s, g.mean() - s * p.mean()
+
+
+def adversarial_batch(dtype):
+    """1 Mpx of 0.1 + U(0, 1e-3) whose first (masked) pixel is far from the mean.
+
+    Three samples: an outlier of 0.9 with an affine target; the same with a target
+    equal to the prediction plus noise (shift ≈ 0, the hardest for the shift); an
+    outlier of 1000.
+    """
+    rng = np.random.default_rng(8)
+    pred = 0.1 + rng.uniform(0, 1e-3, (3, 1, 1024, 1024))
+    pred[0, 0, 0, 0] = pred[1, 0, 0, 0] = 0.9
+    pred[2, 0, 0, 0] = 1000.0
+    noise = rng.normal(0, 1e-5, pred.shape)
+    target = np.stack([-1.5 * pred[0] + 0.4, pred[1] + 10 * noise[1], 2.0 * pred[2] + 0.3]) + noise
+    mask = rng.random(pred.shape) < 0.7
+    mask[:, 0, 0, 0] = True
+    return pred.astype(dtype), target.astype(dtype), mask
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_accurate_to_1e10_when_the_first_pixel_is_far_from_the_mean(dtype):
+    pred, target, mask = adversarial_batch(dtype)
+    pred_t, target_t, mask_t = map(torch.from_numpy, (pred, target, mask))
+    answers = {
+        "numpy (kernel)": scale_shift(pred, target, mask),
+        "torch (kernel)": scale_shift(pred_t, target_t, mask_t),
+        "torch with grad (general path)": scale_shift(pred_t.requires_grad_(), target_t, mask_t),
+    }
+    for b in range(3):
+        s_ref, t_ref = longdouble_reference(pred[b], target[b], mask[b])
+        for name, (scale, shift) in answers.items():
+            s, t = (np.asarray(v.detach() if isinstance(v, torch.Tensor) else v)[b] for v in (scale, shift))
+            assert abs((s - s_ref) / s_ref) <= 1e-10, (name, b)
+            assert abs((t - t_ref) / t_ref) <= 1e-10, (name, b)
+
+
+# ----------------------------------------------------------------------------- gradients
+def closed_form_gradients(pred, target, mask):
+    """d(scale)/d(pred, target) and d(shift)/d(pred, target) of one map, derived by hand.
+
+    With x̄, ȳ the means on the mask, S = Σ(x − x̄)², s the scale and r = y − s·x − t
+    the residual: ∂s/∂y_i = (x_i − x̄)/S, ∂t/∂y_i = 1/n − x̄·∂s/∂y_i,
+    ∂s/∂x_i = (r_i − s·(x_i − x̄))/S, ∂t/∂x_i = −s/n − x̄·∂s/∂x_i; zero off the mask.
+    """
+    x, y = np.asarray(pred, np.float64)[mask], np.asarray(target, np.float64)[mask]
+    n, dx = x.size, x - x.mean()
+    big_s = (dx * dx).sum()
+    s = (dx * (y - y.mean())).sum() / big_s
+    t = y.mean() - s * x.mean()
+    r = y - s * x - t
+    out = {}
+    for name, values in {
+        "ds_dy": dx / big_s,
+        "dt_dy": 1 / n - x.mean() * dx / big_s,
+        "ds_dx": (r - s * dx) / big_s,
+        "dt_dx": -s / n - x.mean() * (r - s * dx) / big_s,
+    }.items():
+        full = np.zeros(np.shape(pred))
+        full[mask] = values
+        out[name] = full
+    return out
+
+
+def test_cpu_gradients_equal_the_hand_derived_closed_form():
+    # On the CPU as on a GPU, scale and shift are differentiable functions of both maps.
+    rng = np.random.default_rng(9)
+    pred, target, mask = random_case(rng, batch=2, size=(9, 11))
+    pred_t = torch.from_numpy(pred).requires_grad_()
+    target_t = torch.from_numpy(target).requires_grad_()
+    scale, shift = scale_shift(pred_t, target_t, torch.from_numpy(mask))
+    assert scale.requires_grad and shift.requires_grad
+    for name, output in (("s", scale), ("t", shift)):
+        grad_pred, grad_target = torch.autograd.grad(output[1], (pred_t, target_t), retain_graph=True)
+        expected = closed_form_gradients(pred[1], target[1], mask[1])
+        np.testing.assert_allclose(grad_pred[1].numpy(), expected[f"d{name}_dx"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grad_target[1].numpy(), expected[f"d{name}_dy"], rtol=1e-5, atol=1e-6)
+        assert not grad_pred[0].any() and not grad_target[0].any()  # samples do not mix
+    # The differentiable path gives the same values as the fused kernel used without grad.
+    with torch.no_grad():
+        scale_kernel, shift_kernel = scale_shift(pred_t, target_t, torch.from_numpy(mask))
+    torch.testing.assert_close(scale.detach(), scale_kernel, rtol=1e-12, atol=0)
+    torch.testing.assert_close(shift.detach(), shift_kernel, rtol=1e-12, atol=0)
+
+
+def test_gradcheck_in_float64():
+    rng = np.random.default_rng(10)
+    pred, target, mask = random_case(rng, batch=2, size=(5, 6))
+    pred_t = torch.from_numpy(pred).double().requires_grad_()
+    target_t = torch.from_numpy(target).double().requires_grad_()
+    mask_t = torch.from_numpy(mask)
+    assert torch.autograd.gradcheck(lambda p, g: scale_shift(p, g, mask_t), (pred_t, target_t))
+    assert torch.autograd.gradcheck(lambda p, g: align(p, g, mask_t), (pred_t, target_t))
+
+
+# ----------------------------------------------------------------------------- no host sync
+def test_unchecked_path_gives_nan_for_invalid_samples_and_no_error():
+    rng = np.random.default_rng(11)
+    pred, target, mask = random_case(rng, batch=3)
+    mask[1] = False
+    pred[2][mask[2]] = 0.5
+    for backend in ("numpy", "torch"):
+        inputs = (pred, target, mask) if backend == "numpy" else tuple(map(torch.from_numpy, (pred, target, mask)))
+        scale, shift = scale_shift(*inputs, check=False)
+        scale, shift = np.asarray(scale), np.asarray(shift)
+        assert np.isnan(scale[1:]).all() and np.isnan(shift[1:]).all(), backend
+        s_ref, t_ref = lstsq_reference(pred[0], target[0], mask[0])
+        np.testing.assert_allclose([scale[0], shift[0]], [s_ref, t_ref], rtol=1e-9)
+
+
+def test_tensor_path_compiles_as_one_graph():
+    # No per-sample Python branch on tensor values: dynamo traces the whole call.
+    rng = np.random.default_rng(12)
+    pred, target, mask = map(torch.from_numpy, random_case(rng, batch=3))
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda p, g, m: align(p, g, m, check=False), backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(pred, target, mask), align(pred, target, mask), rtol=1e-6, atol=1e-6)
+
+
+def test_tensor_path_reads_no_value_back():
+    # Meta tensors have shapes but no values: any .item(), .tolist() or bool() would raise.
+    pred = torch.empty(4, 1, 8, 8, device="meta")
+    mask = torch.empty(4, 1, 8, 8, dtype=torch.bool, device="meta")
+    scale, shift = scale_shift(pred, pred, mask, check=False)
+    assert scale.shape == (4,) and scale.device.type == "meta" and scale.dtype == torch.float64
+    assert align(pred, pred, mask, check=False).shape == pred.shape
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_values_and_gradients_without_a_sync():
+    rng = np.random.default_rng(13)
+    pred, target, mask = map(torch.from_numpy, random_case(rng, batch=3))
+    results = {}
+    for device in ("cpu", "cuda"):
+        p = pred.to(device).requires_grad_()
+        scale, shift = scale_shift(p, target.to(device), mask.to(device))
+        (scale.sum() + 2 * shift.sum()).backward()
+        results[device] = (scale.detach().cpu(), shift.detach().cpu(), p.grad.cpu())
+    (s_cpu, t_cpu, g_cpu), (s_gpu, t_gpu, g_gpu) = results.values()
+    torch.testing.assert_close(s_gpu, s_cpu, rtol=1e-9, atol=0)
+    torch.testing.assert_close(t_gpu, t_cpu, rtol=1e-9, atol=0)
+    torch.testing.assert_close(g_gpu, g_cpu, rtol=1e-5, atol=1e-6)
+    on_gpu = [x.cuda() for x in (pred, target, mask)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any device → host read-back now raises
+    try:
+        align(*on_gpu, check=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -22,7 +22,7 @@ from amodal.adiw.sample import AdiwSample, pseudo_label
 from amodal.composite import BUCKET_RANGES
 from amodal.depth import OracleDepth
 from amodal.metrics import visible_ratio_bucket
-from amodal.synth import Box, Cylinder, Render, Scene, Sphere, disparity_range, normalised_disparity, random_scene, render
+from amodal.synth import Box, Cylinder, Render, Scene, Sphere, disparity_from_depth, disparity_range, random_scene, render
 
 
 @dataclass
@@ -140,8 +140,8 @@ def synth_occlusion(
                 if abs(composite.visible_ratio(target) - ratio) > 1e-9:
                     continue  # another object stands between; keep the bookkeeping simple
                 lo_hi = disparity_range(composite.depth)
-                exact = normalised_disparity(composite.depth, lo_hi)
-                exact[mask] = normalised_disparity(background.amodal_depth[target], lo_hi)[mask]
+                exact = disparity_from_depth(composite.depth, lo_hi)
+                exact[mask] = disparity_from_depth(background.amodal_depth[target], lo_hi)[mask]
                 return SynthOcclusion(scene, background, composite, target, exact)
     raise RuntimeError(f"seed {seed}: no synthetic occlusion with visible ratio in {visible_range} found")
 
