@@ -25,6 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from amodal.models import depthfm
+from amodal.toy_occlusion import ambiguous_occlusion_batch
 from timing import cpu_name, median_seconds
 
 DEPTHFM_HPARAMS = {
@@ -49,7 +50,7 @@ def unet_flops(model, batch: int, size: int) -> int:
 
 
 def scene(size: int, device: str):
-    data = depthfm.ambiguous_occlusion_batch(1, size, torch.Generator().manual_seed(0))
+    data = ambiguous_occlusion_batch(1, size, torch.Generator().manual_seed(0))
     return {k: v.to(device) for k, v in data.items()}
 
 

@@ -1,100 +1,13 @@
-"""DepthFM / Amodal-DepthFM on diffusers: official checkpoint layout, zero-initialised
+"""DepthFM / Amodal-DepthFM on diffusers: loading the official checkpoint, zero-initialised
 guidance, sampling, alignment, saving and loading, clear errors. Tiny configs only."""
 import numpy as np
 import pytest
 import torch
 
-from amodal.models.depthfm import (
-    AmodalDepthFM,
-    DepthFM,
-    PixelAutoencoder,
-    SDAutoencoder,
-    ambiguous_occlusion_batch,
-    build_unet,
-    diffusers_to_ldm,
-    ldm_to_diffusers,
-    load_autoencoder,
-    read_depthfm_checkpoint,
-    tiny_ldm_hparams,
-    unet_config_from_ldm,
-    write_depthfm_checkpoint,
-)
-
-DEPTHFM_HPARAMS = {  # as printed from depthfm-v1.ckpt in the official Amodal-DepthFM code
-    "image_size": 32, "in_channels": 8, "out_channels": 4, "model_channels": 320,
-    "attention_resolutions": [4, 2, 1], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4],
-    "num_heads": 8, "use_spatial_transformer": True, "use_linear_in_transformer": True,
-    "transformer_depth": 1, "context_dim": 1024, "legacy": False,
-}
-# Three levels, two resnets per level, a level without attention: every naming path.
-CONVERSION_HPARAMS = tiny_ldm_hparams(num_res_blocks=2, channel_mult=[1, 2, 2], attention_resolutions=[1, 2])
-
-
-def randomised_unet(hparams, seed=0):
-    """A UNet with *every* parameter random (diffusers zero-initialises some, which would
-    hide swapped or dropped weights)."""
-    torch.manual_seed(seed)
-    unet = build_unet(hparams)
-    with torch.no_grad():
-        for p in unet.parameters():
-            p.copy_(torch.randn_like(p) * 0.2)
-    return unet.eval()
-
-
-def tiny_depthfm(seed=0, hparams=None):
-    hparams = hparams or tiny_ldm_hparams()
-    unet = randomised_unet(hparams, seed)
-    embedding = torch.randn(1, 3, hparams["context_dim"], generator=torch.Generator().manual_seed(seed))
-    return DepthFM(unet, PixelAutoencoder(4, downsample=2), embedding).eval()
-
-
-def inputs(batch=2, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, size, size, generator=g)
-    amodal = torch.zeros(batch, 1, size, size)
-    amodal[:, :, 3:13, 2:14] = 1
-    visible = amodal.clone()
-    visible[:, :, :, 9:] = 0
-    observed = torch.rand(batch, 1, size, size, generator=g)
-    return image, amodal, observed, visible
-
-
-def test_depthfm_hparams_give_the_sd2_topology_in_diffusers_terms():
-    config = unet_config_from_ldm(DEPTHFM_HPARAMS)
-    assert config["down_block_types"] == ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
-    assert config["up_block_types"] == ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
-    assert config["block_out_channels"] == (320, 640, 1280, 1280)
-    assert config["attention_head_dim"] == 8  # diffusers' legacy name for the number of heads
-    assert (config["in_channels"], config["out_channels"], config["cross_attention_dim"]) == (8, 4, 1024)
-    assert config["use_linear_projection"] and config["flip_sin_to_cos"] and config["freq_shift"] == 0
-    assert config["layers_per_block"] == 2
-
-
-@pytest.mark.parametrize("change", [{"use_scale_shift_norm": True}, {"num_classes": 10}, {"mystery": 1}])
-def test_unsupported_hparams_fail_clearly(change):
-    with pytest.raises(ValueError, match="ldm_hparams"):
-        unet_config_from_ldm({**DEPTHFM_HPARAMS, **change})
-
-
-def test_ldm_diffusers_conversion_round_trips_exactly():
-    unet = randomised_unet(CONVERSION_HPARAMS)
-    state = unet.state_dict()
-    ldm = diffusers_to_ldm(state, unet.config)
-    # names of the official LDM UNetModel layout (openaimodel.py), written out by hand
-    for key in ("time_embed.0.weight", "time_embed.2.bias", "input_blocks.0.0.weight",
-                "input_blocks.1.0.in_layers.0.weight", "input_blocks.1.0.emb_layers.1.weight",
-                "input_blocks.1.1.proj_in.weight", "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight",
-                "input_blocks.3.0.op.weight", "input_blocks.4.0.skip_connection.weight",
-                "input_blocks.7.0.out_layers.3.weight", "middle_block.0.in_layers.2.weight",
-                "middle_block.1.transformer_blocks.0.attn2.to_k.weight", "middle_block.2.out_layers.0.bias",
-                "output_blocks.0.0.skip_connection.weight", "output_blocks.2.1.conv.weight",
-                "output_blocks.5.2.conv.weight", "output_blocks.8.1.proj_out.bias", "out.0.weight", "out.2.bias"):
-        assert key in ldm, key
-    assert len(ldm) == len(state)
-    back = ldm_to_diffusers(ldm, unet.config)  # diffusers' own converter
-    assert set(back) == set(state)
-    for key, value in state.items():
-        assert torch.equal(back[key], value), key
+from amodal.models.autoencoders import PixelAutoencoder
+from amodal.models.depthfm import AmodalDepthFM, DepthFM
+from amodal.models.ldm_convert import tiny_ldm_hparams, write_depthfm_checkpoint
+from depthfm_testdata import inputs, randomised_unet, tiny_depthfm
 
 
 def test_official_format_checkpoint_loads_strictly_and_computes_the_same(tmp_path):
@@ -108,18 +21,6 @@ def test_official_format_checkpoint_loads_strictly_and_computes_the_same(tmp_pat
     with torch.no_grad():
         expected = unet(torch.cat([x, cond], 1), t, encoder_hidden_states=embedding.expand(2, -1, -1)).sample
         torch.testing.assert_close(model.velocity(x, t, cond), expected, rtol=0, atol=0)
-
-
-def test_numpy_embedding_and_prefixed_keys_are_accepted(tmp_path):
-    hparams = tiny_ldm_hparams()
-    unet = randomised_unet(hparams)
-    state = {"model.diffusion_model." + k: v for k, v in diffusers_to_ldm(unet.state_dict(), unet.config).items()}
-    embedding = np.random.RandomState(0).randn(3, hparams["context_dim"]).astype(np.float32)
-    torch.save({"noising_step": 400, "empty_text_embedding": embedding, "ldm_hparams": hparams,
-                "state_dict": state}, tmp_path / "c.ckpt")
-    ckpt = read_depthfm_checkpoint(tmp_path / "c.ckpt")
-    assert ckpt["empty_text_embedding"].shape == (1, 3, hparams["context_dim"])
-    assert all(not k.startswith("model.") for k in ckpt["state_dict"])
 
 
 def test_wrong_checkpoints_fail_clearly(tmp_path):
@@ -257,50 +158,6 @@ def test_training_loss_reaches_the_unet_and_counts_only_masked_latents():
     grad = outputs[0].grad  # d loss / d velocity, (B, 4, 8, 8)
     latent_mask = mask[..., ::2, ::2].expand_as(grad) > 0  # nearest downsampling keeps top-left pixels
     assert (grad[~latent_mask] == 0).all() and (grad[latent_mask] != 0).all()
-
-
-def test_sd_autoencoder_scales_the_posterior_mode(tmp_path):
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(32,), down_block_types=("DownEncoderBlock2D",),
-                        up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=32, layers_per_block=1)
-    vae.save_pretrained(tmp_path / "vae")
-    loaded = load_autoencoder(tmp_path)  # finds the vae/ subfolder
-    assert isinstance(loaded, SDAutoencoder) and loaded.downsample == 1
-    x = torch.rand(1, 3, 8, 8) * 2 - 1
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.encode(x), vae.encode(x).latent_dist.mode() * 0.18215)
-    with pytest.raises(FileNotFoundError):
-        load_autoencoder(tmp_path / "nowhere")
-
-
-def test_toy_scenes_hide_the_bend_behind_the_bar():
-    data = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0))
-    hidden = (data["amodal_mask"] > 0) & (data["visible_mask"] == 0)
-    assert hidden.flatten(1).any(1).all()
-    # outside the hidden part the target is what is observed; inside it bends by ±slope·u
-    outside = ~hidden
-    assert torch.equal(data["target_depth"][outside], data["observed_depth"][outside])
-    straight = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0), slope=0.0)["target_depth"]
-    diff = data["target_depth"] - straight
-    assert torch.equal(diff[~hidden], torch.zeros_like(diff[~hidden]))
-    for b in range(6):
-        bent = diff[b][hidden[b]]
-        assert (torch.sign(bent[bent.abs() > 1e-6]) == data["bend"][b]).all() and bent.abs().max() > 0.2
-    # the image is the same for both bends: nothing visible tells them apart
-    same = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0), slope=-0.3)
-    assert torch.equal(same["image"], data["image"])
-
-
-def test_time_enters_the_sinusoidal_embedding_unscaled_cos_first():
-    # official LDM timestep_embedding: [cos(t·f), sin(t·f)], f_i = 10000^(−i/half), t in [0, 1] as is
-    unet = build_unet(tiny_ldm_hparams())
-    t = np.array([0.0, 0.25, 1.0])
-    half = unet.config.block_out_channels[0] // 2
-    args = t[:, None] * np.exp(-np.log(10000) * np.arange(half) / half)[None]
-    reference = np.concatenate([np.cos(args), np.sin(args)], 1)
-    np.testing.assert_allclose(unet.time_proj(torch.tensor(t, dtype=torch.float32)).numpy(), reference, atol=1e-6)
 
 
 def test_training_loss_is_flow_matching_on_the_documented_inputs():
