@@ -76,8 +76,8 @@ def train_toy(model: AmodalDepthFM, steps: int = 300, batch: int = 16, size: int
     losses = []
     for _ in range(steps):
         data = ambiguous_occlusion_batch(batch, size, generator)
-        loss = model.training_loss(data["image"], data["amodal_mask"], data["observed_depth"],
-                                   data["target_depth"], generator=generator)
+        loss = model.training_loss(data["image"], data["target_depth"], amodal_mask=data["amodal_mask"],
+                                   observed_depth=data["observed_depth"], generator=generator)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

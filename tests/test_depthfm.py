@@ -54,14 +54,14 @@ def test_zero_initialised_guidance_reproduces_depthfm_for_any_mask_and_depth():
     for seed in range(2):
         g = torch.Generator().manual_seed(seed)
         mask_r, observed_r = (torch.rand(mask.shape, generator=g) > 0.5).float(), torch.rand(observed.shape, generator=g)
-        ours = amodal.sample(image, mask_r, observed_r, n=2, steps=2, generator=torch.Generator().manual_seed(9),
+        ours = amodal.sample(image, amodal_mask=mask_r, observed_depth=observed_r, n=2, steps=2, generator=torch.Generator().manual_seed(9),
                              align=False)
         ref = base.sample(image, n=2, steps=2, generator=torch.Generator().manual_seed(9))
         torch.testing.assert_close(ours.samples, ref.samples, rtol=0, atol=1e-6)
     # and the guidance does matter once its weights are not zero
     with torch.no_grad():
         amodal.unet.conv_in.weight[:, 8:] = 0.5
-    moved = amodal.sample(image, mask, observed, n=1, steps=2, generator=torch.Generator().manual_seed(9), align=False)
+    moved = amodal.sample(image, amodal_mask=mask, observed_depth=observed, n=1, steps=2, generator=torch.Generator().manual_seed(9), align=False)
     assert (moved.samples - ref.samples[:1]).abs().max() > 1e-3
 
 
@@ -86,7 +86,7 @@ def test_depth_codec_round_trips_with_the_pixel_autoencoder():
 def test_sampling_is_repeatable_and_samples_are_independent():
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, visible = inputs()
-    run = lambda seed: model.sample(image, mask, observed, n=3, steps=2, visible_mask=visible,  # noqa: E731
+    run = lambda seed: model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=3, steps=2,  # noqa: E731
                                     generator=torch.Generator().manual_seed(seed))
     a, b, c = run(0), run(0), run(1)
     assert a.samples.shape == (3, 2, 1, 16, 16) and a.mean.shape == a.spread.shape == (2, 1, 16, 16)
@@ -99,8 +99,8 @@ def test_sampling_is_repeatable_and_samples_are_independent():
 def test_alignment_is_least_squares_to_observed_depth_on_visible_pixels():
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, visible = inputs(batch=1)
-    raw = model.sample(image, mask, observed, n=2, steps=2, generator=torch.Generator().manual_seed(5), align=False)
-    aligned = model.sample(image, mask, observed, n=2, steps=2, generator=torch.Generator().manual_seed(5),
+    raw = model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, generator=torch.Generator().manual_seed(5), align=False)
+    aligned = model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, generator=torch.Generator().manual_seed(5),
                            visible_mask=visible)
     v = visible[0, 0].numpy() > 0
     for k in range(2):
@@ -109,20 +109,21 @@ def test_alignment_is_least_squares_to_observed_depth_on_visible_pixels():
         (s, t), *_ = np.linalg.lstsq(design, observed[0, 0].double().numpy()[v], rcond=None)
         np.testing.assert_allclose(aligned.samples[k, 0, 0].numpy(), s * p + t, atol=1e-5)
     with pytest.raises(ValueError, match="visible_mask"):
-        model.sample(image, mask, observed)
+        model.sample(image, amodal_mask=mask, observed_depth=observed)
 
 
 def test_bad_inputs_fail_clearly():
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, visible = inputs()
     with pytest.raises(ValueError, match="amodal_mask must have shape"):
-        model.sample(image, mask[:, :, :8], observed, align=False)
+        model.sample(image, amodal_mask=mask[:, :, :8], observed_depth=observed, align=False)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        model.sample(image, mask, observed * 2, align=False)
+        model.sample(image, amodal_mask=mask, observed_depth=observed * 2, align=False)
     with pytest.raises(ValueError, match="empty"):
-        model.sample(image, torch.zeros_like(mask), observed, align=False)
+        model.sample(image, amodal_mask=torch.zeros_like(mask), observed_depth=observed, align=False)
     with pytest.raises(ValueError, match="multiples of 4"):
-        model.sample(image[..., :14, :14], mask[..., :14, :14], observed[..., :14, :14], align=False)
+        model.sample(image[..., :14, :14], amodal_mask=mask[..., :14, :14], observed_depth=observed[..., :14, :14],
+                     align=False)
     with pytest.raises(ValueError, match="10 input channels"):
         AmodalDepthFM(tiny_depthfm().unet, PixelAutoencoder(), torch.zeros(1, 1, 16))
 
@@ -137,7 +138,7 @@ def test_save_and_load_round_trip(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     image, mask, observed, _ = inputs()
-    sample = lambda m: m.sample(image, mask, observed, n=2, steps=2, align=False,  # noqa: E731
+    sample = lambda m: m.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, align=False,  # noqa: E731
                                 generator=torch.Generator().manual_seed(0)).samples
     assert torch.equal(sample(model), sample(loaded))
     with pytest.raises(ValueError, match="holds a AmodalDepthFM"):
@@ -151,7 +152,7 @@ def test_training_loss_reaches_the_unet_and_counts_only_masked_latents():
     image, mask, observed, _ = inputs()
     outputs = []
     model.unet.register_forward_hook(lambda module, args, out: outputs.append(out.sample) or out.sample.retain_grad())
-    loss = model.training_loss(image, mask, observed, torch.rand_like(observed),
+    loss = model.training_loss(image, torch.rand_like(observed), amodal_mask=mask, observed_depth=observed,
                                generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert loss.item() > 0 and model.unet.conv_in.weight.grad[:, 8:].abs().sum() > 0
@@ -170,7 +171,8 @@ def test_training_loss_is_flow_matching_on_the_documented_inputs():
     seen = {}
     model.unet.register_forward_hook(
         lambda module, args, kwargs, out: seen.update(x=args[0], t=args[1], v=out.sample), with_kwargs=True)
-    loss = model.training_loss(image, mask, observed, target, generator=torch.Generator().manual_seed(3))
+    loss = model.training_loss(image, target, amodal_mask=mask, observed_depth=observed,
+                               generator=torch.Generator().manual_seed(3))
 
     def pool(x):  # the pixel autoencoder: 2×2 mean, zero 4th channel
         x = x.double().numpy()
@@ -194,3 +196,33 @@ def test_training_loss_is_flow_matching_on_the_documented_inputs():
     latent_mask = np.broadcast_to(mask[:, :, ::2, ::2].numpy() > 0, x0.shape)
     error = (seen["v"].detach().double().numpy() - (x1 - x0)) ** 2
     assert loss.item() == pytest.approx(error[latent_mask].mean(), rel=1e-4)
+
+
+def test_guidance_maps_are_keyword_only_so_a_depthfm_style_call_cannot_bind_them_wrongly():
+    base = tiny_depthfm()
+    model = AmodalDepthFM.from_depthfm(base)
+    image, mask, observed, visible = inputs()
+    target = torch.rand(observed.shape, generator=torch.Generator().manual_seed(1))
+    # DepthFM's positional style, and Amodal-DepthFM's former order, both refused outright
+    with pytest.raises(TypeError):
+        model.training_loss(image, target, mask, observed)
+    with pytest.raises(TypeError):
+        model.training_loss(image, mask, observed, target)
+    with pytest.raises(TypeError):
+        model.sample(image, 2)
+    with pytest.raises(TypeError):
+        model.sample(image, mask, observed)
+    with pytest.raises(TypeError):
+        base.training_loss(image, target, mask)
+    with pytest.raises(TypeError):
+        base.sample(image, 2)
+    # keyword calls work for both classes and bind each map to its meaning: with its guidance
+    # weights at zero, Amodal-DepthFM's loss on M_a is DepthFM's loss with loss_mask = M_a.
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    ours = model.training_loss(image, target, amodal_mask=mask, observed_depth=observed, generator=generator())
+    ref = base.training_loss(image, target, loss_mask=mask, generator=generator())
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+    samples = model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=2, steps=1,
+                           generator=generator(), align=False).samples
+    torch.testing.assert_close(samples, base.sample(image, n=2, steps=1, generator=generator()).samples,
+                               rtol=0, atol=1e-6)

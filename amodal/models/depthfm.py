@@ -167,7 +167,7 @@ class DepthFM(nn.Module):
         decoded = self.autoencoder.decode(latent).mean(1, keepdim=True)
         return ((1 - decoded) / 2).clamp(0, 1)
 
-    def guidance(self, latent_size: tuple[int, int], **inputs: torch.Tensor) -> list[torch.Tensor]:
+    def guidance(self, latent_size: tuple[int, int]) -> list[torch.Tensor]:
         """Extra input channels at latent size (none for DepthFM)."""
         return []
 
@@ -177,19 +177,19 @@ class DepthFM(nn.Module):
         context = self.empty_text_embedding.to(x.dtype).expand(x.shape[0], -1, -1)
         return self.unet(torch.cat([x, condition], 1), t, encoder_hidden_states=context).sample
 
-    def _condition(self, image: torch.Tensor, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _condition(self, image: torch.Tensor, **guidance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
         m = self.size_multiple
         if image.shape[2] % m or image.shape[3] % m:
             raise ValueError(f"image sides must be multiples of {m}, got {tuple(image.shape[2:])}")
         image_latent = self.encode_image(image)
-        extra = self.guidance(tuple(image_latent.shape[2:]), **inputs)
+        extra = self.guidance(tuple(image_latent.shape[2:]), **guidance)
         return image_latent, torch.cat([image_latent, *extra], 1)
 
     # ---- training and sampling
-    def training_loss(self, image: torch.Tensor, target_depth: torch.Tensor, loss_mask: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None, **inputs: torch.Tensor) -> torch.Tensor:
+    def training_loss(self, image: torch.Tensor, target_depth: torch.Tensor, *, loss_mask: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Flow-matching loss for one batch (VAE frozen, UNet trained).
 
         Args:
@@ -197,39 +197,28 @@ class DepthFM(nn.Module):
             target_depth: ``(B, 1, H, W)`` normalised disparity.
             loss_mask: optional ``(B, 1, H, W)`` where the loss counts, nearest-downsampled.
             generator: drives the noise and the times ``t ~ U[0, 1)``.
-            inputs: the guidance of the subclass.
 
         Returns:
             Scalar loss.
         """
         _check_map("target_depth", target_depth, image.shape[0], tuple(image.shape[2:]))
+        if loss_mask is not None:
+            _check_map("loss_mask", loss_mask, image.shape[0], tuple(image.shape[2:]))
+        return self._flow_loss(image, target_depth, loss_mask, generator)
+
+    def _flow_loss(self, image, target_depth, loss_mask, generator, **guidance) -> torch.Tensor:
         with torch.no_grad():
-            image_latent, condition = self._condition(image, **inputs)
+            image_latent, condition = self._condition(image, **guidance)
             x1 = self.encode_depth(target_depth)
             x0 = source_latent(image_latent, self.noising_step, generator)
             # Continuous t ~ U[0, 1); the official trainer draws t from {k/400 : k = 0..399}, a
             # 400-point grid of the same interval — the same objective up to that discretisation.
             t = torch.rand(image.shape[0], generator=generator, device=image.device, dtype=image_latent.dtype)
-            mask = None
-            if loss_mask is not None:
-                _check_map("loss_mask", loss_mask, image.shape[0], tuple(image.shape[2:]))
-                mask = F.interpolate(loss_mask.float(), size=x1.shape[2:], mode="nearest")
+            mask = None if loss_mask is None else F.interpolate(loss_mask.float(), size=x1.shape[2:], mode="nearest")
         return flow_matching_loss(lambda x, s: self.velocity(x, s, condition), x0, x1, t, mask)
 
     @torch.no_grad()
-    def _sample_latents(self, image_latent, condition, n, steps, generator):
-        # Each sample gets its own noise: the input is repeated n times (the fix for the
-        # official ensembling, which averaged a batch of one).
-        batch = image_latent.shape[0]
-        noise = torch.randn((n, *image_latent.shape), generator=generator,
-                            device=image_latent.device, dtype=image_latent.dtype)
-        x0 = source_latent(image_latent.repeat(n, 1, 1, 1), self.noising_step, noise=noise.flatten(0, 1))
-        cond = condition.repeat(n, 1, 1, 1)
-        x1 = euler_sample(lambda x, t: self.velocity(x, t, cond), x0, steps)
-        return x1.unflatten(0, (n, batch))
-
-    @torch.no_grad()
-    def sample(self, image: torch.Tensor, n: int = 1, steps: int = 4,
+    def sample(self, image: torch.Tensor, *, n: int = 1, steps: int = 4,
                generator: torch.Generator | None = None) -> DepthSamples:
         """``n`` independent depth samples of each image, their mean and spread.
 
@@ -242,14 +231,30 @@ class DepthFM(nn.Module):
         Returns:
             :class:`DepthSamples` in normalised disparity, ``(n, B, 1, H, W)`` samples.
         """
-        image_latent, condition = self._condition(image)
-        latents = self._sample_latents(image_latent, condition, n, steps, generator)
-        samples = self.decode_depth(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
+        samples = self._samples(image, n, steps, generator)
         return DepthSamples(samples, *ensemble_statistics(samples))
+
+    def _samples(self, image, n, steps, generator, **guidance) -> torch.Tensor:
+        """``(n, B, 1, H, W)`` raw depth samples (no checks, no alignment)."""
+        image_latent, condition = self._condition(image, **guidance)
+        # Each sample gets its own noise: the input is repeated n times (the fix for the
+        # official ensembling, which averaged a batch of one).
+        batch = image_latent.shape[0]
+        noise = torch.randn((n, *image_latent.shape), generator=generator,
+                            device=image_latent.device, dtype=image_latent.dtype)
+        x0 = source_latent(image_latent.repeat(n, 1, 1, 1), self.noising_step, noise=noise.flatten(0, 1))
+        cond = condition.repeat(n, 1, 1, 1)
+        latents = euler_sample(lambda x, t: self.velocity(x, t, cond), x0, steps)
+        return self.decode_depth(latents).unflatten(0, (n, batch))
 
 
 class AmodalDepthFM(DepthFM):
-    """DepthFM with two guidance channels: ``[x_t, z_img, M_a, D_o]`` (10 for SD latents)."""
+    """DepthFM with two guidance channels: ``[x_t, z_img, M_a, D_o]`` (10 for SD latents).
+
+    The guidance maps are keyword-only arguments, always in the order ``amodal_mask``,
+    ``observed_depth``, ``visible_mask``, so that a call written for :class:`DepthFM`
+    (``training_loss(image, target_depth, ...)``) cannot bind a map to the wrong name.
+    """
 
     extra_channels = 2
 
@@ -278,10 +283,8 @@ class AmodalDepthFM(DepthFM):
         unet.register_to_config(in_channels=new.in_channels)
         return cls(unet, base.autoencoder, base.empty_text_embedding, base.noising_step)
 
-    def guidance(self, latent_size, amodal_mask=None, observed_depth=None) -> list[torch.Tensor]:
+    def guidance(self, latent_size, *, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> list[torch.Tensor]:
         """``M_a`` and ``D_o`` (``(B, 1, H, W)`` in [0, 1]) nearest-downsampled to latent size."""
-        if amodal_mask is None or observed_depth is None:
-            raise ValueError("AmodalDepthFM needs amodal_mask and observed_depth")
         return [F.interpolate(x.float(), size=latent_size, mode="nearest").to(self.empty_text_embedding.dtype)
                 for x in (amodal_mask, observed_depth)]
 
@@ -296,31 +299,39 @@ class AmodalDepthFM(DepthFM):
         if (amodal_mask.flatten(1) > 0).sum(1).min() == 0:
             raise ValueError("amodal_mask is empty for at least one sample")
 
-    def training_loss(self, image, amodal_mask, observed_depth, target_depth, generator=None) -> torch.Tensor:
+    def training_loss(self, image: torch.Tensor, target_depth: torch.Tensor, *, amodal_mask: torch.Tensor,
+                      observed_depth: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Flow-matching loss on the whole object ``M_a`` (paper: better than hidden-only).
 
         Args:
-            image: ``(B, 3, H, W)`` in [0, 1]; amodal_mask, observed_depth, target_depth:
-                ``(B, 1, H, W)``.
+            image: ``(B, 3, H, W)`` in [0, 1].
+            target_depth: ``(B, 1, H, W)`` normalised disparity, the ground truth.
+            amodal_mask: ``(B, 1, H, W)`` ``M_a`` (keyword only); the loss counts inside it.
+            observed_depth: ``(B, 1, H, W)`` ``D_o`` in [0, 1] (keyword only).
+            generator: drives the noise and the times.
+
+        Returns:
+            Scalar loss.
         """
         self._check_guidance(image, amodal_mask, observed_depth)
-        return super().training_loss(image, target_depth, amodal_mask > 0, generator,
-                                     amodal_mask=amodal_mask, observed_depth=observed_depth)
+        _check_map("target_depth", target_depth, image.shape[0], tuple(image.shape[2:]))
+        return self._flow_loss(image, target_depth, amodal_mask > 0, generator,
+                               amodal_mask=amodal_mask, observed_depth=observed_depth)
 
     @torch.no_grad()
-    def sample(self, image, amodal_mask, observed_depth, n: int = 1, steps: int = 4,
-               generator: torch.Generator | None = None, visible_mask: torch.Tensor | None = None,
-               align: bool = True) -> DepthSamples:
+    def sample(self, image: torch.Tensor, *, amodal_mask: torch.Tensor, observed_depth: torch.Tensor,
+               visible_mask: torch.Tensor | None = None, n: int = 1, steps: int = 4,
+               generator: torch.Generator | None = None, align: bool = True) -> DepthSamples:
         """``n`` independent amodal depth samples, aligned to ``D_o`` on the visible pixels.
 
         Args:
             image: ``(B, 3, H, W)`` in [0, 1].
-            amodal_mask: ``(B, 1, H, W)`` ``M_a``, bool or {0, 1}.
+            amodal_mask: ``(B, 1, H, W)`` ``M_a``, bool or {0, 1} (keyword only, as all maps).
             observed_depth: ``(B, 1, H, W)`` ``D_o`` in [0, 1].
-            n: number of samples; steps: Euler steps; generator: for repeatability.
             visible_mask: ``(B, 1, H, W)`` ``M_vis``, where each sample is least-squares
                 fitted to ``D_o`` (the model is trained on ``M_a`` only, so only the
                 object's visible pixels are trustworthy for the fit).
+            n: number of samples; steps: Euler steps; generator: for repeatability.
             align: ``False`` returns the raw samples.
 
         Returns:
@@ -334,13 +345,11 @@ class AmodalDepthFM(DepthFM):
             if visible_mask is None:
                 raise ValueError("alignment needs visible_mask (M_vis); pass it or align=False")
             _check_map("visible_mask", visible_mask, image.shape[0], tuple(image.shape[2:]))
-        image_latent, condition = self._condition(image, amodal_mask=amodal_mask, observed_depth=observed_depth)
-        latents = self._sample_latents(image_latent, condition, n, steps, generator)
-        samples = self.decode_depth(latents.flatten(0, 1))
+        samples = self._samples(image, n, steps, generator, amodal_mask=amodal_mask, observed_depth=observed_depth)
         if align:
             fit_mask = (visible_mask > 0).repeat(n, 1, 1, 1)
-            samples = least_squares_align(samples, observed_depth.repeat(n, 1, 1, 1).to(samples.dtype), fit_mask)
-        samples = samples.unflatten(0, latents.shape[:2])
+            samples = least_squares_align(samples.flatten(0, 1), observed_depth.repeat(n, 1, 1, 1).to(samples.dtype),
+                                          fit_mask).unflatten(0, (n, image.shape[0]))
         return DepthSamples(samples, *ensemble_statistics(samples))
 
 
