@@ -54,14 +54,15 @@ def test_zero_initialised_guidance_reproduces_depthfm_for_any_mask_and_depth():
     for seed in range(2):
         g = torch.Generator().manual_seed(seed)
         mask_r, observed_r = (torch.rand(mask.shape, generator=g) > 0.5).float(), torch.rand(observed.shape, generator=g)
-        ours = amodal.sample(image, amodal_mask=mask_r, observed_depth=observed_r, n=2, steps=2, generator=torch.Generator().manual_seed(9),
-                             align=False)
+        ours = amodal.sample(image, amodal_mask=mask_r, observed_depth=observed_r, n=2, steps=2,
+                             generator=torch.Generator().manual_seed(9), align=False)
         ref = base.sample(image, n=2, steps=2, generator=torch.Generator().manual_seed(9))
         torch.testing.assert_close(ours.samples, ref.samples, rtol=0, atol=1e-6)
     # and the guidance does matter once its weights are not zero
     with torch.no_grad():
         amodal.unet.conv_in.weight[:, 8:] = 0.5
-    moved = amodal.sample(image, amodal_mask=mask, observed_depth=observed, n=1, steps=2, generator=torch.Generator().manual_seed(9), align=False)
+    moved = amodal.sample(image, amodal_mask=mask, observed_depth=observed, n=1, steps=2,
+                          generator=torch.Generator().manual_seed(9), align=False)
     assert (moved.samples - ref.samples[:1]).abs().max() > 1e-3
 
 
@@ -86,8 +87,8 @@ def test_depth_codec_round_trips_with_the_pixel_autoencoder():
 def test_sampling_is_repeatable_and_samples_are_independent():
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, visible = inputs()
-    run = lambda seed: model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=3, steps=2,  # noqa: E731
-                                    generator=torch.Generator().manual_seed(seed))
+    run = lambda seed: model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible,  # noqa: E731
+                                    n=3, steps=2, generator=torch.Generator().manual_seed(seed))
     a, b, c = run(0), run(0), run(1)
     assert a.samples.shape == (3, 2, 1, 16, 16) and a.mean.shape == a.spread.shape == (2, 1, 16, 16)
     assert torch.equal(a.samples, b.samples) and not torch.equal(a.samples, c.samples)
@@ -99,9 +100,10 @@ def test_sampling_is_repeatable_and_samples_are_independent():
 def test_alignment_is_least_squares_to_observed_depth_on_visible_pixels():
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, visible = inputs(batch=1)
-    raw = model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, generator=torch.Generator().manual_seed(5), align=False)
-    aligned = model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, generator=torch.Generator().manual_seed(5),
-                           visible_mask=visible)
+    raw = model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2,
+                       generator=torch.Generator().manual_seed(5), align=False)
+    aligned = model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=2, steps=2,
+                           generator=torch.Generator().manual_seed(5))
     v = visible[0, 0].numpy() > 0
     for k in range(2):
         p = raw.samples[k, 0, 0].double().numpy()
@@ -121,6 +123,12 @@ def test_bad_inputs_fail_clearly():
         model.sample(image, amodal_mask=mask, observed_depth=observed * 2, align=False)
     with pytest.raises(ValueError, match="empty"):
         model.sample(image, amodal_mask=torch.zeros_like(mask), observed_depth=observed, align=False)
+    with pytest.raises(ValueError, match="observed_depth holds NaN"):
+        model.sample(image, amodal_mask=mask, observed_depth=observed.masked_fill(mask > 0, float("nan")), align=False)
+    with pytest.raises(ValueError, match=r"visible_mask must lie in \[0, 1\]"):
+        model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible * 2)
+    with pytest.raises(ValueError, match="target_depth must have shape"):
+        model.training_loss(image, observed[:1], amodal_mask=mask, observed_depth=observed)
     with pytest.raises(ValueError, match="multiples of 4"):
         model.sample(image[..., :14, :14], amodal_mask=mask[..., :14, :14], observed_depth=observed[..., :14, :14],
                      align=False)
@@ -138,8 +146,8 @@ def test_save_and_load_round_trip(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     image, mask, observed, _ = inputs()
-    sample = lambda m: m.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, align=False,  # noqa: E731
-                                generator=torch.Generator().manual_seed(0)).samples
+    sample = lambda m: m.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2,  # noqa: E731
+                                align=False, generator=torch.Generator().manual_seed(0)).samples
     assert torch.equal(sample(model), sample(loaded))
     with pytest.raises(ValueError, match="holds a AmodalDepthFM"):
         DepthFM.from_pretrained(tmp_path / "amodal")
@@ -226,3 +234,29 @@ def test_guidance_maps_are_keyword_only_so_a_depthfm_style_call_cannot_bind_them
                            generator=generator(), align=False).samples
     torch.testing.assert_close(samples, base.sample(image, n=2, steps=1, generator=generator()).samples,
                                rtol=0, atol=1e-6)
+
+
+READ_BACKS = ("__bool__", "item", "tolist", "__float__", "__int__", "__index__", "numpy")
+
+
+def test_inputs_are_checked_with_one_read_back_and_the_velocity_compiles_whole(monkeypatch):
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    image, mask, observed, _ = inputs()
+    reads = []
+    for name in READ_BACKS:  # every way a tensor's value reaches Python (a device sync on a GPU)
+        def counted(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, align=False)
+    assert reads == ["tolist"]  # amodal.checks.check_guidance, once; nothing per Euler step
+    reads.clear()
+    model.training_loss(image, observed, amodal_mask=mask, observed_depth=observed)
+    assert reads == ["tolist", "__bool__"]  # the guidance check, and the loss's empty-mask check at latent size
+    reads.clear()
+    x, t, condition = torch.randn(2, 4, 8, 8), torch.tensor([0.1, 0.7]), torch.randn(2, 6, 8, 8)
+    with torch.no_grad():
+        eager = model.velocity(x, t, condition)
+        assert reads == []
+        compiled = torch.compile(model.velocity, backend="eager", fullgraph=True)(x, t, condition)
+    torch.testing.assert_close(compiled, eager)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from amodal.align import align as least_squares_align
+from amodal.checks import check_guidance, check_image
 from amodal.flow_matching import (
     NOISING_STEP,
     ensemble_statistics,
@@ -60,6 +61,8 @@ class DepthSamples:
 
 
 def _check_map(name: str, x: torch.Tensor, batch: int, size: tuple[int, int]) -> None:
+    # Shapes only, for the maps that are not guidance (target, loss mask); the guidance
+    # maps are checked, values included, by amodal.checks.check_guidance.
     if x.ndim != 4 or x.shape[0] != batch or x.shape[1] != 1 or tuple(x.shape[2:]) != size:
         raise ValueError(f"{name} must have shape ({batch}, 1, {size[0]}, {size[1]}), got {tuple(x.shape)}")
 
@@ -178,8 +181,7 @@ class DepthFM(nn.Module):
         return self.unet(torch.cat([x, condition], 1), t, encoder_hidden_states=context).sample
 
     def _condition(self, image: torch.Tensor, **guidance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
+        check_image(image)
         m = self.size_multiple
         if image.shape[2] % m or image.shape[3] % m:
             raise ValueError(f"image sides must be multiples of {m}, got {tuple(image.shape[2:])}")
@@ -201,6 +203,7 @@ class DepthFM(nn.Module):
         Returns:
             Scalar loss.
         """
+        check_image(image)
         _check_map("target_depth", target_depth, image.shape[0], tuple(image.shape[2:]))
         if loss_mask is not None:
             _check_map("loss_mask", loss_mask, image.shape[0], tuple(image.shape[2:]))
@@ -288,17 +291,6 @@ class AmodalDepthFM(DepthFM):
         return [F.interpolate(x.float(), size=latent_size, mode="nearest").to(self.empty_text_embedding.dtype)
                 for x in (amodal_mask, observed_depth)]
 
-    def _check_guidance(self, image, amodal_mask, observed_depth):
-        size = tuple(image.shape[2:])
-        _check_map("amodal_mask", amodal_mask, image.shape[0], size)
-        _check_map("observed_depth", observed_depth, image.shape[0], size)
-        if not torch.isfinite(observed_depth).all():
-            raise ValueError("observed_depth has NaN or inf")
-        if observed_depth.min() < 0 or observed_depth.max() > 1:
-            raise ValueError("observed_depth must be normalised disparity in [0, 1]")
-        if (amodal_mask.flatten(1) > 0).sum(1).min() == 0:
-            raise ValueError("amodal_mask is empty for at least one sample")
-
     def training_loss(self, image: torch.Tensor, target_depth: torch.Tensor, *, amodal_mask: torch.Tensor,
                       observed_depth: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Flow-matching loss on the whole object ``M_a`` (paper: better than hidden-only).
@@ -313,7 +305,7 @@ class AmodalDepthFM(DepthFM):
         Returns:
             Scalar loss.
         """
-        self._check_guidance(image, amodal_mask, observed_depth)
+        check_guidance(image, amodal_mask, observed_depth)
         _check_map("target_depth", target_depth, image.shape[0], tuple(image.shape[2:]))
         return self._flow_loss(image, target_depth, amodal_mask > 0, generator,
                                amodal_mask=amodal_mask, observed_depth=observed_depth)
@@ -338,13 +330,15 @@ class AmodalDepthFM(DepthFM):
             :class:`DepthSamples` (samples ``(n, B, 1, H, W)``, mean, spread).
 
         Raises:
-            ValueError: bad shapes, ``align`` without ``visible_mask``, too few visible pixels.
+            ValueError: from :func:`amodal.checks.check_guidance` (shapes, NaN/inf, values
+                outside [0, 1], an empty ``M_a``), ``align`` without ``visible_mask``, too few
+                visible pixels.
         """
-        self._check_guidance(image, amodal_mask, observed_depth)
-        if align:
-            if visible_mask is None:
-                raise ValueError("alignment needs visible_mask (M_vis); pass it or align=False")
-            _check_map("visible_mask", visible_mask, image.shape[0], tuple(image.shape[2:]))
+        if align and visible_mask is None:
+            raise ValueError("alignment needs visible_mask (M_vis); pass it or align=False")
+        # The only value check of a sampling run (one device read-back); the velocity
+        # function below checks nothing, so it compiles whole.
+        check_guidance(image, amodal_mask, observed_depth, visible_mask)
         samples = self._samples(image, n, steps, generator, amodal_mask=amodal_mask, observed_depth=observed_depth)
         if align:
             fit_mask = (visible_mask > 0).repeat(n, 1, 1, 1)
