@@ -41,3 +41,13 @@ def inputs(batch=2, size=16, seed=0):
     visible[:, :, :, 9:] = 0
     observed = torch.rand(batch, 1, size, size, generator=g)
     return image, amodal, observed, visible
+
+
+def tiny_sd_vae(seed=0):
+    """A one-level ``AutoencoderKL`` (SD's VAE class, downsampling 1) with random weights."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(block_out_channels=(32,), down_block_types=("DownEncoderBlock2D",),
+                         up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=32,
+                         layers_per_block=1).eval()

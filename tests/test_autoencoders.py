@@ -3,14 +3,11 @@ import pytest
 import torch
 
 from amodal.models.autoencoders import SDAutoencoder, load_autoencoder
+from depthfm_testdata import tiny_sd_vae
 
 
 def test_sd_autoencoder_scales_the_posterior_mode(tmp_path):
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(32,), down_block_types=("DownEncoderBlock2D",),
-                        up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=32, layers_per_block=1)
+    vae = tiny_sd_vae()
     vae.save_pretrained(tmp_path / "vae")
     loaded = load_autoencoder(tmp_path)  # finds the vae/ subfolder
     assert isinstance(loaded, SDAutoencoder) and loaded.downsample == 1

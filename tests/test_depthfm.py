@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.models.autoencoders import PixelAutoencoder
+from amodal.models.autoencoders import PixelAutoencoder, SDAutoencoder
 from amodal.models.depthfm import AmodalDepthFM, DepthFM
 from amodal.models.ldm_convert import tiny_ldm_hparams, write_depthfm_checkpoint
-from depthfm_testdata import inputs, randomised_unet, tiny_depthfm
+from depthfm_testdata import inputs, randomised_unet, tiny_depthfm, tiny_sd_vae
 
 
 def test_official_format_checkpoint_loads_strictly_and_computes_the_same(tmp_path):
@@ -260,3 +260,21 @@ def test_inputs_are_checked_with_one_read_back_and_the_velocity_compiles_whole(m
         assert reads == []
         compiled = torch.compile(model.velocity, backend="eager", fullgraph=True)(x, t, condition)
     torch.testing.assert_close(compiled, eager)
+
+
+def test_under_bf16_autocast_the_ode_state_and_the_outputs_stay_float32():
+    hparams = tiny_ldm_hparams()
+    base = DepthFM(randomised_unet(hparams), SDAutoencoder(tiny_sd_vae()), torch.zeros(1, 2, hparams["context_dim"]))
+    model = AmodalDepthFM.from_depthfm(base)  # SD's VAE: its latents come out of autocast in bf16
+    image, mask, observed, visible = inputs(batch=1, size=8)
+    seen = []
+    velocity = model.velocity
+    model.velocity = lambda x, t, condition: seen.append((x.dtype, t.dtype)) or velocity(x, t, condition)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.unet(torch.zeros(1, 10, 8, 8), torch.zeros(1), base.empty_text_embedding).sample.dtype \
+            == torch.bfloat16  # autocast does reach the UNet
+        out = model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=2, steps=3)
+        loss = model.training_loss(image, observed, amodal_mask=mask, observed_depth=observed)
+    assert seen == [(torch.float32, torch.float32)] * 4  # three Euler steps, one loss
+    assert out.samples.dtype == out.mean.dtype == out.spread.dtype == loss.dtype == torch.float32
+    assert np.isfinite(out.mean.numpy()).all()

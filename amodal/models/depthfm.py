@@ -20,6 +20,11 @@ training only has to learn how to use the guidance. Depth is encoded as
 ``(1 − D)·2 − 1`` repeated to three channels and decoded back with the channel
 mean; after sampling, each map is least-squares aligned to ``D_o`` on the visible
 pixels ``M_vis`` (paper: 5.410 → 4.645 RMSE).
+
+Precision. Under ``torch.autocast`` the UNet and the VAE may compute in bf16, but the
+latents, the Euler state ``x``, the time ``t`` and every returned map are float32: the
+networks' outputs are cast back at once, so the ODE is summed in float32 and the
+samples, mean and spread are plain float32 tensors (``.numpy()`` works on them).
 """
 from __future__ import annotations
 
@@ -158,16 +163,16 @@ class DepthFM(nn.Module):
         return self.autoencoder.downsample * 2 ** (len(self.unet.config.block_out_channels) - 1)
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` in [0, 1] → ``(B, C, h, w)`` latent."""
-        return self.autoencoder.encode(image * 2 - 1)
+        """``(B, 3, H, W)`` in [0, 1] → ``(B, C, h, w)`` float32 latent."""
+        return self.autoencoder.encode(image * 2 - 1).float()
 
     def encode_depth(self, depth: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, H, W)`` normalised disparity → latent of ``(1 − D)·2 − 1`` on 3 channels."""
-        return self.autoencoder.encode(((1 - depth) * 2 - 1).repeat(1, 3, 1, 1))
+        """``(B, 1, H, W)`` normalised disparity → float32 latent of ``(1 − D)·2 − 1`` on 3 channels."""
+        return self.autoencoder.encode(((1 - depth) * 2 - 1).repeat(1, 3, 1, 1)).float()
 
     def decode_depth(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latent → ``(B, 1, H, W)`` normalised disparity in [0, 1] (channel mean, inverted)."""
-        decoded = self.autoencoder.decode(latent).mean(1, keepdim=True)
+        """Latent → ``(B, 1, H, W)`` float32 normalised disparity in [0, 1] (channel mean, inverted)."""
+        decoded = self.autoencoder.decode(latent).float().mean(1, keepdim=True)
         return ((1 - decoded) / 2).clamp(0, 1)
 
     def guidance(self, latent_size: tuple[int, int]) -> list[torch.Tensor]:
@@ -176,9 +181,10 @@ class DepthFM(nn.Module):
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """The UNet's velocity for ``x`` ``(B, C, h, w)`` at times ``t`` ``(B,)``, given the
-        conditioning channels ``(B, C + extra, h, w)``."""
+        conditioning channels ``(B, C + extra, h, w)``; float32 even when autocast runs the
+        UNet in bf16, so that the Euler state it is added to stays float32."""
         context = self.empty_text_embedding.to(x.dtype).expand(x.shape[0], -1, -1)
-        return self.unet(torch.cat([x, condition], 1), t, encoder_hidden_states=context).sample
+        return self.unet(torch.cat([x, condition], 1), t, encoder_hidden_states=context).sample.float()
 
     def _condition(self, image: torch.Tensor, **guidance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_image(image)
