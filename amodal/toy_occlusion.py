@@ -17,8 +17,9 @@ import torch
 if TYPE_CHECKING:
     from amodal.models.depthfm import AmodalDepthFM
 
+
 def ambiguous_occlusion_batch(batch: int, size: int = 32, generator: torch.Generator | None = None,
-                              slope: float = 0.3) -> dict[str, torch.Tensor]:
+                              slope: float = 0.3, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Synthetic scenes whose hidden depth is ambiguous, for training the tiny model.
 
     A slightly tilted orange plate stands before a sloping floor; a dark bar in front
@@ -26,6 +27,12 @@ def ambiguous_occlusion_batch(batch: int, size: int = 32, generator: torch.Gener
     (disparity ``± slope·u`` added, ``u`` from 0 at the bar's edge to 1 at the plate's end)
     with equal chance. Nothing in the image tells which: the right answer is a
     *distribution* with two modes, which is what a generative model can represent.
+
+    Args:
+        batch: number of scenes ``B``; size: their side ``S`` in pixels.
+        generator: a CPU generator (the scenes are always drawn on the CPU).
+        slope: how far the hidden part bends; 0 makes the scenes unambiguous.
+        device: where the returned tensors go (the CPU by default).
 
     Returns:
         dict of ``image`` ``(B, 3, S, S)``, ``amodal_mask``, ``visible_mask``,
@@ -60,22 +67,28 @@ def ambiguous_occlusion_batch(batch: int, size: int = 32, generator: torch.Gener
         colour = torch.stack([0.55 + 0.3 * floor, 0.6 + 0.2 * floor, 0.7 + 0.0 * floor])
         colour = torch.where(plate, torch.tensor([0.9, 0.5, 0.15]).view(3, 1, 1), colour)
         image[b] = torch.where(bar, torch.tensor([0.15, 0.15, 0.2]).view(3, 1, 1), colour)
-    return {"image": image, **out, "bend": bend}
+    return {k: v.to(device) for k, v in {"image": image, **out, "bend": bend}.items()}
 
 
 def train_toy(model: AmodalDepthFM, steps: int = 300, batch: int = 16, size: int = 32, lr: float = 2e-3,
               seed: int = 0) -> list[float]:
     """Train ``model`` on :func:`ambiguous_occlusion_batch` with Adam; returns the losses.
 
-    A few hundred steps take seconds on a CPU for :func:`~amodal.models.depthfm.tiny_amodal_depthfm`; enough
-    to learn the scenes' structure, not a substitute for the paper's 15K × 128 samples.
+    A few hundred steps take seconds on a CPU for
+    :func:`~amodal.models.depthfm.tiny_amodal_depthfm`; enough to learn the scenes'
+    structure, not a substitute for the paper's 15K × 128 samples.
+
+    Everything follows the model's device: the scenes are moved there, and the one CPU
+    generator (scenes, noise and times) is drawn on the CPU and moved, so a seed gives
+    the same data on every device.
     """
+    device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.unet.parameters(), lr=lr)
     model.train()
     losses = []
     for _ in range(steps):
-        data = ambiguous_occlusion_batch(batch, size, generator)
+        data = ambiguous_occlusion_batch(batch, size, generator, device=device)
         loss = model.training_loss(data["image"], data["target_depth"], amodal_mask=data["amodal_mask"],
                                    observed_depth=data["observed_depth"], generator=generator)
         optimiser.zero_grad()

@@ -8,6 +8,7 @@ from amodal.models.autoencoders import PixelAutoencoder, SDAutoencoder
 from amodal.models.depthfm import AmodalDepthFM, DepthFM
 from amodal.models.ldm_convert import tiny_ldm_hparams, write_depthfm_checkpoint
 from depthfm_testdata import inputs, randomised_unet, tiny_depthfm, tiny_sd_vae
+from device_testing import refuse_foreign_generators
 
 
 def test_official_format_checkpoint_loads_strictly_and_computes_the_same(tmp_path):
@@ -278,3 +279,16 @@ def test_under_bf16_autocast_the_ode_state_and_the_outputs_stay_float32():
     assert seen == [(torch.float32, torch.float32)] * 4  # three Euler steps, one loss
     assert out.samples.dtype == out.mean.dtype == out.spread.dtype == loss.dtype == torch.float32
     assert np.isfinite(out.mean.numpy()).all()
+
+
+def test_sampling_and_the_loss_follow_the_models_device(monkeypatch):
+    # `meta` stands for a GPU; a CPU generator (the notebooks' and the toy trainer's) must still work
+    refuse_foreign_generators(monkeypatch)  # as CUDA does
+    monkeypatch.setattr("amodal.models.depthfm.check_guidance", lambda *maps: None)  # meta values cannot be read
+    base = tiny_depthfm().to("meta")
+    model = AmodalDepthFM.from_depthfm(base)
+    image, mask, observed, _ = (x.to("meta") for x in inputs())
+    out = model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, align=False,
+                       generator=torch.Generator().manual_seed(0))
+    assert {x.device.type for x in (out.samples, out.mean, out.spread)} == {"meta"}
+    assert base.training_loss(image, observed, generator=torch.Generator().manual_seed(0)).device.type == "meta"

@@ -42,6 +42,7 @@ from amodal.align import align as least_squares_align
 from amodal.checks import check_guidance, check_image
 from amodal.flow_matching import (
     NOISING_STEP,
+    draw,
     ensemble_statistics,
     euler_sample,
     flow_matching_loss,
@@ -204,7 +205,8 @@ class DepthFM(nn.Module):
             image: ``(B, 3, H, W)`` in [0, 1].
             target_depth: ``(B, 1, H, W)`` normalised disparity.
             loss_mask: optional ``(B, 1, H, W)`` where the loss counts, nearest-downsampled.
-            generator: drives the noise and the times ``t ~ U[0, 1)``.
+            generator: drives the noise and the times ``t ~ U[0, 1)``; on any device (a CPU
+                one gives the same draws whichever device the model is on).
 
         Returns:
             Scalar loss.
@@ -222,7 +224,7 @@ class DepthFM(nn.Module):
             x0 = source_latent(image_latent, self.noising_step, generator)
             # Continuous t ~ U[0, 1); the official trainer draws t from {k/400 : k = 0..399}, a
             # 400-point grid of the same interval — the same objective up to that discretisation.
-            t = torch.rand(image.shape[0], generator=generator, device=image.device, dtype=image_latent.dtype)
+            t = draw(torch.rand, (image.shape[0],), image_latent, generator)
             mask = None if loss_mask is None else F.interpolate(loss_mask.float(), size=x1.shape[2:], mode="nearest")
         return flow_matching_loss(lambda x, s: self.velocity(x, s, condition), x0, x1, t, mask)
 
@@ -235,7 +237,7 @@ class DepthFM(nn.Module):
             image: ``(B, 3, H, W)`` in [0, 1], sides multiples of :attr:`size_multiple`.
             n: number of samples per image.
             steps: Euler steps.
-            generator: for repeatable samples (on the model's device).
+            generator: for repeatable samples; on any device (drawn there, then moved).
 
         Returns:
             :class:`DepthSamples` in normalised disparity, ``(n, B, 1, H, W)`` samples.
@@ -249,8 +251,7 @@ class DepthFM(nn.Module):
         # Each sample gets its own noise: the input is repeated n times (the fix for the
         # official ensembling, which averaged a batch of one).
         batch = image_latent.shape[0]
-        noise = torch.randn((n, *image_latent.shape), generator=generator,
-                            device=image_latent.device, dtype=image_latent.dtype)
+        noise = draw(torch.randn, (n, *image_latent.shape), image_latent, generator)
         x0 = source_latent(image_latent.repeat(n, 1, 1, 1), self.noising_step, noise=noise.flatten(0, 1))
         cond = condition.repeat(n, 1, 1, 1)
         latents = euler_sample(lambda x, t: self.velocity(x, t, cond), x0, steps)
@@ -306,7 +307,7 @@ class AmodalDepthFM(DepthFM):
             target_depth: ``(B, 1, H, W)`` normalised disparity, the ground truth.
             amodal_mask: ``(B, 1, H, W)`` ``M_a`` (keyword only); the loss counts inside it.
             observed_depth: ``(B, 1, H, W)`` ``D_o`` in [0, 1] (keyword only).
-            generator: drives the noise and the times.
+            generator: drives the noise and the times (any device).
 
         Returns:
             Scalar loss.
