@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from amodal.models.autoencoders import PixelAutoencoder, SDAutoencoder
-from amodal.models.depthfm import AmodalDepthFM, DepthFM
+from amodal.models.depthfm import AmodalDepthFM, DepthFM, tiny_amodal_depthfm
 from amodal.models.ldm_convert import tiny_ldm_hparams, write_depthfm_checkpoint
 from depthfm_testdata import inputs, randomised_unet, tiny_depthfm, tiny_sd_vae
 from device_testing import refuse_foreign_generators
@@ -292,3 +292,22 @@ def test_sampling_and_the_loss_follow_the_models_device(monkeypatch):
                        generator=torch.Generator().manual_seed(0))
     assert {x.device.type for x in (out.samples, out.mean, out.spread)} == {"meta"}
     assert base.training_loss(image, observed, generator=torch.Generator().manual_seed(0)).device.type == "meta"
+
+
+def test_tiny_model_is_seeded_without_touching_cuda(monkeypatch):
+    # as on a GPU machine: fork_rng() with no device list would save and restore CUDA's RNG,
+    # creating a CUDA context even for CPU work (and failing in forked data-loader workers)
+    def refuse(name):
+        def touched(*args, **kwargs):
+            raise AssertionError(f"torch.cuda.{name} called")
+        return touched
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name in ("get_rng_state", "set_rng_state", "init"):
+        monkeypatch.setattr(torch.cuda, name, refuse(name))
+    global_state = torch.get_rng_state()
+    a, b, c = tiny_amodal_depthfm(seed=0), tiny_amodal_depthfm(seed=0), tiny_amodal_depthfm(seed=1)
+    assert torch.equal(torch.get_rng_state(), global_state)  # the caller's random stream is left alone
+    assert a.state_dict().keys() == c.state_dict().keys()
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert not torch.equal(a.unet.conv_in.weight, c.unet.conv_in.weight)
+    assert not torch.equal(a.empty_text_embedding, c.empty_text_embedding)

@@ -360,11 +360,12 @@ def tiny_amodal_depthfm(downsample: int = 4, seed: int = 0, **hparams: Any) -> A
     Same code paths as the full model: an LDM-configured diffusers UNet widened 8 → 10
     with zero channels, a pixel-space :class:`PixelAutoencoder` in place of the VAE.
     """
-    generator = torch.Generator().manual_seed(seed)
     config = tiny_ldm_hparams(**hparams)
-    with torch.random.fork_rng():
+    # Layers initialise from the global RNG (diffusers' and the widened conv_in's): fork it so
+    # the caller's stream is untouched, and only the CPU's (devices=[]): forking CUDA's too
+    # would create a CUDA context for CPU work and fail in forked data-loader workers.
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = build_unet(config)
-    embedding = torch.randn(1, 4, config["context_dim"], generator=generator)
-    base = DepthFM(unet, PixelAutoencoder(4, downsample), embedding)
-    return AmodalDepthFM.from_depthfm(base)
+        embedding = torch.randn(1, 4, config["context_dim"], generator=torch.Generator().manual_seed(seed))
+        return AmodalDepthFM.from_depthfm(DepthFM(unet, PixelAutoencoder(4, downsample), embedding))
