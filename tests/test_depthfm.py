@@ -1,5 +1,7 @@
 """DepthFM / Amodal-DepthFM on diffusers: loading the official checkpoint, zero-initialised
 guidance, sampling, alignment, saving and loading, clear errors. Tiny configs only."""
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -311,3 +313,49 @@ def test_tiny_model_is_seeded_without_touching_cuda(monkeypatch):
     assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
     assert not torch.equal(a.unet.conv_in.weight, c.unet.conv_in.weight)
     assert not torch.equal(a.empty_text_embedding, c.empty_text_embedding)
+
+
+def folder_bytes(folder):
+    """Every file under ``folder`` and the SHA-256 of its bytes."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("crash_in", ["embedding", "vae"])
+def test_a_save_that_crashes_midway_leaves_the_previous_model_whole(tmp_path, monkeypatch, crash_in):
+    hparams = tiny_ldm_hparams()
+    old = AmodalDepthFM.from_depthfm(DepthFM(randomised_unet(hparams, seed=1), SDAutoencoder(tiny_sd_vae(1)),
+                                             torch.zeros(1, 2, hparams["context_dim"])))
+    new = AmodalDepthFM.from_depthfm(DepthFM(randomised_unet(hparams, seed=2), SDAutoencoder(tiny_sd_vae(2)),
+                                             torch.ones(1, 2, hparams["context_dim"])))
+    old.save_pretrained(tmp_path / "model")
+    before = folder_bytes(tmp_path / "model")
+    import safetensors.torch
+
+    save_file = safetensors.torch.save_file
+
+    def crash(*args, **kwargs):  # after the UNet is written: a half-saved model if written in place
+        raise OSError("disk full")
+    if crash_in == "embedding":
+        monkeypatch.setattr(safetensors.torch, "save_file",
+                            lambda tensors, *a, **k: crash() if "empty_text_embedding" in tensors
+                            else save_file(tensors, *a, **k))
+    else:
+        monkeypatch.setattr(new.autoencoder.vae, "save_pretrained", crash)
+    with pytest.raises(OSError, match="disk full"):
+        new.save_pretrained(tmp_path / "model")
+    assert folder_bytes(tmp_path / "model") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+    loaded = AmodalDepthFM.from_pretrained(tmp_path / "model")
+    for key, value in old.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    monkeypatch.undo()
+    new.save_pretrained(tmp_path / "model")  # a save that completes replaces the model whole
+    assert torch.equal(AmodalDepthFM.from_pretrained(tmp_path / "model").unet.conv_in.weight, new.unet.conv_in.weight)
+
+
+def test_saving_over_a_folder_that_is_not_a_model_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a saved DepthFM"):
+        tiny_depthfm().save_pretrained(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -12,6 +12,7 @@ from amodal.models.ldm_convert import (
     read_depthfm_checkpoint,
     tiny_ldm_hparams,
     unet_config_from_ldm,
+    write_depthfm_checkpoint,
 )
 from depthfm_testdata import DEPTHFM_HPARAMS, randomised_unet
 
@@ -77,3 +78,18 @@ def test_time_enters_the_sinusoidal_embedding_unscaled_cos_first():
     args = t[:, None] * np.exp(-np.log(10000) * np.arange(half) / half)[None]
     reference = np.concatenate([np.cos(args), np.sin(args)], 1)
     np.testing.assert_allclose(unet.time_proj(torch.tensor(t, dtype=torch.float32)).numpy(), reference, atol=1e-6)
+
+
+def test_a_checkpoint_write_that_fails_leaves_the_old_file(tmp_path, monkeypatch):
+    hparams = tiny_ldm_hparams()
+    path = write_depthfm_checkpoint(tmp_path / "depthfm-v1.ckpt", randomised_unet(hparams), torch.zeros(1, 2, 16), hparams)
+    before = path.read_bytes()
+    save = torch.save
+
+    def crash(obj, f, *args, **kwargs):  # half a file, then the disk is full
+        save({"noising_step": 400}, f)
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_depthfm_checkpoint(path, randomised_unet(hparams, seed=1), torch.ones(1, 2, 16), hparams)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["depthfm-v1.ckpt"]

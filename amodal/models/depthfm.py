@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from amodal.align import align as least_squares_align
+from amodal.atomic import atomic_directory
 from amodal.checks import check_guidance, check_image
 from amodal.flow_matching import (
     NOISING_STEP,
@@ -117,21 +118,31 @@ class DepthFM(nn.Module):
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``unet/`` (diffusers), ``empty_text_embedding.safetensors``, ``depthfm.json``
-        and, for SD's VAE, ``vae/``; files are replaced only once all are written."""
+        and, for SD's VAE, ``vae/``.
+
+        All of it is written into a temporary sibling folder that then takes the place of
+        ``folder`` (:func:`amodal.atomic.atomic_directory`): a save that fails midway leaves
+        the previous model whole, never a UNet of one model beside the embedding of another.
+
+        Raises:
+            FileExistsError: ``folder`` holds something other than a saved DepthFM (it
+                would be replaced whole, so it is left alone).
+        """
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.unet.save_pretrained(folder / "unet")
-        save_file({"empty_text_embedding": self.empty_text_embedding.cpu().contiguous()},
-                  str(folder / "empty_text_embedding.safetensors"))
-        if isinstance(self.autoencoder, SDAutoencoder):
-            self.autoencoder.vae.save_pretrained(folder / "vae")
+        if folder.exists() and (not folder.is_dir() or (any(folder.iterdir())
+                                                         and not (folder / "depthfm.json").is_file())):
+            raise FileExistsError(f"{folder} exists and is not a saved DepthFM; choose a new or empty folder")
         meta = {"model": type(self).__name__, "noising_step": self.noising_step,
                 "autoencoder": self.autoencoder.spec()}
-        tmp = folder / "depthfm.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        tmp.replace(folder / "depthfm.json")
+        with atomic_directory(folder) as temporary:
+            self.unet.save_pretrained(temporary / "unet")
+            save_file({"empty_text_embedding": self.empty_text_embedding.cpu().contiguous()},
+                      str(temporary / "empty_text_embedding.safetensors"))
+            if isinstance(self.autoencoder, SDAutoencoder):
+                self.autoencoder.vae.save_pretrained(temporary / "vae")
+            (temporary / "depthfm.json").write_text(json.dumps(meta, indent=2) + "\n")
         return folder
 
     @classmethod

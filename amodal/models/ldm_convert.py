@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from amodal.atomic import atomic_write
 from amodal.flow_matching import NOISING_STEP
 
 LDM_PREFIX = "model.diffusion_model."
@@ -240,12 +241,14 @@ def read_depthfm_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def write_depthfm_checkpoint(path: str | Path, unet, empty_text_embedding: torch.Tensor,
                              ldm_hparams: dict[str, Any], noising_step: int = NOISING_STEP) -> Path:
-    """Save a diffusers UNet in the official ``depthfm-v1.ckpt`` format (LDM names)."""
-    path = Path(path)
+    """Save a diffusers UNet in the official ``depthfm-v1.ckpt`` format (LDM names).
+
+    The file appears whole or not at all (:func:`amodal.atomic.atomic_write`).
+    """
     state = diffusers_to_ldm({k: v.detach().cpu() for k, v in unet.state_dict().items()}, unet.config)
-    torch.save({"noising_step": noising_step, "empty_text_embedding": empty_text_embedding.detach().cpu(),
-                "ldm_hparams": dict(ldm_hparams), "state_dict": state}, path)
-    return path
+    checkpoint = {"noising_step": noising_step, "empty_text_embedding": empty_text_embedding.detach().cpu(),
+                  "ldm_hparams": dict(ldm_hparams), "state_dict": state}
+    return atomic_write(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
 def load_ldm_unet(state_dict: dict[str, torch.Tensor], ldm_hparams: dict[str, Any], source: str = "checkpoint"):
