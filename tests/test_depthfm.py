@@ -1,6 +1,8 @@
 """DepthFM / Amodal-DepthFM on diffusers: loading the official checkpoint, zero-initialised
 guidance, sampling, alignment, saving and loading, clear errors. Tiny configs only."""
 import hashlib
+import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -359,3 +361,26 @@ def test_saving_over_a_folder_that_is_not_a_model_is_refused(tmp_path):
     with pytest.raises(FileExistsError, match="not a saved DepthFM"):
         tiny_depthfm().save_pretrained(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_loading_a_saved_model_gives_no_warning(tmp_path):
+    hparams = tiny_ldm_hparams()
+    model = AmodalDepthFM.from_depthfm(DepthFM(randomised_unet(hparams), SDAutoencoder(tiny_sd_vae()),
+                                               torch.zeros(1, 2, hparams["context_dim"])))
+    model.save_pretrained(tmp_path / "model")
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    diffusers_logger = logging.getLogger("diffusers")  # diffusers' loggers do not propagate to the root
+    level = diffusers_logger.level
+    diffusers_logger.setLevel(logging.WARNING)
+    diffusers_logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            AmodalDepthFM.from_pretrained(tmp_path / "model")
+    finally:
+        diffusers_logger.removeHandler(handler)
+        diffusers_logger.setLevel(level)
+    assert [r.getMessage() for r in records] == []  # e.g. the advice to install `accelerate`
+    assert [str(w.message) for w in caught] == []

@@ -21,6 +21,18 @@ from torch import nn
 
 SD_LATENT_SCALE = 0.18215
 
+def local_load_options() -> dict[str, Any]:
+    """Keyword arguments for diffusers' ``from_pretrained`` on a folder of ours.
+
+    Local files only. And ``low_cpu_mem_usage`` only where ``accelerate`` is installed:
+    diffusers defaults it to on, and without ``accelerate`` it turns it off again with a
+    warning advising the user to install it — advice nobody who loads a folder needs.
+    """
+    from diffusers.utils import is_accelerate_available
+
+    return {"local_files_only": True, "low_cpu_mem_usage": is_accelerate_available()}
+
+
 class SDAutoencoder(nn.Module):
     """Stable Diffusion's VAE as DepthFM uses it: the posterior's mode, latents ×0.18215."""
 
@@ -96,7 +108,7 @@ def load_autoencoder(vae) -> nn.Module:
         folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{path}: no config.json (expected a diffusers AutoencoderKL folder)")
-        return SDAutoencoder(AutoencoderKL.from_pretrained(folder, local_files_only=True))
+        return SDAutoencoder(AutoencoderKL.from_pretrained(folder, **local_load_options()))
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -49,7 +49,13 @@ from amodal.flow_matching import (
     flow_matching_loss,
     source_latent,
 )
-from amodal.models.autoencoders import PixelAutoencoder, SDAutoencoder, autoencoder_from_spec, load_autoencoder
+from amodal.models.autoencoders import (
+    PixelAutoencoder,
+    SDAutoencoder,
+    autoencoder_from_spec,
+    load_autoencoder,
+    local_load_options,
+)
 from amodal.models.ldm_convert import build_unet, load_ldm_unet, read_depthfm_checkpoint, tiny_ldm_hparams
 
 @dataclass
@@ -163,7 +169,7 @@ class DepthFM(nn.Module):
         meta = json.loads(meta_path.read_text())
         if meta["model"] != cls.__name__:
             raise ValueError(f"{folder} holds a {meta['model']}, not a {cls.__name__}")
-        unet = UNet2DConditionModel.from_pretrained(folder / "unet", local_files_only=True)
+        unet = UNet2DConditionModel.from_pretrained(folder / "unet", **local_load_options())
         embedding = load_file(str(folder / "empty_text_embedding.safetensors"))["empty_text_embedding"]
         autoencoder = autoencoder_from_spec(meta["autoencoder"], vae, folder)
         return cls(unet, autoencoder, embedding, meta["noising_step"])
