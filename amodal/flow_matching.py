@@ -63,6 +63,25 @@ def noise_augmentation(noising_step: int = NOISING_STEP) -> tuple[float, float]:
     return math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
 
 
+def draw(sampler: Callable[..., torch.Tensor], shape: tuple[int, ...], like: torch.Tensor,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """``sampler(shape)`` (``torch.randn``, ``torch.rand``) with the dtype and on the device of ``like``.
+
+    The numbers are drawn where ``generator`` lives and then moved to ``like``'s device:
+    ``torch.randn`` alone refuses a generator of another device, so a model moved to a GPU
+    would break every caller that seeds a CPU generator; this way a CPU generator drives a
+    model anywhere and gives the same draws on every device.
+
+    Args:
+        sampler: ``torch.randn`` or ``torch.rand``.
+        shape: the shape to draw.
+        like: a tensor with the wanted dtype and device.
+        generator: optional; drawn on its device when given, on ``like``'s otherwise.
+    """
+    device = like.device if generator is None else generator.device
+    return sampler(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
 def source_latent(
     image_latent: torch.Tensor,
     noising_step: int = NOISING_STEP,
@@ -74,7 +93,7 @@ def source_latent(
     Args:
         image_latent: ``(B, C, h, w)`` latent of the image.
         noising_step: diffusion step whose ᾱ sets the noise level; 0 disables the noise.
-        generator: drives ``ε`` (on the latent's device) for repeatable samples.
+        generator: drives ``ε`` for repeatable samples (any device, see :func:`draw`).
         noise: ``ε`` itself, same shape (overrides ``generator``).
 
     Returns:
@@ -84,9 +103,7 @@ def source_latent(
         return image_latent
     signal, sigma = noise_augmentation(noising_step)
     if noise is None:
-        noise = torch.randn(
-            image_latent.shape, generator=generator, device=image_latent.device, dtype=image_latent.dtype
-        )
+        noise = draw(torch.randn, image_latent.shape, image_latent, generator)
     elif noise.shape != image_latent.shape:
         raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {tuple(image_latent.shape)}")
     return signal * image_latent + sigma * noise

@@ -25,6 +25,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from amodal.models import depthfm
+from amodal.toy_occlusion import ambiguous_occlusion_batch
 from timing import cpu_name, median_seconds
 
 DEPTHFM_HPARAMS = {
@@ -49,7 +50,7 @@ def unet_flops(model, batch: int, size: int) -> int:
 
 
 def scene(size: int, device: str):
-    data = depthfm.ambiguous_occlusion_batch(1, size, torch.Generator().manual_seed(0))
+    data = ambiguous_occlusion_batch(1, size, torch.Generator().manual_seed(0))
     return {k: v.to(device) for k, v in data.items()}
 
 
@@ -69,7 +70,8 @@ def run_cpu(steps_list, samples_list, repeats: int) -> None:
             flops = unet_flops(model, n, latent)
             for steps in steps_list:
                 if isinstance(model, depthfm.AmodalDepthFM):
-                    call = lambda: model.sample(data["image"], data["amodal_mask"], data["observed_depth"],  # noqa: E731
+                    call = lambda: model.sample(data["image"], amodal_mask=data["amodal_mask"],  # noqa: E731
+                                                observed_depth=data["observed_depth"],
                                                 n=n, steps=steps, visible_mask=data["visible_mask"])
                 else:
                     call = lambda: model.sample(data["image"], n=n, steps=steps)  # noqa: E731
@@ -121,8 +123,8 @@ def run_gpu(steps_list, samples_list, repeats: int, resolution: int, checkpoint,
         for steps in steps_list:
             def call():
                 with torch.autocast("cuda", dtype=torch.bfloat16):
-                    model.sample(data["image"], data["amodal_mask"], data["observed_depth"], n=n, steps=steps,
-                                 visible_mask=data["visible_mask"])
+                    model.sample(data["image"], amodal_mask=data["amodal_mask"], observed_depth=data["observed_depth"],
+                                 n=n, steps=steps, visible_mask=data["visible_mask"])
             print(f"{n:>8}{steps:>6}{1e3 * median_seconds(call, repeats, sync):>10.1f}{flops / 1e12:>12.2f}")
 
 

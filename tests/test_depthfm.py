@@ -1,100 +1,18 @@
-"""DepthFM / Amodal-DepthFM on diffusers: official checkpoint layout, zero-initialised
+"""DepthFM / Amodal-DepthFM on diffusers: loading the official checkpoint, zero-initialised
 guidance, sampling, alignment, saving and loading, clear errors. Tiny configs only."""
+import hashlib
+import logging
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
-from amodal.models.depthfm import (
-    AmodalDepthFM,
-    DepthFM,
-    PixelAutoencoder,
-    SDAutoencoder,
-    ambiguous_occlusion_batch,
-    build_unet,
-    diffusers_to_ldm,
-    ldm_to_diffusers,
-    load_autoencoder,
-    read_depthfm_checkpoint,
-    tiny_ldm_hparams,
-    unet_config_from_ldm,
-    write_depthfm_checkpoint,
-)
-
-DEPTHFM_HPARAMS = {  # as printed from depthfm-v1.ckpt in the official Amodal-DepthFM code
-    "image_size": 32, "in_channels": 8, "out_channels": 4, "model_channels": 320,
-    "attention_resolutions": [4, 2, 1], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4],
-    "num_heads": 8, "use_spatial_transformer": True, "use_linear_in_transformer": True,
-    "transformer_depth": 1, "context_dim": 1024, "legacy": False,
-}
-# Three levels, two resnets per level, a level without attention: every naming path.
-CONVERSION_HPARAMS = tiny_ldm_hparams(num_res_blocks=2, channel_mult=[1, 2, 2], attention_resolutions=[1, 2])
-
-
-def randomised_unet(hparams, seed=0):
-    """A UNet with *every* parameter random (diffusers zero-initialises some, which would
-    hide swapped or dropped weights)."""
-    torch.manual_seed(seed)
-    unet = build_unet(hparams)
-    with torch.no_grad():
-        for p in unet.parameters():
-            p.copy_(torch.randn_like(p) * 0.2)
-    return unet.eval()
-
-
-def tiny_depthfm(seed=0, hparams=None):
-    hparams = hparams or tiny_ldm_hparams()
-    unet = randomised_unet(hparams, seed)
-    embedding = torch.randn(1, 3, hparams["context_dim"], generator=torch.Generator().manual_seed(seed))
-    return DepthFM(unet, PixelAutoencoder(4, downsample=2), embedding).eval()
-
-
-def inputs(batch=2, size=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    image = torch.rand(batch, 3, size, size, generator=g)
-    amodal = torch.zeros(batch, 1, size, size)
-    amodal[:, :, 3:13, 2:14] = 1
-    visible = amodal.clone()
-    visible[:, :, :, 9:] = 0
-    observed = torch.rand(batch, 1, size, size, generator=g)
-    return image, amodal, observed, visible
-
-
-def test_depthfm_hparams_give_the_sd2_topology_in_diffusers_terms():
-    config = unet_config_from_ldm(DEPTHFM_HPARAMS)
-    assert config["down_block_types"] == ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
-    assert config["up_block_types"] == ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
-    assert config["block_out_channels"] == (320, 640, 1280, 1280)
-    assert config["attention_head_dim"] == 8  # diffusers' legacy name for the number of heads
-    assert (config["in_channels"], config["out_channels"], config["cross_attention_dim"]) == (8, 4, 1024)
-    assert config["use_linear_projection"] and config["flip_sin_to_cos"] and config["freq_shift"] == 0
-    assert config["layers_per_block"] == 2
-
-
-@pytest.mark.parametrize("change", [{"use_scale_shift_norm": True}, {"num_classes": 10}, {"mystery": 1}])
-def test_unsupported_hparams_fail_clearly(change):
-    with pytest.raises(ValueError, match="ldm_hparams"):
-        unet_config_from_ldm({**DEPTHFM_HPARAMS, **change})
-
-
-def test_ldm_diffusers_conversion_round_trips_exactly():
-    unet = randomised_unet(CONVERSION_HPARAMS)
-    state = unet.state_dict()
-    ldm = diffusers_to_ldm(state, unet.config)
-    # names of the official LDM UNetModel layout (openaimodel.py), written out by hand
-    for key in ("time_embed.0.weight", "time_embed.2.bias", "input_blocks.0.0.weight",
-                "input_blocks.1.0.in_layers.0.weight", "input_blocks.1.0.emb_layers.1.weight",
-                "input_blocks.1.1.proj_in.weight", "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight",
-                "input_blocks.3.0.op.weight", "input_blocks.4.0.skip_connection.weight",
-                "input_blocks.7.0.out_layers.3.weight", "middle_block.0.in_layers.2.weight",
-                "middle_block.1.transformer_blocks.0.attn2.to_k.weight", "middle_block.2.out_layers.0.bias",
-                "output_blocks.0.0.skip_connection.weight", "output_blocks.2.1.conv.weight",
-                "output_blocks.5.2.conv.weight", "output_blocks.8.1.proj_out.bias", "out.0.weight", "out.2.bias"):
-        assert key in ldm, key
-    assert len(ldm) == len(state)
-    back = ldm_to_diffusers(ldm, unet.config)  # diffusers' own converter
-    assert set(back) == set(state)
-    for key, value in state.items():
-        assert torch.equal(back[key], value), key
+from amodal.models.autoencoders import PixelAutoencoder, SDAutoencoder
+from amodal.models.depthfm import AmodalDepthFM, DepthFM, tiny_amodal_depthfm
+from amodal.models.ldm_convert import tiny_ldm_hparams, write_depthfm_checkpoint
+from depthfm_testdata import inputs, randomised_unet, tiny_depthfm, tiny_sd_vae
+from device_testing import refuse_foreign_generators
 
 
 def test_official_format_checkpoint_loads_strictly_and_computes_the_same(tmp_path):
@@ -108,18 +26,6 @@ def test_official_format_checkpoint_loads_strictly_and_computes_the_same(tmp_pat
     with torch.no_grad():
         expected = unet(torch.cat([x, cond], 1), t, encoder_hidden_states=embedding.expand(2, -1, -1)).sample
         torch.testing.assert_close(model.velocity(x, t, cond), expected, rtol=0, atol=0)
-
-
-def test_numpy_embedding_and_prefixed_keys_are_accepted(tmp_path):
-    hparams = tiny_ldm_hparams()
-    unet = randomised_unet(hparams)
-    state = {"model.diffusion_model." + k: v for k, v in diffusers_to_ldm(unet.state_dict(), unet.config).items()}
-    embedding = np.random.RandomState(0).randn(3, hparams["context_dim"]).astype(np.float32)
-    torch.save({"noising_step": 400, "empty_text_embedding": embedding, "ldm_hparams": hparams,
-                "state_dict": state}, tmp_path / "c.ckpt")
-    ckpt = read_depthfm_checkpoint(tmp_path / "c.ckpt")
-    assert ckpt["empty_text_embedding"].shape == (1, 3, hparams["context_dim"])
-    assert all(not k.startswith("model.") for k in ckpt["state_dict"])
 
 
 def test_wrong_checkpoints_fail_clearly(tmp_path):
@@ -153,14 +59,15 @@ def test_zero_initialised_guidance_reproduces_depthfm_for_any_mask_and_depth():
     for seed in range(2):
         g = torch.Generator().manual_seed(seed)
         mask_r, observed_r = (torch.rand(mask.shape, generator=g) > 0.5).float(), torch.rand(observed.shape, generator=g)
-        ours = amodal.sample(image, mask_r, observed_r, n=2, steps=2, generator=torch.Generator().manual_seed(9),
-                             align=False)
+        ours = amodal.sample(image, amodal_mask=mask_r, observed_depth=observed_r, n=2, steps=2,
+                             generator=torch.Generator().manual_seed(9), align=False)
         ref = base.sample(image, n=2, steps=2, generator=torch.Generator().manual_seed(9))
         torch.testing.assert_close(ours.samples, ref.samples, rtol=0, atol=1e-6)
     # and the guidance does matter once its weights are not zero
     with torch.no_grad():
         amodal.unet.conv_in.weight[:, 8:] = 0.5
-    moved = amodal.sample(image, mask, observed, n=1, steps=2, generator=torch.Generator().manual_seed(9), align=False)
+    moved = amodal.sample(image, amodal_mask=mask, observed_depth=observed, n=1, steps=2,
+                          generator=torch.Generator().manual_seed(9), align=False)
     assert (moved.samples - ref.samples[:1]).abs().max() > 1e-3
 
 
@@ -185,22 +92,24 @@ def test_depth_codec_round_trips_with_the_pixel_autoencoder():
 def test_sampling_is_repeatable_and_samples_are_independent():
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, visible = inputs()
-    run = lambda seed: model.sample(image, mask, observed, n=3, steps=2, visible_mask=visible,  # noqa: E731
-                                    generator=torch.Generator().manual_seed(seed))
+    run = lambda seed: model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible,  # noqa: E731
+                                    n=3, steps=2, generator=torch.Generator().manual_seed(seed))
     a, b, c = run(0), run(0), run(1)
     assert a.samples.shape == (3, 2, 1, 16, 16) and a.mean.shape == a.spread.shape == (2, 1, 16, 16)
     assert torch.equal(a.samples, b.samples) and not torch.equal(a.samples, c.samples)
     assert (a.samples[0] - a.samples[1]).abs().max() > 1e-4  # not one sample repeated
-    torch.testing.assert_close(a.mean, a.samples.mean(0))
-    torch.testing.assert_close(a.spread, a.samples.std(0, unbiased=False))
+    samples = a.samples.double().numpy()  # float64 numpy reference: mean and population std
+    np.testing.assert_allclose(a.mean.numpy(), samples.mean(0), atol=1e-6)
+    np.testing.assert_allclose(a.spread.numpy(), samples.std(0), atol=1e-6)
 
 
 def test_alignment_is_least_squares_to_observed_depth_on_visible_pixels():
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, visible = inputs(batch=1)
-    raw = model.sample(image, mask, observed, n=2, steps=2, generator=torch.Generator().manual_seed(5), align=False)
-    aligned = model.sample(image, mask, observed, n=2, steps=2, generator=torch.Generator().manual_seed(5),
-                           visible_mask=visible)
+    raw = model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2,
+                       generator=torch.Generator().manual_seed(5), align=False)
+    aligned = model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=2, steps=2,
+                           generator=torch.Generator().manual_seed(5))
     v = visible[0, 0].numpy() > 0
     for k in range(2):
         p = raw.samples[k, 0, 0].double().numpy()
@@ -208,20 +117,27 @@ def test_alignment_is_least_squares_to_observed_depth_on_visible_pixels():
         (s, t), *_ = np.linalg.lstsq(design, observed[0, 0].double().numpy()[v], rcond=None)
         np.testing.assert_allclose(aligned.samples[k, 0, 0].numpy(), s * p + t, atol=1e-5)
     with pytest.raises(ValueError, match="visible_mask"):
-        model.sample(image, mask, observed)
+        model.sample(image, amodal_mask=mask, observed_depth=observed)
 
 
 def test_bad_inputs_fail_clearly():
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, visible = inputs()
     with pytest.raises(ValueError, match="amodal_mask must have shape"):
-        model.sample(image, mask[:, :, :8], observed, align=False)
+        model.sample(image, amodal_mask=mask[:, :, :8], observed_depth=observed, align=False)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        model.sample(image, mask, observed * 2, align=False)
+        model.sample(image, amodal_mask=mask, observed_depth=observed * 2, align=False)
     with pytest.raises(ValueError, match="empty"):
-        model.sample(image, torch.zeros_like(mask), observed, align=False)
+        model.sample(image, amodal_mask=torch.zeros_like(mask), observed_depth=observed, align=False)
+    with pytest.raises(ValueError, match="observed_depth holds NaN"):
+        model.sample(image, amodal_mask=mask, observed_depth=observed.masked_fill(mask > 0, float("nan")), align=False)
+    with pytest.raises(ValueError, match=r"visible_mask must lie in \[0, 1\]"):
+        model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible * 2)
+    with pytest.raises(ValueError, match="target_depth must have shape"):
+        model.training_loss(image, observed[:1], amodal_mask=mask, observed_depth=observed)
     with pytest.raises(ValueError, match="multiples of 4"):
-        model.sample(image[..., :14, :14], mask[..., :14, :14], observed[..., :14, :14], align=False)
+        model.sample(image[..., :14, :14], amodal_mask=mask[..., :14, :14], observed_depth=observed[..., :14, :14],
+                     align=False)
     with pytest.raises(ValueError, match="10 input channels"):
         AmodalDepthFM(tiny_depthfm().unet, PixelAutoencoder(), torch.zeros(1, 1, 16))
 
@@ -236,8 +152,8 @@ def test_save_and_load_round_trip(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     image, mask, observed, _ = inputs()
-    sample = lambda m: m.sample(image, mask, observed, n=2, steps=2, align=False,  # noqa: E731
-                                generator=torch.Generator().manual_seed(0)).samples
+    sample = lambda m: m.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2,  # noqa: E731
+                                align=False, generator=torch.Generator().manual_seed(0)).samples
     assert torch.equal(sample(model), sample(loaded))
     with pytest.raises(ValueError, match="holds a AmodalDepthFM"):
         DepthFM.from_pretrained(tmp_path / "amodal")
@@ -250,57 +166,13 @@ def test_training_loss_reaches_the_unet_and_counts_only_masked_latents():
     image, mask, observed, _ = inputs()
     outputs = []
     model.unet.register_forward_hook(lambda module, args, out: outputs.append(out.sample) or out.sample.retain_grad())
-    loss = model.training_loss(image, mask, observed, torch.rand_like(observed),
+    loss = model.training_loss(image, torch.rand_like(observed), amodal_mask=mask, observed_depth=observed,
                                generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert loss.item() > 0 and model.unet.conv_in.weight.grad[:, 8:].abs().sum() > 0
     grad = outputs[0].grad  # d loss / d velocity, (B, 4, 8, 8)
     latent_mask = mask[..., ::2, ::2].expand_as(grad) > 0  # nearest downsampling keeps top-left pixels
     assert (grad[~latent_mask] == 0).all() and (grad[latent_mask] != 0).all()
-
-
-def test_sd_autoencoder_scales_the_posterior_mode(tmp_path):
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(32,), down_block_types=("DownEncoderBlock2D",),
-                        up_block_types=("UpDecoderBlock2D",), latent_channels=4, norm_num_groups=32, layers_per_block=1)
-    vae.save_pretrained(tmp_path / "vae")
-    loaded = load_autoencoder(tmp_path)  # finds the vae/ subfolder
-    assert isinstance(loaded, SDAutoencoder) and loaded.downsample == 1
-    x = torch.rand(1, 3, 8, 8) * 2 - 1
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.encode(x), vae.encode(x).latent_dist.mode() * 0.18215)
-    with pytest.raises(FileNotFoundError):
-        load_autoencoder(tmp_path / "nowhere")
-
-
-def test_toy_scenes_hide_the_bend_behind_the_bar():
-    data = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0))
-    hidden = (data["amodal_mask"] > 0) & (data["visible_mask"] == 0)
-    assert hidden.flatten(1).any(1).all()
-    # outside the hidden part the target is what is observed; inside it bends by ±slope·u
-    outside = ~hidden
-    assert torch.equal(data["target_depth"][outside], data["observed_depth"][outside])
-    straight = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0), slope=0.0)["target_depth"]
-    diff = data["target_depth"] - straight
-    assert torch.equal(diff[~hidden], torch.zeros_like(diff[~hidden]))
-    for b in range(6):
-        bent = diff[b][hidden[b]]
-        assert (torch.sign(bent[bent.abs() > 1e-6]) == data["bend"][b]).all() and bent.abs().max() > 0.2
-    # the image is the same for both bends: nothing visible tells them apart
-    same = ambiguous_occlusion_batch(6, 32, torch.Generator().manual_seed(0), slope=-0.3)
-    assert torch.equal(same["image"], data["image"])
-
-
-def test_time_enters_the_sinusoidal_embedding_unscaled_cos_first():
-    # official LDM timestep_embedding: [cos(t·f), sin(t·f)], f_i = 10000^(−i/half), t in [0, 1] as is
-    unet = build_unet(tiny_ldm_hparams())
-    t = np.array([0.0, 0.25, 1.0])
-    half = unet.config.block_out_channels[0] // 2
-    args = t[:, None] * np.exp(-np.log(10000) * np.arange(half) / half)[None]
-    reference = np.concatenate([np.cos(args), np.sin(args)], 1)
-    np.testing.assert_allclose(unet.time_proj(torch.tensor(t, dtype=torch.float32)).numpy(), reference, atol=1e-6)
 
 
 def test_training_loss_is_flow_matching_on_the_documented_inputs():
@@ -313,7 +185,8 @@ def test_training_loss_is_flow_matching_on_the_documented_inputs():
     seen = {}
     model.unet.register_forward_hook(
         lambda module, args, kwargs, out: seen.update(x=args[0], t=args[1], v=out.sample), with_kwargs=True)
-    loss = model.training_loss(image, mask, observed, target, generator=torch.Generator().manual_seed(3))
+    loss = model.training_loss(image, target, amodal_mask=mask, observed_depth=observed,
+                               generator=torch.Generator().manual_seed(3))
 
     def pool(x):  # the pixel autoencoder: 2×2 mean, zero 4th channel
         x = x.double().numpy()
@@ -337,3 +210,178 @@ def test_training_loss_is_flow_matching_on_the_documented_inputs():
     latent_mask = np.broadcast_to(mask[:, :, ::2, ::2].numpy() > 0, x0.shape)
     error = (seen["v"].detach().double().numpy() - (x1 - x0)) ** 2
     assert loss.item() == pytest.approx(error[latent_mask].mean(), rel=1e-4)
+
+
+def test_guidance_maps_are_keyword_only_so_a_depthfm_style_call_cannot_bind_them_wrongly():
+    base = tiny_depthfm()
+    model = AmodalDepthFM.from_depthfm(base)
+    image, mask, observed, visible = inputs()
+    target = torch.rand(observed.shape, generator=torch.Generator().manual_seed(1))
+    # DepthFM's positional style, and Amodal-DepthFM's former order, both refused outright
+    with pytest.raises(TypeError):
+        model.training_loss(image, target, mask, observed)
+    with pytest.raises(TypeError):
+        model.training_loss(image, mask, observed, target)
+    with pytest.raises(TypeError):
+        model.sample(image, 2)
+    with pytest.raises(TypeError):
+        model.sample(image, mask, observed)
+    with pytest.raises(TypeError):
+        base.training_loss(image, target, mask)
+    with pytest.raises(TypeError):
+        base.sample(image, 2)
+    # keyword calls work for both classes and bind each map to its meaning: with its guidance
+    # weights at zero, Amodal-DepthFM's loss on M_a is DepthFM's loss with loss_mask = M_a.
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    ours = model.training_loss(image, target, amodal_mask=mask, observed_depth=observed, generator=generator())
+    ref = base.training_loss(image, target, loss_mask=mask, generator=generator())
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+    samples = model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=2, steps=1,
+                           generator=generator(), align=False).samples
+    torch.testing.assert_close(samples, base.sample(image, n=2, steps=1, generator=generator()).samples,
+                               rtol=0, atol=1e-6)
+
+
+READ_BACKS = ("__bool__", "item", "tolist", "__float__", "__int__", "__index__", "numpy")
+
+
+def test_inputs_are_checked_with_one_read_back_and_the_velocity_compiles_whole(monkeypatch):
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    image, mask, observed, _ = inputs()
+    reads = []
+    for name in READ_BACKS:  # every way a tensor's value reaches Python (a device sync on a GPU)
+        def counted(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, align=False)
+    assert reads == ["tolist"]  # amodal.checks.check_guidance, once; nothing per Euler step
+    reads.clear()
+    model.training_loss(image, observed, amodal_mask=mask, observed_depth=observed)
+    assert reads == ["tolist", "__bool__"]  # the guidance check, and the loss's empty-mask check at latent size
+    reads.clear()
+    x, t, condition = torch.randn(2, 4, 8, 8), torch.tensor([0.1, 0.7]), torch.randn(2, 6, 8, 8)
+    with torch.no_grad():
+        eager = model.velocity(x, t, condition)
+        assert reads == []
+        compiled = torch.compile(model.velocity, backend="eager", fullgraph=True)(x, t, condition)
+    torch.testing.assert_close(compiled, eager)
+
+
+def test_under_bf16_autocast_the_ode_state_and_the_outputs_stay_float32():
+    hparams = tiny_ldm_hparams()
+    base = DepthFM(randomised_unet(hparams), SDAutoencoder(tiny_sd_vae()), torch.zeros(1, 2, hparams["context_dim"]))
+    model = AmodalDepthFM.from_depthfm(base)  # SD's VAE: its latents come out of autocast in bf16
+    image, mask, observed, visible = inputs(batch=1, size=8)
+    seen = []
+    velocity = model.velocity
+    model.velocity = lambda x, t, condition: seen.append((x.dtype, t.dtype)) or velocity(x, t, condition)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.unet(torch.zeros(1, 10, 8, 8), torch.zeros(1), base.empty_text_embedding).sample.dtype \
+            == torch.bfloat16  # autocast does reach the UNet
+        out = model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=2, steps=3)
+        loss = model.training_loss(image, observed, amodal_mask=mask, observed_depth=observed)
+    assert seen == [(torch.float32, torch.float32)] * 4  # three Euler steps, one loss
+    assert out.samples.dtype == out.mean.dtype == out.spread.dtype == loss.dtype == torch.float32
+    assert np.isfinite(out.mean.numpy()).all()
+
+
+def test_sampling_and_the_loss_follow_the_models_device(monkeypatch):
+    # `meta` stands for a GPU; a CPU generator (the notebooks' and the toy trainer's) must still work
+    refuse_foreign_generators(monkeypatch)  # as CUDA does
+    monkeypatch.setattr("amodal.models.depthfm.check_guidance", lambda *maps: None)  # meta values cannot be read
+    base = tiny_depthfm().to("meta")
+    model = AmodalDepthFM.from_depthfm(base)
+    image, mask, observed, _ = (x.to("meta") for x in inputs())
+    out = model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, align=False,
+                       generator=torch.Generator().manual_seed(0))
+    assert {x.device.type for x in (out.samples, out.mean, out.spread)} == {"meta"}
+    assert base.training_loss(image, observed, generator=torch.Generator().manual_seed(0)).device.type == "meta"
+
+
+def test_tiny_model_is_seeded_without_touching_cuda(monkeypatch):
+    # as on a GPU machine: fork_rng() with no device list would save and restore CUDA's RNG,
+    # creating a CUDA context even for CPU work (and failing in forked data-loader workers)
+    def refuse(name):
+        def touched(*args, **kwargs):
+            raise AssertionError(f"torch.cuda.{name} called")
+        return touched
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name in ("get_rng_state", "set_rng_state", "init"):
+        monkeypatch.setattr(torch.cuda, name, refuse(name))
+    global_state = torch.get_rng_state()
+    a, b, c = tiny_amodal_depthfm(seed=0), tiny_amodal_depthfm(seed=0), tiny_amodal_depthfm(seed=1)
+    assert torch.equal(torch.get_rng_state(), global_state)  # the caller's random stream is left alone
+    assert a.state_dict().keys() == c.state_dict().keys()
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert not torch.equal(a.unet.conv_in.weight, c.unet.conv_in.weight)
+    assert not torch.equal(a.empty_text_embedding, c.empty_text_embedding)
+
+
+def folder_bytes(folder):
+    """Every file under ``folder`` and the SHA-256 of its bytes."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("crash_in", ["embedding", "vae"])
+def test_a_save_that_crashes_midway_leaves_the_previous_model_whole(tmp_path, monkeypatch, crash_in):
+    hparams = tiny_ldm_hparams()
+    old = AmodalDepthFM.from_depthfm(DepthFM(randomised_unet(hparams, seed=1), SDAutoencoder(tiny_sd_vae(1)),
+                                             torch.zeros(1, 2, hparams["context_dim"])))
+    new = AmodalDepthFM.from_depthfm(DepthFM(randomised_unet(hparams, seed=2), SDAutoencoder(tiny_sd_vae(2)),
+                                             torch.ones(1, 2, hparams["context_dim"])))
+    old.save_pretrained(tmp_path / "model")
+    before = folder_bytes(tmp_path / "model")
+    import safetensors.torch
+
+    save_file = safetensors.torch.save_file
+
+    def crash(*args, **kwargs):  # after the UNet is written: a half-saved model if written in place
+        raise OSError("disk full")
+    if crash_in == "embedding":
+        monkeypatch.setattr(safetensors.torch, "save_file",
+                            lambda tensors, *a, **k: crash() if "empty_text_embedding" in tensors
+                            else save_file(tensors, *a, **k))
+    else:
+        monkeypatch.setattr(new.autoencoder.vae, "save_pretrained", crash)
+    with pytest.raises(OSError, match="disk full"):
+        new.save_pretrained(tmp_path / "model")
+    assert folder_bytes(tmp_path / "model") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left
+    loaded = AmodalDepthFM.from_pretrained(tmp_path / "model")
+    for key, value in old.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    monkeypatch.undo()
+    new.save_pretrained(tmp_path / "model")  # a save that completes replaces the model whole
+    assert torch.equal(AmodalDepthFM.from_pretrained(tmp_path / "model").unet.conv_in.weight, new.unet.conv_in.weight)
+
+
+def test_saving_over_a_folder_that_is_not_a_model_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a saved DepthFM"):
+        tiny_depthfm().save_pretrained(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_loading_a_saved_model_gives_no_warning(tmp_path):
+    hparams = tiny_ldm_hparams()
+    model = AmodalDepthFM.from_depthfm(DepthFM(randomised_unet(hparams), SDAutoencoder(tiny_sd_vae()),
+                                               torch.zeros(1, 2, hparams["context_dim"])))
+    model.save_pretrained(tmp_path / "model")
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    diffusers_logger = logging.getLogger("diffusers")  # diffusers' loggers do not propagate to the root
+    level = diffusers_logger.level
+    diffusers_logger.setLevel(logging.WARNING)
+    diffusers_logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            AmodalDepthFM.from_pretrained(tmp_path / "model")
+    finally:
+        diffusers_logger.removeHandler(handler)
+        diffusers_logger.setLevel(level)
+    assert [r.getMessage() for r in records] == []  # e.g. the advice to install `accelerate`
+    assert [str(w.message) for w in caught] == []

@@ -8,6 +8,7 @@ import torch
 
 from amodal.flow_matching import (
     cosine_alpha_bar,
+    draw,
     ensemble_statistics,
     euler_sample,
     flow_matching_loss,
@@ -15,6 +16,7 @@ from amodal.flow_matching import (
     noise_augmentation,
     source_latent,
 )
+from device_testing import refuse_foreign_generators
 
 
 def test_noise_augmentation_is_cosine_schedule_at_step_400():
@@ -121,3 +123,17 @@ def test_ensemble_statistics_match_numpy():
     np.testing.assert_allclose(spread.numpy(), samples.numpy().std(0), atol=1e-6)
     _, single = ensemble_statistics(samples[:1])
     assert torch.equal(single, torch.zeros_like(single))
+
+
+def test_draws_follow_the_generator_then_move_to_the_tensors_device(monkeypatch):
+    refuse_foreign_generators(monkeypatch)  # as CUDA does
+    like = torch.zeros((), dtype=torch.float64)
+    drawn = draw(torch.randn, (3, 4), like, torch.Generator().manual_seed(5))
+    assert drawn.dtype == torch.float64
+    assert torch.equal(drawn, torch.randn(3, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64))
+    # a CPU generator drives a tensor elsewhere (`meta` stands for a GPU), which torch.randn refuses
+    on_meta = torch.zeros(2, 4, 3, 3, device="meta")
+    with pytest.raises(RuntimeError, match="device type for generator"):
+        torch.randn(2, 4, 3, 3, generator=torch.Generator(), device="meta")
+    assert draw(torch.rand, (2,), on_meta, torch.Generator()).device.type == "meta"
+    assert source_latent(on_meta, 400, torch.Generator().manual_seed(0)).device.type == "meta"

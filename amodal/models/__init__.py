@@ -1,1 +1,2 @@
-"""Network definitions: Depth Anything V2, Amodal-DAV2 and (Amodal-)DepthFM."""
+"""Network definitions: Depth Anything V2, Amodal-DAV2 and (Amodal-)DepthFM, with the
+LDM checkpoint conversion and the autoencoders DepthFM runs in."""

@@ -1,0 +1,148 @@
+"""The autoencoders DepthFM works in: Stable Diffusion's VAE, and a pixel-space stand-in.
+
+DepthFM (paper §3.3) runs its flow in the latent space of SD's
+:class:`~diffusers.AutoencoderKL`: the posterior's *mode* (no sampling, so encoding is
+deterministic), scaled by 0.18215 so that latents have about unit variance.
+:class:`PixelAutoencoder` keeps the same interface (``encode``, ``decode``,
+``downsample``, ``latent_channels``, ``spec``) in pixel space, so the quick CPU profile
+runs every code path of the model without SD's VAE.
+
+``spec()`` is what a saved model records about its autoencoder, and
+:func:`autoencoder_from_spec` rebuilds it on load.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SD_LATENT_SCALE = 0.18215
+
+def local_load_options() -> dict[str, Any]:
+    """Keyword arguments for diffusers' ``from_pretrained`` on a folder of ours.
+
+    Local files only. And ``low_cpu_mem_usage`` only where ``accelerate`` is installed:
+    diffusers defaults it to on, and without ``accelerate`` it turns it off again with a
+    warning advising the user to install it — advice nobody who loads a folder needs.
+    """
+    from diffusers.utils import is_accelerate_available
+
+    return {"local_files_only": True, "low_cpu_mem_usage": is_accelerate_available()}
+
+
+class SDAutoencoder(nn.Module):
+    """Stable Diffusion's VAE as DepthFM uses it: the posterior's mode, latents ×0.18215."""
+
+    def __init__(self, vae, scaling_factor: float = SD_LATENT_SCALE):
+        super().__init__()
+        self.vae = vae.requires_grad_(False).eval()
+        self.scaling_factor = scaling_factor
+        self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.latent_channels = vae.config.latent_channels
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [-1, 1] → ``(B, 4, H/8, W/8)`` scaled latents."""
+        return self.vae.encode(x).latent_dist.mode() * self.scaling_factor
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Scaled latents → ``(B, 3, H, W)`` in about [-1, 1]."""
+        return self.vae.decode(z / self.scaling_factor).sample
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "sd-vae", "scaling_factor": self.scaling_factor}
+
+
+class PixelAutoencoder(nn.Module):
+    """A stand-in for the VAE that works in pixel space, for the quick CPU profile.
+
+    ``encode`` average-pools by ``downsample`` and pads the 3 colour channels with
+    zeros to ``channels`` (4, like SD latents, so the UNet keeps DepthFM's 8 → 10
+    channel layout); ``decode`` keeps the first 3 channels and upsamples back.
+    With ``downsample=1`` it is the identity on the colour channels.
+    """
+
+    def __init__(self, channels: int = 4, downsample: int = 1):
+        super().__init__()
+        if channels < 3 or downsample < 1:
+            raise ValueError(f"need channels ≥ 3 and downsample ≥ 1, got {channels}, {downsample}")
+        self.latent_channels, self.downsample = channels, downsample
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = F.avg_pool2d(x, self.downsample) if self.downsample > 1 else x
+        return F.pad(z, (0, 0, 0, 0, 0, self.latent_channels - 3))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        x = z[:, :3]
+        return F.interpolate(x, scale_factor=self.downsample, mode="bilinear", align_corners=False) \
+            if self.downsample > 1 else x
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "pixel", "channels": self.latent_channels, "downsample": self.downsample}
+
+
+def load_autoencoder(vae) -> nn.Module:
+    """Turn ``vae`` into an autoencoder: an existing one, an ``AutoencoderKL``, a
+    diffusers folder (``config.json`` + weights, or one with a ``vae/`` subfolder) or a
+    single weights file (``.safetensors``/``.ckpt``/``.bin``, diffusers or LDM names,
+    built with SD's VAE config).
+
+    Raises:
+        ValueError: ``vae`` is None (DepthFM needs SD's VAE) or weights that do not fit.
+        FileNotFoundError: the path does not exist.
+    """
+    from diffusers import AutoencoderKL
+
+    if isinstance(vae, (SDAutoencoder, PixelAutoencoder)):
+        return vae
+    if isinstance(vae, AutoencoderKL):
+        return SDAutoencoder(vae)
+    if vae is None:
+        raise ValueError("DepthFM needs Stable Diffusion's VAE: pass vae= a diffusers folder or a weights file")
+    path = Path(vae)
+    if not path.exists():
+        raise FileNotFoundError(f"VAE not found: {path}")
+    if path.is_dir():
+        folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: no config.json (expected a diffusers AutoencoderKL folder)")
+        return SDAutoencoder(AutoencoderKL.from_pretrained(folder, **local_load_options()))
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+    model = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    )
+    if not any(k.startswith("encoder.down_blocks.") for k in state):
+        from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+        state = convert_ldm_vae_checkpoint(state, model.config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: not Stable Diffusion's VAE: {error}") from error
+    return SDAutoencoder(model)
+
+
+def autoencoder_from_spec(spec: dict[str, Any], vae, folder: Path) -> nn.Module:
+    """Rebuild the autoencoder a saved model's ``spec`` describes.
+
+    Args:
+        spec: what ``spec()`` returned when the model was saved.
+        vae: for SD's VAE, anything :func:`load_autoencoder` takes; ``None`` uses the
+            ``vae/`` subfolder of ``folder``.
+        folder: the saved model's folder.
+    """
+    if spec["type"] == "pixel":
+        return PixelAutoencoder(spec["channels"], spec["downsample"])
+    if vae is None and (folder / "vae" / "config.json").is_file():
+        vae = folder / "vae"
+    return SDAutoencoder(load_autoencoder(vae).vae, spec.get("scaling_factor", SD_LATENT_SCALE))
