@@ -5,7 +5,7 @@ Commands (``python -m amodal <command> --help`` for each):
 - ``build``: build an ADIW dataset (paper §3.1) from a folder of photos with SA-1B
   masks — or masks made here by SAM — into resumable shards.
 - ``import-pix2gestalt``: turn pix2gestalt's released occlusion data into ADIW samples.
-- ``train``: train Amodal-DAV2 by a named recipe (:mod:`amodal.training`), on one
+- ``train``: train Amodal-DAV2 or Amodal-DepthFM by a named recipe (:mod:`amodal.training`), on one
   process or under ``torchrun``.
 
 Each command is a pair (``add_<name>_arguments(parser)``, ``run_<name>(args)``) in
@@ -132,7 +132,7 @@ def run_import(args: argparse.Namespace) -> int:
 COMMANDS = {
     "build": (add_build_arguments, run_build, "build an ADIW dataset from photos + SA-1B masks", BUILD_EXAMPLES),
     "import-pix2gestalt": (add_import_arguments, run_import, "convert pix2gestalt's released occlusions into ADIW samples", None),
-    "train": (add_train_arguments, run_train, "train Amodal-DAV2 by a named recipe (also under torchrun)", TRAIN_EXAMPLES),
+    "train": (add_train_arguments, run_train, "train Amodal-DAV2 or Amodal-DepthFM by a named recipe (also under torchrun)", TRAIN_EXAMPLES),
 }
 
 

@@ -385,3 +385,18 @@ def test_loading_a_saved_model_gives_no_warning(tmp_path):
         diffusers_logger.setLevel(level)
     assert [r.getMessage() for r in records] == []  # e.g. the advice to install `accelerate`
     assert [str(w.message) for w in caught] == []
+
+
+def test_time_grid_draws_t_on_the_official_400_point_grid():
+    """time_grid=400: t = ⌊400·u⌋ / 400 for the same uniform draw u (the official trainer's grid)."""
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm())
+    image, mask, observed, _ = inputs()
+    seen = {}
+    model.unet.register_forward_hook(lambda module, args, kwargs, out: seen.update(t=args[1]), with_kwargs=True)
+    model.training_loss(image, observed, amodal_mask=mask, observed_depth=observed,
+                        generator=torch.Generator().manual_seed(3), time_grid=400)
+    g = torch.Generator().manual_seed(3)
+    torch.randn(2, 4, 8, 8, generator=g)  # ε is drawn first
+    u = torch.rand(2, generator=g).double().numpy()
+    np.testing.assert_allclose(seen["t"].double().numpy(), np.floor(400 * u) / 400, atol=1e-7)
+    assert np.all(np.round(seen["t"].double().numpy() * 400, 4) % 1 == 0)

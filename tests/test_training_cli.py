@@ -35,6 +35,15 @@ def test_model_and_data_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         build_model(recipe, str(tmp_path / "missing.pth"))
     assert type(build_data("synth", recipe)).__name__ == "SynthStream"
+    with pytest.raises(ValueError, match="--init depthfm-v1.ckpt with --vae"):
+        build_model(get_recipe("amodal-depthfm-paper"), None)
+
+
+def test_depthfm_model_trains_its_unet_only():
+    module, objective, parameters = build_model(get_recipe("amodal-depthfm-paper"), "none")
+    unet = {id(p) for p in module.model.unet.parameters()}
+    assert {id(p) for p in parameters} == unet
+    assert not any(p.requires_grad for p in module.model.autoencoder.parameters())
 
 
 RUN = ["--recipe", "amodal-dav2-s-paper", "--data", "synth", "--init", "none", "--quiet",
@@ -81,3 +90,19 @@ def test_sigkill_between_checkpoints_then_resume_equals_uninterrupted(tmp_path):
     a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("recipe, size", [("amodal-dav2-b-paper", "tiny"), ("amodal-depthfm-paper", None)])
+def test_paper_recipes_run_from_the_command_line_at_tiny_size(tmp_path, recipe, size):
+    """Both paper recipes, tiny networks, two steps on synth: a log, a checkpoint and a loadable model."""
+    from amodal.models.amodal_dav2 import AmodalDAV2
+    from amodal.models.depthfm import AmodalDepthFM
+
+    extra = ["--set", f"size={size}"] if size else []
+    out = _cli("--recipe", recipe, "--data", "synth", "--init", "none", "--quiet", *extra, "--set", "input_size=28"
+               if size else "input_size=32", "--set", "batch_size=4", "--set", "batch_per_device=2",
+               "--set", "max_steps=2", "--output", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert [step for step, _ in _losses(tmp_path)] == ["1", "2"]
+    loader = AmodalDAV2 if size else AmodalDepthFM
+    assert loader.from_pretrained(tmp_path / "model") is not None

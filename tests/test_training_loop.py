@@ -158,3 +158,30 @@ def test_bf16_autocast_and_compile_paths_run_on_cpu(tmp_path):
                      compile="eager")
     assert compiled.losses == pytest.approx(eager.losses, rel=1e-5)
     assert result.losses != eager.losses  # bf16 really ran
+
+
+def test_amodal_depthfm_trains_through_the_loss_module_and_resumes_exactly(tmp_path):
+    """The flow-matching loss as a module: the UNet alone learns, and a resume repeats every noise draw."""
+    from amodal.models.depthfm import AmodalDepthFM, tiny_amodal_depthfm
+    from amodal.training.objectives import FlowMatchingLoss, flow_matching_objective
+
+    data = [dict(item, image=item["image"], target_depth=item["target_depth"]) for item in _data()]
+    data = [{k: (v[:, :24, :24] if isinstance(v, torch.Tensor) else v) for k, v in item.items()} for item in data]
+    recipe = get_recipe("amodal-depthfm-paper", batch_size=4, batch_per_device=2, max_steps=4, warmup_steps=1,
+                        decay_steps=4, lr=1e-3, max_grad_norm=1.0, validate_every=100)
+
+    def run(folder, steps, resume=False):
+        wrapper = FlowMatchingLoss(tiny_amodal_depthfm(seed=0), time_grid=recipe.time_grid)
+        vae_before = {k: v.clone() for k, v in wrapper.model.autoencoder.state_dict().items()}
+        result = train(wrapper, flow_matching_objective, data, recipe.__class__(**{**recipe.__dict__, "max_steps": steps}),
+                       folder, resume=resume, parameters=list(wrapper.model.unet.parameters()), progress=False)
+        assert all(torch.equal(v, wrapper.model.autoencoder.state_dict()[k]) for k, v in vae_before.items())
+        return wrapper, result
+
+    whole, full = run(tmp_path / "full", 4)
+    _, first = run(tmp_path / "split", 2)
+    resumed, second = run(tmp_path / "split", 4, resume=True)
+    assert first.losses + second.losses == full.losses
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+    loaded = AmodalDepthFM.from_pretrained(tmp_path / "full" / "model")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.unet.state_dict().values(), whole.model.unet.state_dict().values()))

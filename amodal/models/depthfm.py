@@ -215,7 +215,7 @@ class DepthFM(nn.Module):
 
     # ---- training and sampling
     def training_loss(self, image: torch.Tensor, target_depth: torch.Tensor, *, loss_mask: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None, time_grid: int | None = None) -> torch.Tensor:
         """Flow-matching loss for one batch (VAE frozen, UNet trained).
 
         Args:
@@ -224,6 +224,8 @@ class DepthFM(nn.Module):
             loss_mask: optional ``(B, 1, H, W)`` where the loss counts, nearest-downsampled.
             generator: drives the noise and the times ``t ~ U[0, 1)``; on any device (a CPU
                 one gives the same draws whichever device the model is on).
+            time_grid: ``N`` draws ``t`` from ``{k / N : k = 0 … N−1}`` (the official trainer:
+                ``N = 400``) instead of ``U[0, 1)``.
 
         Returns:
             Scalar loss.
@@ -232,16 +234,18 @@ class DepthFM(nn.Module):
         _check_map("target_depth", target_depth, image.shape[0], tuple(image.shape[2:]))
         if loss_mask is not None:
             _check_map("loss_mask", loss_mask, image.shape[0], tuple(image.shape[2:]))
-        return self._flow_loss(image, target_depth, loss_mask, generator)
+        return self._flow_loss(image, target_depth, loss_mask, generator, time_grid)
 
-    def _flow_loss(self, image, target_depth, loss_mask, generator, **guidance) -> torch.Tensor:
+    def _flow_loss(self, image, target_depth, loss_mask, generator, time_grid=None, **guidance) -> torch.Tensor:
         with torch.no_grad():
             image_latent, condition = self._condition(image, **guidance)
             x1 = self.encode_depth(target_depth)
             x0 = source_latent(image_latent, self.noising_step, generator)
-            # Continuous t ~ U[0, 1); the official trainer draws t from {k/400 : k = 0..399}, a
-            # 400-point grid of the same interval — the same objective up to that discretisation.
+            # Continuous t ~ U[0, 1) by default; the official trainer draws t from the grid
+            # {k/400 : k = 0..399} of the same interval — the same objective up to that discretisation.
             t = draw(torch.rand, (image.shape[0],), image_latent, generator)
+            if time_grid is not None:
+                t = torch.floor(t * time_grid) / time_grid
             mask = None if loss_mask is None else F.interpolate(loss_mask.float(), size=x1.shape[2:], mode="nearest")
         return flow_matching_loss(lambda x, s: self.velocity(x, s, condition), x0, x1, t, mask)
 
@@ -316,7 +320,8 @@ class AmodalDepthFM(DepthFM):
                 for x in (amodal_mask, observed_depth)]
 
     def training_loss(self, image: torch.Tensor, target_depth: torch.Tensor, *, amodal_mask: torch.Tensor,
-                      observed_depth: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+                      observed_depth: torch.Tensor, generator: torch.Generator | None = None,
+                      time_grid: int | None = None) -> torch.Tensor:
         """Flow-matching loss on the whole object ``M_a`` (paper: better than hidden-only).
 
         Args:
@@ -325,13 +330,14 @@ class AmodalDepthFM(DepthFM):
             amodal_mask: ``(B, 1, H, W)`` ``M_a`` (keyword only); the loss counts inside it.
             observed_depth: ``(B, 1, H, W)`` ``D_o`` in [0, 1] (keyword only).
             generator: drives the noise and the times (any device).
+            time_grid: draw ``t`` on ``k / time_grid`` (official: 400) rather than ``U[0, 1)``.
 
         Returns:
             Scalar loss.
         """
         check_guidance(image, amodal_mask, observed_depth)
         _check_map("target_depth", target_depth, image.shape[0], tuple(image.shape[2:]))
-        return self._flow_loss(image, target_depth, amodal_mask > 0, generator,
+        return self._flow_loss(image, target_depth, amodal_mask > 0, generator, time_grid,
                                amodal_mask=amodal_mask, observed_depth=observed_depth)
 
     @torch.no_grad()

@@ -40,8 +40,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=Path, help="official layout only: a split list (data_split/sam/train.txt)")
     parser.add_argument("--output", required=True, type=Path, help="run folder: log.csv, checkpoint.pt, model/")
     parser.add_argument("--init", default=None,
-                        help="starting weights: a Depth Anything V2 checkpoint (.pth, for Amodal-DAV2 recipes), "
-                        "or 'none' for random weights (default: required when the recipe starts from weights)")
+                        help="starting weights: a Depth Anything V2 checkpoint (.pth) for Amodal-DAV2 recipes, "
+                        "DepthFM's depthfm-v1.ckpt for Amodal-DepthFM (with --vae), or 'none' for random weights "
+                        "(a tiny network for DepthFM) (required when the recipe starts from weights)")
+    parser.add_argument("--vae", default=None, help="Amodal-DepthFM: Stable Diffusion's VAE (diffusers folder or file)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu; under torchrun cuda:LOCAL_RANK)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -99,38 +101,59 @@ def build_data(spec: str, recipe, split: Path | None = None):
     raise FileNotFoundError(f"--data {root}: neither ADIW shards (shard-*/) nor the official layout (whole_mask/, ...)")
 
 
-def build_model(recipe, init: str | None):
-    """The recipe's network, initialised from ``init`` (``"none"``: random)."""
-    if recipe.model != "amodal-dav2":
-        raise ValueError(f"recipe {recipe.name!r}: training {recipe.model} from the command line is not available yet")
-    from amodal.models.amodal_dav2 import AmodalDAV2
-    from amodal.models.configs import CONFIGS, TINY
+def build_model(recipe, init: str | None, vae: str | None = None):
+    """The recipe's network, initialised from ``init`` (``"none"``: random), and how to train it.
 
-    config = TINY if recipe.size == "tiny" else CONFIGS.get(recipe.size)
-    if config is None:
-        raise ValueError(f"recipe {recipe.name!r}: unknown model size {recipe.size!r} (s, b, l, g or tiny)")
+    Returns:
+        ``(module, objective, parameters)`` for :func:`amodal.training.loop.train`: the module
+        to train (for DepthFM a :class:`~amodal.training.objectives.FlowMatchingLoss` around
+        the model), its objective, and the parameters Adam updates (DepthFM: the UNet's only).
+
+    Raises:
+        ValueError: an unknown model or size, or no ``init`` for a recipe that starts from weights.
+    """
+    import torch
+
+    from amodal.training.objectives import FlowMatchingLoss, amodal_dav2_objective, flow_matching_objective
+
     if init is None and recipe.init is not None:
-        raise ValueError(f"recipe {recipe.name!r} starts from Depth Anything V2 weights: give --init "
-                         f"depth_anything_v2_vit{recipe.size}.pth, or --init none for random weights")
-    if init is None or init == "none":
-        import torch
+        hint = (f"depth_anything_v2_vit{recipe.size}.pth" if recipe.model == "amodal-dav2"
+                else "depthfm-v1.ckpt with --vae path/to/sd-vae")
+        raise ValueError(f"recipe {recipe.name!r} starts from {recipe.init} weights: give --init {hint}, "
+                         "or --init none for random weights")
+    random_init = init is None or init == "none"
+    torch.manual_seed(recipe.seed)  # the new parts of the network (guidance, projections) or all of it
+    if recipe.model == "amodal-dav2":
+        from amodal.models.amodal_dav2 import AmodalDAV2
+        from amodal.models.configs import CONFIGS, TINY
 
-        torch.manual_seed(recipe.seed)
-        return AmodalDAV2(config)
-    return AmodalDAV2.from_dav2(init, config=config)
+        config = TINY if recipe.size == "tiny" else CONFIGS.get(recipe.size)
+        if config is None:
+            raise ValueError(f"recipe {recipe.name!r}: unknown model size {recipe.size!r} (s, b, l, g or tiny)")
+        model = AmodalDAV2(config) if random_init else AmodalDAV2.from_dav2(init, config=config)
+        return model, amodal_dav2_objective(recipe.loss_region, recipe.silog_lambda), list(model.parameters())
+    if recipe.model == "amodal-depthfm":
+        from amodal.models.depthfm import AmodalDepthFM, tiny_amodal_depthfm
+
+        if random_init:
+            model = tiny_amodal_depthfm(seed=recipe.seed)
+        else:
+            model = AmodalDepthFM.from_depthfm(init, vae=vae)
+        model.autoencoder.requires_grad_(False)  # the VAE is frozen
+        return FlowMatchingLoss(model, recipe.time_grid), flow_matching_objective, list(model.unet.parameters())
+    raise ValueError(f"recipe {recipe.name!r}: unknown model {recipe.model!r}")
 
 
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from amodal.training.loop import train
-    from amodal.training.objectives import amodal_dav2_objective
     from amodal.training.recipes import get_recipe
 
     try:
         recipe = get_recipe(args.recipe, **parse_overrides(args.set))
         data = build_data(args.data, recipe, args.split)
-        model = build_model(recipe, args.init)
+        model, objective, parameters = build_model(recipe, args.init, args.vae)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -143,9 +166,9 @@ def run_train(args: argparse.Namespace) -> int:
             torch.cuda.set_device(device)
         torch.distributed.init_process_group(backend)
     try:
-        result = train(model, amodal_dav2_objective(recipe.loss_region, recipe.silog_lambda), data, recipe, args.output,
-                       resume=args.resume, device=device, checkpoint_every=args.checkpoint_every,
-                       progress=not args.quiet, compile=args.compile)
+        result = train(model, objective, data, recipe, args.output, resume=args.resume, device=device,
+                       checkpoint_every=args.checkpoint_every, parameters=parameters, progress=not args.quiet,
+                       compile=args.compile)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from amodal.notebook import seed_everything
 from amodal.training.order import SampleOrder, collate, micro_batch_positions
 from amodal.training.schedule import lr_factor
 from amodal.training.state import load_checkpoint, save_checkpoint, set_rng_state
@@ -161,6 +162,9 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, recipe.warmup_steps, recipe.decay_steps, recipe.final_ratio))
     step, rows = 0, []
+    # A fresh run seeds every generator from the recipe (per rank, so that processes draw
+    # different noise); a resumed one restores the generators' states instead.
+    seed_everything(recipe.seed + rank)
     if resume:
         state = load_checkpoint(output, recipe)
         model.load_state_dict(state["model"])

@@ -3,6 +3,11 @@
 Amodal-DAV2 (paper §4.1): SILog (λ = 0.85) between the prediction and the target amodal
 depth on the *whole object* ``M_a`` — the paper's Table 4 finds this better (3.682
 RMSE×100) than supervising the hidden part only (3.845) or the whole scene.
+
+Amodal-DepthFM (paper §4.2): the flow-matching MSE in latent space on ``M_a``
+(:meth:`AmodalDepthFM.training_loss`). Its loss is a method, not the network's
+``forward``, so :class:`FlowMatchingLoss` wraps the model into a module whose forward
+*is* the loss — what ``DistributedDataParallel`` needs to synchronise its gradients.
 """
 from __future__ import annotations
 
@@ -46,3 +51,31 @@ def amodal_dav2_objective(region: str = "object", lam: float = 0.85) -> Callable
         return silog(prediction.float(), batch["target_depth"].float(), loss_region(batch, region), lam=lam)
 
     return objective
+
+
+class FlowMatchingLoss(torch.nn.Module):
+    """An Amodal-DepthFM whose ``forward(batch)`` is its training loss (train this module).
+
+    Args:
+        model: an :class:`~amodal.models.depthfm.AmodalDepthFM`.
+        time_grid: draw ``t`` on ``k / time_grid`` (official: 400), or ``U[0, 1)`` if ``None``.
+
+    ``save_pretrained`` saves the wrapped model.
+    """
+
+    def __init__(self, model: torch.nn.Module, time_grid: int | None = None):
+        super().__init__()
+        self.model = model
+        self.time_grid = time_grid
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.model.training_loss(batch["image"], batch["target_depth"], amodal_mask=batch["amodal_mask"],
+                                        observed_depth=batch["observed_depth"], time_grid=self.time_grid)
+
+    def save_pretrained(self, folder):
+        return self.model.save_pretrained(folder)
+
+
+def flow_matching_objective(network: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """The objective for a (possibly DDP-wrapped) :class:`FlowMatchingLoss`."""
+    return network(batch)
