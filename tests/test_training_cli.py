@@ -20,6 +20,10 @@ def test_overrides_are_typed():
         parse_overrides(["max_steps"])
     with pytest.raises(ValueError, match="no field 'steps'"):
         parse_overrides(["steps=3"])
+    assert parse_overrides(["activation_checkpointing=false"]) == {"activation_checkpointing": False}
+    assert parse_overrides(["activation_checkpointing=True"]) == {"activation_checkpointing": True}
+    with pytest.raises(ValueError, match="not true or false"):
+        parse_overrides(["activation_checkpointing=maybe"])
     with pytest.raises(ValueError, match="'x' is not a int"):
         parse_overrides(["max_steps=x"])
 

@@ -14,6 +14,7 @@ def test_amodal_dav2_paper_recipe_matches_official_config(size):
     assert (r.seed, r.flip_p, r.input_size, r.validate_every) == (2024, 0.5, 518, 10_000)
     assert r.loss == "silog" and 1 - r.silog_lambda == pytest.approx(0.15)  # config: `beta: 0.15`
     assert r.loss_region == "object"
+    assert r.activation_checkpointing == (size == "l")  # ours: memory only, no number changes
 
 
 def test_amodal_depthfm_paper_recipe_matches_official_config():

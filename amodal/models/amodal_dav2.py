@@ -68,6 +68,10 @@ class _DepthNetwork(nn.Module):
         """SDPA (``True``, default, fast) or the official step-by-step attention."""
         self.encoder.set_fused_attention(enabled)
 
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute the encoder blocks' activations in the backward pass (training L and G)."""
+        self.encoder.gradient_checkpointing = bool(enabled)
+
     def set_exact(self, exact: bool) -> None:
         """Bit-exact with the official code (``True``) or fast (``False``, the default).
 

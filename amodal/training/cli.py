@@ -74,6 +74,11 @@ def parse_overrides(pairs: list[str]) -> dict:
         if text.lower() == "none" and type(None) in options:
             out[field] = None
             continue
+        if kinds[0] is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {field}: {text!r} is not true or false")
+            out[field] = text.lower() in ("true", "1")
+            continue
         try:
             out[field] = kinds[0](text)
         except ValueError:
@@ -131,6 +136,7 @@ def build_model(recipe, init: str | None, vae: str | None = None):
         if config is None:
             raise ValueError(f"recipe {recipe.name!r}: unknown model size {recipe.size!r} (s, b, l, g or tiny)")
         model = AmodalDAV2(config) if random_init else AmodalDAV2.from_dav2(init, config=config)
+        model.set_gradient_checkpointing(recipe.activation_checkpointing)
         return model, amodal_dav2_objective(recipe.loss_region, recipe.silog_lambda), list(model.parameters())
     if recipe.model == "amodal-depthfm":
         from amodal.models.depthfm import AmodalDepthFM, tiny_amodal_depthfm

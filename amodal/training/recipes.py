@@ -53,6 +53,8 @@ class Recipe:
         noising_step: DepthFM's noise augmentation of the conditioning image latent.
         time_grid: draw ``t`` on ``k / time_grid`` (official: 400), or ``U[0, 1)`` if ``None``.
         validation_euler_steps: Euler steps when DepthFM is validated.
+        activation_checkpointing: recompute the encoder's activations in the backward pass
+            (ours, for memory: on for ViT-L; it changes no number, only memory and time).
     """
 
     name: str
@@ -78,6 +80,7 @@ class Recipe:
     noising_step: int | None = None
     time_grid: int | None = None
     validation_euler_steps: int | None = None
+    activation_checkpointing: bool = False
 
     @property
     def accumulation(self) -> int:
@@ -101,7 +104,8 @@ _DEPTHFM_PAPER = Recipe(
 )
 
 RECIPES: dict[str, Recipe] = {
-    **{f"amodal-dav2-{size}-paper": replace(_DAV2_PAPER, name=f"amodal-dav2-{size}-paper", size=size) for size in "sbl"},
+    **{f"amodal-dav2-{size}-paper": replace(_DAV2_PAPER, name=f"amodal-dav2-{size}-paper", size=size,
+                                            activation_checkpointing=size == "l") for size in "sbl"},
     _DEPTHFM_PAPER.name: _DEPTHFM_PAPER,
 }
 
