@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,27 @@ def test_manifest_round_trip(tmp_path):
     assert read_manifest(path) == []
     write_manifest(path, [{"a": 1}, {"b": [2]}])
     assert read_manifest(path) == [{"a": 1}, {"b": [2]}]
+
+
+def test_sample_files_reach_the_disk_before_the_manifest(tmp_path, monkeypatch):
+    # A manifest that commits a sample whose bytes a power cut could still lose is no
+    # commit: every sample file must be flushed (file and folder) before the manifest is.
+    import amodal.atomic
+
+    flushed = []
+    monkeypatch.setattr(amodal.atomic, "fsync_path", lambda p: flushed.append(Path(p)))
+    amodal_mask, visible, _ = layout()
+    depth = np.full((30, 40), 0.5, np.float32)
+    sample = AdiwSample("s-01", np.zeros((30, 40, 3), np.uint8), depth, amodal_mask, visible, depth, "mid", 0.6)
+    record = write_sample(tmp_path, sample)
+    write_manifest(tmp_path / "manifest.jsonl", [record])
+    names = [p.name for p in flushed]
+
+    def first_flush(final_name):  # the temporary file, flushed before it is renamed to its final name
+        return next(i for i, n in enumerate(names) if n.startswith(f".{final_name}."))
+
+    manifest = first_flush("manifest.jsonl")
+    for name in record["files"].values():
+        assert first_flush(name) < manifest
+    assert names.count(tmp_path.name) >= 2  # the folder too: the renames themselves are durable
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*record["files"].values(), "manifest.jsonl"])

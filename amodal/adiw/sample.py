@@ -21,8 +21,8 @@ depend on how much of the target is visible.
 **On disk** (one folder, a few files a sample): ``<id>.png`` the composite (RGB,
 8 bit), ``<id>.masks.png`` (8 bit: 255 visible, 128 hidden, 0 elsewhere) and
 ``<id>.depth.npz`` with ``observed_depth`` and ``target_depth`` (float16, in [0, 1]).
-Every file is written under a temporary name and renamed, so a reader never sees a
-half-written file.
+Every file is written under a temporary name, flushed to disk and renamed
+(:mod:`amodal.atomic`), so a reader never sees a half-written file.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from amodal.align import scale_shift
+from amodal.atomic import atomic_write, atomic_write_text
 
 FIT_REGIONS = ("visible", "ring")
 MASK_VISIBLE, MASK_HIDDEN = 255, 128
@@ -139,13 +140,6 @@ def pseudo_label(
 
 
 # ----------------------------------------------------------------------------- disk format
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(temporary_path)`` then rename onto ``path`` (same folder, atomic)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def encode_masks(amodal_mask: np.ndarray, visible_mask: np.ndarray) -> np.ndarray:
     """Both masks in one 8-bit image: 255 visible, 128 hidden (amodal not visible), 0 elsewhere."""
     out = np.zeros(amodal_mask.shape, np.uint8)
@@ -176,9 +170,11 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
     for name in (sample.observed_depth, sample.target_depth):
         if not np.isfinite(name).all():
             raise ValueError(f"sample {sid}: depth has NaN or inf values")
-    _atomic_write(folder / files["image"], lambda p: Image.fromarray(sample.image).save(p, format="PNG"))
+    # Each file is flushed to disk before its name appears (atomic_write), so the manifest
+    # written after them never commits a sample whose bytes a power cut could lose.
+    atomic_write(folder / files["image"], lambda p: Image.fromarray(sample.image).save(p, format="PNG"))
     masks = encode_masks(sample.amodal_mask, sample.visible_mask)
-    _atomic_write(folder / files["masks"], lambda p: Image.fromarray(masks).save(p, format="PNG"))
+    atomic_write(folder / files["masks"], lambda p: Image.fromarray(masks).save(p, format="PNG"))
 
     def save_depth(p):
         with open(p, "wb") as handle:
@@ -188,7 +184,7 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
                 target_depth=np.clip(sample.target_depth, 0, 1).astype(np.float16),
             )
 
-    _atomic_write(folder / files["depth"], save_depth)
+    atomic_write(folder / files["depth"], save_depth)
     h, w = sample.amodal_mask.shape
     return {
         "type": "sample",
@@ -235,16 +231,7 @@ def read_sample(folder: str | os.PathLike, record: dict) -> AdiwSample:
 
 def write_manifest(path: str | os.PathLike, records: list[dict]) -> None:
     """Write ``manifest.jsonl`` atomically: a killed writer leaves the old file or the new one."""
-    path = Path(path)
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-
-    def write(p):
-        with open(p, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    _atomic_write(path, write)
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict]:
