@@ -116,6 +116,23 @@ def test_resize_keeps_masks_binary(tmp_path):
     assert image.shape == (24, 32, 3) and all(m.shape == (24, 32) and m.dtype == bool for _, m in masks)
 
 
+@pytest.mark.parametrize("size", [32, 100, 257])
+def test_resize_equals_skimage_on_the_whole_image_and_each_mask(tmp_path, size):
+    # Reference: skimage's resize called on the (H, W, 3) image and on every mask alone.
+    from skimage.transform import resize
+
+    write_photo(tmp_path, "a", 0, shape=(61, 83))
+    (source,) = find_sources(tmp_path / "images", tmp_path / "sa1b")
+    image, masks = load_source(source)
+    small_image, small_masks = load_source(source, size)
+    scale = size / 83
+    shape = (round(61 * scale), size)
+    expected = np.clip(np.rint(resize(image, shape, order=1, anti_aliasing=scale < 1, preserve_range=True)), 0, 255).astype(np.uint8)
+    assert np.array_equal(small_image, expected)
+    for (_, mask), (_, small) in zip(masks, small_masks):
+        assert np.array_equal(small, resize(mask.astype(np.float32), shape, order=0, anti_aliasing=False) > 0.5)
+
+
 def test_other_settings_are_refused(tmp_path):
     write_sources(tmp_path / "src", 1)
     sources = find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b")
