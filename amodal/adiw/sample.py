@@ -40,6 +40,9 @@ from amodal.atomic import atomic_write, atomic_write_text
 
 FIT_REGIONS = ("visible", "ring")
 MASK_VISIBLE, MASK_HIDDEN = 255, 128
+# zlib level of the PNGs: 1 writes a 512² photo ~5× faster than Pillow's default 6, for
+# files ~8 % larger (PNG is lossless: the pixels are the same at every level).
+PNG_LEVEL = 1
 
 
 @dataclass
@@ -172,9 +175,9 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
             raise ValueError(f"sample {sid}: depth has NaN or inf values")
     # Each file is flushed to disk before its name appears (atomic_write), so the manifest
     # written after them never commits a sample whose bytes a power cut could lose.
-    atomic_write(folder / files["image"], lambda p: Image.fromarray(sample.image).save(p, format="PNG"))
+    atomic_write(folder / files["image"], lambda p: Image.fromarray(sample.image).save(p, format="PNG", compress_level=PNG_LEVEL))
     masks = encode_masks(sample.amodal_mask, sample.visible_mask)
-    atomic_write(folder / files["masks"], lambda p: Image.fromarray(masks).save(p, format="PNG"))
+    atomic_write(folder / files["masks"], lambda p: Image.fromarray(masks).save(p, format="PNG", compress_level=PNG_LEVEL))
 
     def save_depth(p):
         with open(p, "wb") as handle:
