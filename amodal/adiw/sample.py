@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from amodal.align import scale_shift
-from amodal.atomic import atomic_write, atomic_write_text
+from amodal.atomic import atomic_write, atomic_write_text, fsync_path
 
 FIT_REGIONS = ("visible", "ring")
 MASK_VISIBLE, MASK_HIDDEN = 255, 128
@@ -158,11 +158,22 @@ def decode_masks(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return encoded > 0, encoded == MASK_VISIBLE
 
 
-def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
+def write_sample(folder: str | os.PathLike, sample: AdiwSample, defer_fsync: bool = True) -> dict:
     """Write a sample's files into ``folder`` and return its manifest record.
 
     The record (JSON-ready) names the files relative to ``folder`` and carries the
-    bucket, ratio, size and provenance; it is what ``manifest.jsonl`` holds.
+    bucket, ratio, size and provenance; it is what ``manifest.jsonl`` holds. When it
+    returns, the files and their names are on disk, so a manifest written afterwards
+    never commits a sample that a power cut could still lose.
+
+    Args:
+        folder: the shard's folder.
+        sample: what to write.
+        defer_fsync: rename each file into place first and flush the files and the
+            folder at the end, rather than flushing file and folder for each file
+            (:func:`amodal.atomic.atomic_write`). Until this returns a crash may leave a
+            named, incomplete file, which no manifest names yet: the builder writes it
+            again. ``False`` for a folder that readers trust file by file.
     """
     from PIL import Image
 
@@ -173,11 +184,7 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
     for name in (sample.observed_depth, sample.target_depth):
         if not np.isfinite(name).all():
             raise ValueError(f"sample {sid}: depth has NaN or inf values")
-    # Each file is flushed to disk before its name appears (atomic_write), so the manifest
-    # written after them never commits a sample whose bytes a power cut could lose.
-    atomic_write(folder / files["image"], lambda p: Image.fromarray(sample.image).save(p, format="PNG", compress_level=PNG_LEVEL))
     masks = encode_masks(sample.amodal_mask, sample.visible_mask)
-    atomic_write(folder / files["masks"], lambda p: Image.fromarray(masks).save(p, format="PNG", compress_level=PNG_LEVEL))
 
     def save_depth(p):
         with open(p, "wb") as handle:
@@ -187,7 +194,17 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
                 target_depth=np.clip(sample.target_depth, 0, 1).astype(np.float16),
             )
 
-    atomic_write(folder / files["depth"], save_depth)
+    writers = {
+        "image": lambda p: Image.fromarray(sample.image).save(p, format="PNG", compress_level=PNG_LEVEL),
+        "masks": lambda p: Image.fromarray(masks).save(p, format="PNG", compress_level=PNG_LEVEL),
+        "depth": save_depth,
+    }
+    for key, write in writers.items():
+        atomic_write(folder / files[key], write, fsync=not defer_fsync)
+    if defer_fsync:  # the same guarantee with one folder flush instead of three
+        for name in files.values():
+            fsync_path(folder / name)
+        fsync_path(folder)
     h, w = sample.amodal_mask.shape
     return {
         "type": "sample",
