@@ -146,7 +146,9 @@ COMMANDS = {
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m amodal", description="Amodal depth estimation: build data, train, evaluate, predict.")
+    # Name no command here: the list below is made from COMMANDS, so it cannot promise one that does not exist.
+    description = "Amodal depth estimation; 'python -m amodal COMMAND --help' explains each command below."
+    parser = argparse.ArgumentParser(prog="python -m amodal", description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_arguments, _, help_text, epilog) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)

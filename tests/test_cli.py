@@ -19,6 +19,17 @@ def test_top_level_help_lists_commands(capsys):
     assert "build" in out and "import-pix2gestalt" in out
 
 
+def test_help_names_only_commands_that_exist():
+    import re
+
+    import amodal.__main__ as cli
+
+    description = make_parser().description.lower()
+    for missing in ("train", "evaluate", "predict", "explore"):
+        assert missing not in description
+    assert set(re.findall(r"^- ``([a-z0-9-]+)``", cli.__doc__, re.MULTILINE)) == set(cli.COMMANDS)
+
+
 def test_build_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["build", "--help"])
