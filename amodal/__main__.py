@@ -35,10 +35,18 @@ examples:
   python -m amodal build --images my_photos --sam-checkpoint sam_vit_h_4b8939.pth \\
       --depth checkpoints/depth_anything_v2_vitl.pth --output runs/adiw_mine
 
+  # 4 machines building one dataset into a shared folder (or under torchrun / srun,
+  # which set RANK and WORLD_SIZE / SLURM_PROCID and SLURM_NTASKS themselves):
+  python -m amodal build --images /data/sa1b/sa_000000 --output /shared/adiw \
+      --depth checkpoints/depth_anything_v2_vitl.pth --device cuda --rank 0 --world-size 4
+
 Run the same command again after an interruption: finished sources are kept and the
-rest is built, ending with exactly the samples of an uninterrupted run. The result:
-OUTPUT/shard-NNNNN/ (samples + manifest.jsonl), OUTPUT/report.json (counts, skipped
-sources and their reasons), OUTPUT/build.json (the settings).
+rest is built, ending with exactly the samples of an uninterrupted run. Sources that
+failed with an unexpected error (e.g. out of GPU memory) are tried again; sources
+skipped for bad input (corrupt JSON or RLE, unreadable image, size mismatch) are
+tried again only with --retry-errors. The result: OUTPUT/shard-NNNNN/ (samples +
+manifest.jsonl), OUTPUT/report.json (counts, skipped and failed sources and why,
+sources_pending), OUTPUT/build.json (the settings).
 """
 
 
@@ -57,15 +65,18 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         help="a Depth Anything V2 checkpoint (.pth/.safetensors, or a folder of ours), or 'row-prior': "
         "a toy that needs no weights (lower in the image = nearer; labels are meaningless) (default row-prior)",
     )
-    depth.add_argument("--device", default="cpu", help="device of the depth model (and SAM): cpu, cuda, ... (default cpu)")
+    depth.add_argument("--device", default="cpu", help="device of the depth model (and SAM): cpu, cuda, ...; 'cuda' with --workers spreads the workers over the visible GPUs (default cpu)")
     depth.add_argument("--batch-size", type=int, default=4, help="images per depth forward pass (default 4)")
     build = parser.add_argument_group("build")
-    build.add_argument("--workers", type=int, default=1, help="parallel processes, one shard each (default 1)")
+    build.add_argument("--workers", type=int, default=1, help="parallel processes, one shard at a time and one depth model each (default 1)")
     build.add_argument("--size", type=int, default=None, help="resize photos so the longer side is SIZE (default: keep)")
     build.add_argument("--samples-per-image", type=int, default=4, help="composites per photo, buckets cycled (default 4)")
     build.add_argument("--fit", choices=("visible", "ring"), default="visible", help="fit the label's scale and shift on the target's visible pixels (paper) or on a background ring (default visible)")
     build.add_argument("--shard-size", type=int, default=8, help="photos per output shard (default 8)")
     build.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    build.add_argument("--retry-errors", action="store_true", help="also rebuild sources skipped for bad input, e.g. after repairing them (failed sources are always retried)")
+    build.add_argument("--rank", type=int, default=None, help="this machine's number when several build into one --output (default: $RANK or $SLURM_PROCID, else 0)")
+    build.add_argument("--world-size", type=int, default=None, help="how many machines build into --output, each taking its own shards (default: $WORLD_SIZE or $SLURM_NTASKS, else 1)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -90,18 +101,21 @@ def run_build(args: argparse.Namespace) -> int:
         if not Path(depth[5:] if depth.startswith("dav2:") else depth).exists():
             print(f"error: --depth checkpoint not found: {depth}", file=sys.stderr)
             return 2
-        # one model per worker process, each built where it runs
-        depth = functools.partial(load_estimator, depth, device=args.device, batch_size=args.batch_size)
+        # one model per process, made where it runs, on the device the builder gives it
+        depth = functools.partial(load_estimator, depth, batch_size=args.batch_size)
     config = BuildConfig(
         samples_per_image=args.samples_per_image, size=args.size, fit=args.fit, seed=args.seed, sources_per_shard=args.shard_size
     )
     try:
         sources = find_sources(args.images, masks)
-        report = build(sources, args.output, depth, config, workers=args.workers, progress=not args.quiet)
+        report = build(
+            sources, args.output, depth, config, workers=args.workers, progress=not args.quiet, device=args.device,
+            retry_errors=args.retry_errors, rank=args.rank, world_size=args.world_size,
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({k: report[k] for k in ("sources", "skipped_sources", "samples", "buckets")}, sort_keys=True))
+    print(json.dumps({k: report[k] for k in ("sources", "skipped_sources", "failed_sources", "samples", "buckets", "sources_pending")}, sort_keys=True))
     print(f"wrote {args.output} (report: {args.output / 'report.json'})")
     return 0
 
@@ -137,7 +151,9 @@ COMMANDS = {
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m amodal", description="Amodal depth estimation: build data, train, evaluate, predict.")
+    # Name no command here: the list below is made from COMMANDS, so it cannot promise one that does not exist.
+    description = "Amodal depth estimation; 'python -m amodal COMMAND --help' explains each command below."
+    parser = argparse.ArgumentParser(prog="python -m amodal", description=description)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_arguments, _, help_text, epilog) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from amodal.atomic import atomic_write_json
 from amodal.paths import runs_dir
 
 PROFILES = ("quick", "full")
@@ -97,11 +98,7 @@ class Run:
             "figures": self.figures,
             "metrics": _plain(metrics),
         }
-        path = self.output_dir / "metrics.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic_write_json(self.output_dir / "metrics.json", record, indent=2, sort_keys=True)
 
 
 def setup_run(

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from pycocotools import mask as coco_mask
+
+from amodal.atomic import atomic_write
 
 IMAGE_KEYS = ("image_id", "width", "height", "file_name")
 ANNOTATION_KEYS = (
@@ -335,9 +336,10 @@ def read_sa1b(path: str | os.PathLike, check_rle: bool = True) -> dict:
 
 
 def write_sa1b(path: str | os.PathLike, image_info: dict, annotations: Sequence[dict]) -> Path:
-    """Write an SA-1B annotation file atomically (temporary file, then rename).
+    """Write an SA-1B annotation file atomically (:func:`amodal.atomic.atomic_write`).
 
-    A killed writer leaves either the old file or the new one, never half of one.
+    A killed writer leaves either the old file or the new one, never half of one; the
+    file is readable by all (mode 0644).
 
     Args:
         path: where to write ``sa_<id>.json``.
@@ -353,20 +355,13 @@ def write_sa1b(path: str | os.PathLike, image_info: dict, annotations: Sequence[
     annotations = list(annotations)
     for index, annotation in enumerate(annotations):
         _check_annotation(annotation, index, image_info, path, check_rle=True)
-    text = json.dumps({"image": image_info, "annotations": annotations})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; an annotation file is not a secret
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    data = json.dumps({"image": image_info, "annotations": annotations}).encode("utf-8")
+
+    def write(temporary: Path) -> None:
+        temporary.write_bytes(data)
+        os.chmod(temporary, 0o644)  # readable by all whatever the umask: an annotation file is not a secret
+
+    return atomic_write(path, write)
 
 
 def load_masks(path: str | os.PathLike) -> tuple[dict, list[tuple[dict, np.ndarray]]]:

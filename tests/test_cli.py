@@ -19,11 +19,22 @@ def test_top_level_help_lists_commands(capsys):
     assert "build" in out and "import-pix2gestalt" in out
 
 
+def test_help_names_only_commands_that_exist():
+    import re
+
+    import amodal.__main__ as cli
+
+    description = make_parser().description.lower()
+    for missing in ("train", "evaluate", "predict", "explore"):
+        assert missing not in description
+    assert set(re.findall(r"^- ``([a-z0-9-]+)``", cli.__doc__, re.MULTILINE)) == set(cli.COMMANDS)
+
+
 def test_build_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["build", "--help"])
     out = capsys.readouterr().out
-    for text in ("--images", "--masks", "--sam-checkpoint", "--depth", "--workers", "--size", "--seed", "examples:", "data_samples"):
+    for text in ("--images", "--masks", "--sam-checkpoint", "--depth", "--workers", "--size", "--seed", "--retry-errors", "--rank", "--world-size", "examples:", "data_samples"):
         assert text in out
 
 
@@ -48,12 +59,34 @@ def test_build_from_the_command_line(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "report.json").read_text())["this_run"]["sources_processed"] == 0
 
 
+def test_build_options_reach_the_builder(tmp_path, monkeypatch):
+    import amodal.adiw.build
+
+    seen = {}
+
+    def fake_build(sources, output, depth, config, **options):
+        seen.update(options, depth=depth)
+        return {"sources": {}, "skipped_sources": {}, "failed_sources": {}, "samples": 0, "buckets": {}, "sources_pending": 0}
+
+    monkeypatch.setattr(amodal.adiw.build, "build", fake_build)
+    (tmp_path / "x.pth").write_bytes(b"")
+    (tmp_path / "imgs").mkdir()
+    args = ["build", "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "o"), "--quiet", "--depth", str(tmp_path / "x.pth")]
+    assert main(args + ["--device", "cuda", "--workers", "2", "--retry-errors", "--rank", "1", "--world-size", "3"]) == 0
+    depth = seen.pop("depth")
+    assert seen == {"workers": 2, "progress": False, "device": "cuda", "retry_errors": True, "rank": 1, "world_size": 3}
+    # the model is made in each worker, on the device the builder gives that worker
+    assert depth.args == (str(tmp_path / "x.pth"),) and "device" not in depth.keywords
+
+
 def test_clear_errors(tmp_path, capsys):
     assert main(["build", "--images", str(tmp_path / "nope"), "--output", str(tmp_path / "out")]) == 2
     assert "not found" in capsys.readouterr().err
     (tmp_path / "imgs").mkdir()
     assert main(["build", "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "o"), "--depth", str(tmp_path / "x.pth")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["build", "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "o"), "--rank", "2", "--world-size", "2"]) == 2
+    assert "rank must be" in capsys.readouterr().err
 
 
 def test_module_entry_point():

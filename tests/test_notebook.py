@@ -1,6 +1,7 @@
 """amodal.notebook: profiles, overrides, seeding and what a run writes."""
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,3 +52,17 @@ def test_write_metrics_makes_plain_json(tmp_path):
 def test_resolve_device():
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_write_metrics_is_flushed_to_disk(tmp_path, monkeypatch):
+    # metrics.json is what the notebook runner trusts afterwards: its bytes are flushed
+    # before the rename makes it visible, and the folder after.
+    import amodal.atomic
+
+    flushed = []
+    monkeypatch.setattr(amodal.atomic, "fsync_path", lambda p: flushed.append(Path(p)))
+    run = setup_run("02_scale_shift_alignment", "quick", tmp_path, seed=1, device="cpu")
+    path = run.write_metrics({"rmse": 0.5})
+    assert [p.name.startswith(".metrics.json.") for p in flushed] == [True, False] and flushed[1] == tmp_path
+    assert json.loads(path.read_text())["metrics"] == {"rmse": 0.5}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]

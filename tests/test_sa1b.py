@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -219,6 +221,25 @@ def test_write_is_atomic_and_leaves_nothing_behind(tmp_path):
     with pytest.raises(TypeError):
         write_sa1b(path, image, [unserialisable])
     assert path.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sa_11.json"]
+
+
+def test_write_is_durable_and_readable_by_all(tmp_path, monkeypatch):
+    # The file's bytes are flushed before the rename and the folder after it, and the
+    # file is mode 0644 even under a private umask (an annotation file is not a secret).
+    import amodal.atomic
+
+    flushed = []
+    monkeypatch.setattr(amodal.atomic, "fsync_path", lambda p: flushed.append(os.fspath(p)))
+    image = {"image_id": 11, "width": 9, "height": 6, "file_name": "sa_11.jpg"}
+    old_umask = os.umask(0o077)
+    try:
+        path = write_sa1b(tmp_path / "sa_11.json", image, [annotation_from_mask(np.ones((6, 9), bool), id=1)])
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [os.path.basename(p).startswith(".sa_11.json.") for p in flushed] == [True, False]
+    assert flushed[1] == str(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sa_11.json"]
 
 

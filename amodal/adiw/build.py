@@ -7,14 +7,15 @@ For every source image::
         ──► D_o = depth(composites) ──► pseudo_label(D_o, D_b, M_a, M_vis) ──► files
 
 **Shards and resume.** Sources are sorted by name and cut into shards of
-``sources_per_shard``; a shard is a folder written by one worker. After each source
-its sample files are written (each atomically, under a temporary name) and then the
-shard's ``manifest.jsonl`` is rewritten atomically with the new sample lines *and* a
-``source`` line saying the source is done. The manifest is the only commit point: a
-build killed at any moment (even SIGKILL) restarts from the sources its manifests do
-not list, and since every random choice is seeded by ``(seed, source name, k)`` the
-result equals that of an uninterrupted build — no sample missing, none twice. Files
-of a source that was not committed are simply written again.
+``sources_per_shard``; a shard is a folder written by one process at a time
+(:mod:`amodal.adiw.shards` keeps the books). After each source its sample files are
+written (each atomically, and flushed to disk) and then the shard's ``manifest.jsonl``
+is rewritten atomically with the new sample lines *and* a ``source`` line saying what
+became of the source. The manifest is the only commit point: a build killed at any
+moment (even SIGKILL) restarts from the sources its manifests do not list as done,
+and since every random choice is seeded by ``(seed, source name, k)`` the result
+equals that of an uninterrupted build — no sample missing, none twice. Files of a
+source that was not committed are simply written again.
 
 Rewriting the manifest after every source costs O(n²) bytes in the shard's line
 count ``n``. We keep it anyway: an appended line can be torn by a kill mid-write,
@@ -26,40 +27,54 @@ rewritten per shard, against a depth forward pass per image); a much larger
 
 **Bad sources** — missing or unreadable image, missing or corrupt JSON, corrupt RLE,
 masks of another size than the image — are skipped with the reason recorded in the
-manifest and counted in ``report.json``; nothing half-written is left behind.
+manifest and counted in ``report.json``; a resume keeps them skipped
+(``retry_errors=True`` tries them again). **Failures** — any other error, a bug or
+trouble that may pass such as a CUDA out-of-memory — are recorded as ``failed`` with
+the error, reported, and retried by every resume. Nothing half-written is left behind.
+
+**Cost.** One depth model per process, made when the process first has work; each
+photo is decoded once, though it also serves its neighbour as occluder source (a
+:class:`SourceCache` keeps the last two). ``workers`` processes share a machine's
+shards (``device="cuda"`` spreads them over its GPUs) and ``world_size`` machines the
+shards of one dataset folder: see :mod:`amodal.adiw.shards`.
 
 ``build.json`` records the settings and the source list; resuming with other
 settings is refused rather than mixing two datasets.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from amodal.adiw.sample import AdiwSample, pseudo_label, read_manifest, write_manifest, write_sample
+from amodal.adiw.sample import AdiwSample, pseudo_label, read_manifest
+from amodal.adiw.shards import (  # noqa: F401  (SKIP_REASONS, build_shard, SourceError, summarise: the builder's names, kept)
+    MANIFEST,
+    SKIP_REASONS,
+    SourceError,
+    build_shard,
+    distributed_rank,
+    manifest_records,
+    pending,
+    run_shards,
+    shards_of,
+    summarise,
+    worker_devices,
+)
+from amodal.atomic import atomic_write_json, remove_leftovers
 from amodal.composite import BUCKET_RANGES, paste_occluder
 from amodal.metrics import visible_ratio_bucket
 from amodal.objects import ObjectFilter, select_complete_objects
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-MANIFEST = "manifest.jsonl"
-SKIP_REASONS = (
-    "missing_image",
-    "unreadable_image",
-    "missing_annotations",
-    "corrupt_annotations",
-    "corrupt_rle",
-    "size_mismatch",
-    "error",
-)
 
 
 @dataclass(frozen=True)
@@ -101,15 +116,6 @@ class BuildConfig:
     object_filter: ObjectFilter = field(default_factory=ObjectFilter)
 
 
-class SourceError(Exception):
-    """A source that cannot be used; ``reason`` is one of :data:`SKIP_REASONS`."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 def stable_hash(text: str) -> int:
     """A 32-bit hash of ``text`` that is the same in every process (unlike ``hash``)."""
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16)
@@ -144,6 +150,8 @@ def find_sources(images: str | os.PathLike, annotations: str | os.PathLike | Non
 
 
 def _resize(image, masks, size):
+    """Resize so the longer side is ``size``: the image bilinearly (anti-aliased when shrinking),
+    the masks by nearest neighbour."""
     from skimage.transform import resize
 
     h, w = image.shape[:2]
@@ -151,8 +159,15 @@ def _resize(image, masks, size):
     if scale == 1:
         return image, masks
     shape = (max(1, round(h * scale)), max(1, round(w * scale)))
-    image = np.clip(np.rint(resize(image, shape, order=1, anti_aliasing=scale < 1, preserve_range=True)), 0, 255).astype(np.uint8)
-    masks = [(a, resize(m.astype(np.float32), shape, order=0, anti_aliasing=False) > 0.5) for a, m in masks]
+    # Channel by channel: the same numbers as one (H, W, 3) call (whose interpolation
+    # along the channel axis has weights 1 and 0), at half the work.
+    channels = [resize(image[..., c], shape, order=1, anti_aliasing=scale < 1, preserve_range=True) for c in range(3)]
+    image = np.clip(np.rint(np.stack(channels, -1)), 0, 255).astype(np.uint8)
+    # Nearest neighbour only copies pixels, and which ones depends on the shapes alone:
+    # resize a map of pixel numbers once (1-based; 0 would mean "outside") and gather
+    # every mask through it, instead of resizing each mask.
+    source_pixel = resize(np.arange(1, h * w + 1, dtype=np.float64).reshape(h, w), shape, order=0, anti_aliasing=False).astype(np.int64)
+    masks = [(a, np.concatenate([[False], m.ravel()])[source_pixel]) for a, m in masks]
     return image, masks
 
 
@@ -176,7 +191,7 @@ def load_source(source: Source, size: int | None = None) -> tuple[np.ndarray, li
     if not Path(source.annotations).is_file():
         raise SourceError("missing_annotations", f"annotation file not found: {source.annotations}")
     try:
-        data = read_sa1b(source.annotations)
+        data = read_sa1b(source.annotations, check_rle=False)  # decode_mask checks each RLE below
     except ValueError as error:
         reason = "corrupt_rle" if "RLE" in str(error) else "corrupt_annotations"
         raise SourceError(reason, str(error)) from None
@@ -197,7 +212,42 @@ def load_source(source: Source, size: int | None = None) -> tuple[np.ndarray, li
     return image, masks
 
 
-def process_source(source: Source, config: BuildConfig, estimator, partner: Source | None = None) -> tuple[list[AdiwSample], dict, float]:
+class SourceCache:
+    """The last ``capacity`` sources decoded (image, masks and their depth-free complete
+    objects), so that a photo is decoded once although it is also the occluder source
+    of its neighbour, built just before it. Entries are shared: read, never modify."""
+
+    def __init__(self, capacity: int = 2):
+        self.capacity = capacity
+        self._entries: OrderedDict = OrderedDict()
+
+    def _entry(self, source: Source, size: int | None) -> dict:
+        key = (source, size)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+        else:
+            image, masks = load_source(source, size)
+            self._entries[key] = {"image": image, "masks": masks}
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return self._entries[key]
+
+    def load(self, source: Source, size: int | None = None) -> tuple[np.ndarray, list[tuple[dict, np.ndarray]]]:
+        """:func:`load_source`, remembered."""
+        entry = self._entry(source, size)
+        return entry["image"], entry["masks"]
+
+    def objects(self, source: Source, size: int | None, object_filter: ObjectFilter) -> tuple[list, list]:
+        """``select_complete_objects(masks, None, object_filter)`` of the source, remembered."""
+        entry = self._entry(source, size)
+        if entry.get("filter") != object_filter:
+            entry["filter"], entry["objects"] = object_filter, select_complete_objects(entry["masks"], None, object_filter)
+        return entry["objects"]
+
+
+def process_source(
+    source: Source, config: BuildConfig, estimator, partner: Source | None = None, cache: SourceCache | None = None
+) -> tuple[list[AdiwSample], dict, float]:
     """Build the samples of one source.
 
     Args:
@@ -206,6 +256,7 @@ def process_source(source: Source, config: BuildConfig, estimator, partner: Sour
         estimator: a :class:`amodal.depth.DepthEstimator`.
         partner: another source whose complete objects may serve as occluders
             (ignored when ``config.cross_image_occluders`` is off or it cannot be read).
+        cache: decoded sources to reuse (the builder passes one per process).
 
     Returns:
         ``(samples, record, depth_seconds)``: ``record`` is the manifest's ``source`` line
@@ -214,19 +265,22 @@ def process_source(source: Source, config: BuildConfig, estimator, partner: Sour
     Raises:
         SourceError: a bad source.
     """
-    image, masks = load_source(source, config.size)
+    cache = cache if cache is not None else SourceCache()
+    image, masks = cache.load(source, config.size)
     depth_seconds = 0.0
     start = time.perf_counter()
     background_depth = estimator.predict([image])[0]
     depth_seconds += time.perf_counter() - start
     # The ring test needs depth that knows about objects; a toy prior would reject at random.
-    use_depth = config.ring_test and getattr(estimator, "informative", True)
-    kept, rejected = select_complete_objects(masks, background_depth if use_depth else None, config.object_filter)
+    if config.ring_test and getattr(estimator, "informative", True):
+        kept, rejected = select_complete_objects(masks, background_depth, config.object_filter)
+    else:
+        kept, rejected = cache.objects(source, config.size, config.object_filter)
     pool = [(source.name, image, obj) for obj in kept]
     if config.cross_image_occluders and partner is not None and partner.name != source.name and kept:
         try:
-            partner_image, partner_masks = load_source(partner, config.size)
-            pool += [(partner.name, partner_image, obj) for obj in select_complete_objects(partner_masks, None, config.object_filter)[0]]
+            partner_image = cache.load(partner, config.size)[0]
+            pool += [(partner.name, partner_image, obj) for obj in cache.objects(partner, config.size, config.object_filter)[0]]
         except SourceError:
             pass  # the partner is reported when it is built itself
     skipped: Counter = Counter()
@@ -298,17 +352,6 @@ def process_source(source: Source, config: BuildConfig, estimator, partner: Sour
     return samples, record, depth_seconds
 
 
-def _resolve_estimator(depth):
-    """A spec string, an estimator, or a picklable factory (e.g. ``functools.partial``) → an estimator."""
-    if isinstance(depth, str):
-        from amodal.depth import load_estimator
-
-        return load_estimator(depth)
-    if hasattr(depth, "predict"):
-        return depth
-    return depth()
-
-
 def depth_name(depth) -> str:
     """What ``build.json`` records of the depth model (a resume with another one is refused)."""
     if isinstance(depth, str):
@@ -319,78 +362,10 @@ def depth_name(depth) -> str:
     return str(args[0]) if args else repr(depth)
 
 
-def build_shard(
-    shard_dir: str | os.PathLike,
-    sources: Sequence[Source],
-    config: BuildConfig,
-    depth,
-    on_source=None,
-    partners: dict | None = None,
-    processor=None,
-) -> dict:
-    """Build (or finish) one shard: the sources its manifest does not list yet.
-
-    Args:
-        shard_dir: the shard's folder.
-        sources: its sources.
-        config: settings.
-        depth: a :class:`amodal.depth.DepthEstimator` or a spec for :func:`amodal.depth.load_estimator`.
-        on_source: called with no argument after each source (progress bars).
-        partners: source name → partner :class:`Source` (see :func:`partners_of`).
-        processor: ``f(source, config, estimator, partner) -> (samples, record, depth_seconds)``;
-            default :func:`process_source` (the pix2gestalt importer passes its own).
-
-    Returns:
-        ``{"sources": processed now, "samples": written now, "depth_seconds": float}``.
-    """
-    shard_dir = Path(shard_dir)
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in shard_dir.glob(".*.tmp"):  # from a killed run; never referenced by the manifest
-        leftover.unlink()
-    manifest = shard_dir / MANIFEST
-    records = read_manifest(manifest)
-    done = {r["name"] for r in records if r["type"] == "source"}
-    estimator = None
-    stats = {"sources": 0, "samples": 0, "depth_seconds": 0.0}
-    for source in sources:
-        if source.name in done:
-            if on_source:
-                on_source()
-            continue
-        estimator = estimator or _resolve_estimator(depth)
-        try:
-            samples, record, seconds = (processor or process_source)(source, config, estimator, (partners or {}).get(source.name))
-            stats["depth_seconds"] += seconds
-        except SourceError as error:
-            samples, record = [], {"type": "source", "name": source.name, "status": "skipped", "reason": error.reason, "detail": error.detail, "samples": 0}
-        except Exception as error:  # a bug or an input nobody foresaw: skip it, but say so loudly
-            samples = []
-            record = {"type": "source", "name": source.name, "status": "skipped", "reason": "error", "detail": f"{type(error).__name__}: {error}", "samples": 0}
-        new = [write_sample(shard_dir, s) for s in samples]
-        records.extend(new + [record])
-        write_manifest(manifest, records)  # the commit point of this source
-        stats["sources"] += 1
-        stats["samples"] += len(new)
-        if on_source:
-            on_source()
-    return stats
-
-
-def _shard_job(args):
-    shard_dir, sources, config, depth, partners, processor = args
-    return build_shard(shard_dir, sources, config, depth, partners=partners, processor=processor)
-
-
 def partners_of(sources: Sequence[Source]) -> dict[str, Source]:
     """Each source's partner: the next one in name order, the last one's is the first."""
     ordered = sorted(sources, key=lambda s: s.name)
     return {s.name: ordered[(i + 1) % len(ordered)] for i, s in enumerate(ordered)}
-
-
-def shards_of(sources: Sequence[Source], per_shard: int) -> list[list[Source]]:
-    """Sources sorted by name, cut into consecutive shards of ``per_shard``."""
-    ordered = sorted(sources, key=lambda s: s.name)
-    return [ordered[i : i + per_shard] for i in range(0, len(ordered), per_shard)]
 
 
 def build(
@@ -401,21 +376,33 @@ def build(
     workers: int = 1,
     progress: bool = True,
     processor=None,
+    device: str | None = None,
+    retry_errors: bool = False,
+    rank: int | None = None,
+    world_size: int | None = None,
 ) -> dict:
     """Build ADIW from ``sources`` into ``output`` (resuming whatever is there).
 
     Args:
         sources: from :func:`find_sources`.
         output: the dataset folder (``build.json``, ``report.json``, ``shard-NNNNN/``).
-        depth: a :class:`amodal.depth.DepthEstimator` or a spec string (``"row-prior"``,
-            a DAV2 checkpoint path); with ``workers > 1`` each worker makes its own.
+        depth: a :class:`amodal.depth.DepthEstimator`, a spec string (``"row-prior"``, a
+            DAV2 checkpoint path), or a picklable factory (``functools.partial``); each
+            process makes one model from a spec or factory, when it first has work.
         config: settings (default :class:`BuildConfig`).
-        workers: processes, one shard at a time each.
+        workers: processes on this machine, one shard at a time each.
         progress: show a tqdm bar over sources.
         processor: how one source becomes samples (default :func:`process_source`).
+        device: given to a spec or factory as ``device=``; ``"cuda"`` with several GPUs
+            puts the workers on different ones (:func:`amodal.adiw.shards.worker_devices`).
+        retry_errors: also rebuild sources skipped for bad input (failed ones always are).
+        rank, world_size: this machine's part when ``world_size`` machines build into one
+            folder (default: from torchrun's or SLURM's environment, else 0 of 1).
 
     Returns:
-        The build report (also written to ``output/report.json``).
+        The build report (also written to ``output/report.json``): counts over the whole
+        folder, whoever built it; ``sources_pending``, the sources not done yet (other
+        ranks' included); ``this_run``, this process's share.
 
     Raises:
         ValueError: ``output`` holds a build with other settings or sources.
@@ -423,8 +410,11 @@ def build(
     from tqdm.auto import tqdm
 
     config = config or BuildConfig()
+    rank, world_size, local_rank = distributed_rank(rank, world_size)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    if world_size == 1:
+        remove_leftovers(output)  # a killed writer's temporary report or plan; with ranks another may be writing
     plan = {
         "config": json.loads(json.dumps(asdict(config))),
         "depth": depth_name(depth),
@@ -432,76 +422,35 @@ def build(
         "sources": [asdict(s) for s in sorted(sources, key=lambda s: s.name)],
     }
     plan_path = output / "build.json"
-    if plan_path.is_file():
-        previous = json.loads(plan_path.read_text())
-        if previous != plan:
-            raise ValueError(f"{output} holds a build with other settings or sources; use a new output folder")
-    else:
-        tmp = plan_path.with_name(".build.json.tmp")
-        tmp.write_text(json.dumps(plan, indent=1) + "\n")
-        os.replace(tmp, plan_path)
-    shards = shards_of(sources, config.sources_per_shard)
+    if not plan_path.is_file():
+        atomic_write_json(plan_path, plan, indent=1)  # every rank writes the same bytes; renames are atomic
+    if json.loads(plan_path.read_text()) != plan:
+        raise ValueError(f"{output} holds a build with other settings or sources; use a new output folder")
     partners = partners_of(sources)
-    jobs = [
-        (output / f"shard-{i:05d}", shard, config, depth, {s.name: partners[s.name] for s in shard}, processor)
-        for i, shard in enumerate(shards)
-    ]
+    mine = [(i, shard) for i, shard in enumerate(shards_of(sources, config.sources_per_shard)) if i % world_size == rank]
+    jobs = []
+    for i, shard in mine:
+        shard_dir = output / f"shard-{i:05d}"
+        if pending(read_manifest(shard_dir / MANIFEST), [s.name for s in shard], retry_errors):
+            jobs.append((shard_dir, shard, config, {s.name: partners[s.name] for s in shard}, retry_errors))
+    workers = max(1, min(workers, len(jobs)))
+    processor = processor or functools.partial(process_source, cache=SourceCache())
     start = time.perf_counter()
-    totals = Counter()
-    bar = tqdm(total=len(sources), desc="ADIW sources", disable=not progress)
-    if workers <= 1:
-        for shard_dir, shard, _, _, shard_partners, _ in jobs:
-            totals.update(build_shard(shard_dir, shard, config, depth, lambda: bar.update(1), shard_partners, processor))
-    else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for job, stats in zip(jobs, pool.imap(_shard_job, jobs)):
-                shard = job[1]
-                totals.update(stats)
-                bar.update(len(shard))
+    bar = tqdm(total=sum(len(shard) for _, shard in mine), desc="ADIW sources", disable=not progress)
+    bar.update(bar.total - sum(len(job[1]) for job in jobs))
+    totals = run_shards(jobs, depth, processor, workers, worker_devices(device, workers, local_rank), bar.update)
     bar.close()
-    seconds = time.perf_counter() - start
     report = summarise(output)
+    report["sources_pending"] = len(sources) - report["sources"].get("ok", 0) - report["sources"].get("skipped", 0)
     report["this_run"] = {
         "sources_processed": int(totals["sources"]),
         "samples_written": int(totals["samples"]),
-        "seconds": seconds,
+        "failed": totals["failed"],
+        "seconds": time.perf_counter() - start,
         "depth_seconds": float(totals["depth_seconds"]),
         "workers": workers,
+        "rank": rank,
+        "world_size": world_size,
     }
-    tmp = output / ".report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, output / "report.json")
+    atomic_write_json(output / "report.json", report, indent=1, sort_keys=True)
     return report
-
-
-def manifest_records(output: str | os.PathLike) -> list[tuple[Path, dict]]:
-    """All manifest lines of a built dataset, shard by shard: ``[(shard folder, record), ...]``."""
-    out = []
-    for shard in sorted(Path(output).glob("shard-*")):
-        out.extend((shard, r) for r in read_manifest(shard / MANIFEST))
-    return out
-
-
-def summarise(output: str | os.PathLike) -> dict:
-    """Counts over a built dataset: sources by status and reason, samples by bucket,
-    rejected objects and skipped composites by reason."""
-    sources, skipped, buckets, rejected, skipped_samples = Counter(), Counter(), Counter(), Counter(), Counter()
-    for _, record in manifest_records(output):
-        if record["type"] == "sample":
-            buckets[record["bucket"]] += 1
-        else:
-            sources[record["status"]] += 1
-            if record["status"] == "skipped":
-                skipped[record["reason"]] += 1
-            rejected.update(record.get("rejected_objects", {}))
-            skipped_samples.update(record.get("skipped_samples", {}))
-    return {
-        "sources": dict(sources),
-        "skipped_sources": dict(skipped),
-        "samples": int(sum(buckets.values())),
-        "buckets": dict(buckets),
-        "rejected_objects": dict(rejected),
-        "skipped_samples": dict(skipped_samples),
-    }

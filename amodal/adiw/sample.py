@@ -21,8 +21,8 @@ depend on how much of the target is visible.
 **On disk** (one folder, a few files a sample): ``<id>.png`` the composite (RGB,
 8 bit), ``<id>.masks.png`` (8 bit: 255 visible, 128 hidden, 0 elsewhere) and
 ``<id>.depth.npz`` with ``observed_depth`` and ``target_depth`` (float16, in [0, 1]).
-Every file is written under a temporary name and renamed, so a reader never sees a
-half-written file.
+Every file is written under a temporary name, flushed to disk and renamed
+(:mod:`amodal.atomic`), so a reader never sees a half-written file.
 """
 from __future__ import annotations
 
@@ -36,9 +36,13 @@ import numpy as np
 from scipy import ndimage
 
 from amodal.align import scale_shift
+from amodal.atomic import atomic_write, atomic_write_text, fsync_path
 
 FIT_REGIONS = ("visible", "ring")
 MASK_VISIBLE, MASK_HIDDEN = 255, 128
+# zlib level of the PNGs: 1 writes a 512² photo ~5× faster than Pillow's default 6, for
+# files ~8 % larger (PNG is lossless: the pixels are the same at every level).
+PNG_LEVEL = 1
 
 
 @dataclass
@@ -139,13 +143,6 @@ def pseudo_label(
 
 
 # ----------------------------------------------------------------------------- disk format
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(temporary_path)`` then rename onto ``path`` (same folder, atomic)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def encode_masks(amodal_mask: np.ndarray, visible_mask: np.ndarray) -> np.ndarray:
     """Both masks in one 8-bit image: 255 visible, 128 hidden (amodal not visible), 0 elsewhere."""
     out = np.zeros(amodal_mask.shape, np.uint8)
@@ -161,11 +158,22 @@ def decode_masks(encoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return encoded > 0, encoded == MASK_VISIBLE
 
 
-def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
+def write_sample(folder: str | os.PathLike, sample: AdiwSample, defer_fsync: bool = True) -> dict:
     """Write a sample's files into ``folder`` and return its manifest record.
 
     The record (JSON-ready) names the files relative to ``folder`` and carries the
-    bucket, ratio, size and provenance; it is what ``manifest.jsonl`` holds.
+    bucket, ratio, size and provenance; it is what ``manifest.jsonl`` holds. When it
+    returns, the files and their names are on disk, so a manifest written afterwards
+    never commits a sample that a power cut could still lose.
+
+    Args:
+        folder: the shard's folder.
+        sample: what to write.
+        defer_fsync: rename each file into place first and flush the files and the
+            folder at the end, rather than flushing file and folder for each file
+            (:func:`amodal.atomic.atomic_write`). Until this returns a crash may leave a
+            named, incomplete file, which no manifest names yet: the builder writes it
+            again. ``False`` for a folder that readers trust file by file.
     """
     from PIL import Image
 
@@ -176,9 +184,7 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
     for name in (sample.observed_depth, sample.target_depth):
         if not np.isfinite(name).all():
             raise ValueError(f"sample {sid}: depth has NaN or inf values")
-    _atomic_write(folder / files["image"], lambda p: Image.fromarray(sample.image).save(p, format="PNG"))
     masks = encode_masks(sample.amodal_mask, sample.visible_mask)
-    _atomic_write(folder / files["masks"], lambda p: Image.fromarray(masks).save(p, format="PNG"))
 
     def save_depth(p):
         with open(p, "wb") as handle:
@@ -188,7 +194,17 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample) -> dict:
                 target_depth=np.clip(sample.target_depth, 0, 1).astype(np.float16),
             )
 
-    _atomic_write(folder / files["depth"], save_depth)
+    writers = {
+        "image": lambda p: Image.fromarray(sample.image).save(p, format="PNG", compress_level=PNG_LEVEL),
+        "masks": lambda p: Image.fromarray(masks).save(p, format="PNG", compress_level=PNG_LEVEL),
+        "depth": save_depth,
+    }
+    for key, write in writers.items():
+        atomic_write(folder / files[key], write, fsync=not defer_fsync)
+    if defer_fsync:  # the same guarantee with one folder flush instead of three
+        for name in files.values():
+            fsync_path(folder / name)
+        fsync_path(folder)
     h, w = sample.amodal_mask.shape
     return {
         "type": "sample",
@@ -235,16 +251,7 @@ def read_sample(folder: str | os.PathLike, record: dict) -> AdiwSample:
 
 def write_manifest(path: str | os.PathLike, records: list[dict]) -> None:
     """Write ``manifest.jsonl`` atomically: a killed writer leaves the old file or the new one."""
-    path = Path(path)
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-
-    def write(p):
-        with open(p, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    _atomic_write(path, write)
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict]:
