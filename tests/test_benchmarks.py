@@ -22,6 +22,7 @@ def _load(name: str):
 
 
 costs = _load("costs")
+timing = _load("timing")
 
 
 # ------------------------------------------------------------------ the card's peak
@@ -93,6 +94,14 @@ def test_cpu_peak_memory_is_per_stretch():
 def test_tf32_note_says_both_settings():
     note = costs.tf32_note()
     assert "matmuls o" in note and "convolutions o" in note
+
+
+def test_interleaved_times_take_turns():
+    calls = []
+    times = timing.interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # one warm-up each, then in turns
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for v in times.values() for t in v)
 
 
 # ------------------------------------------------------------- the scripts still run
