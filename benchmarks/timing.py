@@ -24,6 +24,32 @@ def run_times(fn, repeats: int, sync=lambda: None) -> list[float]:
     return times
 
 
+def interleaved_times(fns: dict, repeats: int, sync=lambda: None) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` calls of each function, taken in turns (a, b, a, b, ...).
+
+    Each function is called once first (warm-up). On a machine whose cores are shared, the
+    load from other work then falls on every contender alike, so their ratio holds where
+    separate blocks of runs would each catch a different load.
+
+    Args:
+        fns: name → function of no arguments.
+
+    Returns:
+        name → list of ``repeats`` durations in seconds.
+    """
+    for fn in fns.values():
+        fn()
+        sync()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def median_seconds(fn, repeats: int, sync=lambda: None) -> float:
     """Median of :func:`run_times` (robust when other work shares the cores)."""
     return statistics.median(run_times(fn, repeats, sync))

@@ -1,0 +1,397 @@
+"""Parity and speed of this repository's models against the official code, on your checkouts.
+
+Notebooks 03 and 04 say that our models compute what the official code computes, and how
+fast. This script re-measures those figures. It takes the folders of your own clones of the
+official repositories (nothing is downloaded, nothing of theirs is copied here), imports
+their model code from there, builds each official network with random weights, loads the
+same weights into ours through our official-layout loaders, feeds both the same random
+input and prints two tables: the largest output difference, and median times.
+
+=============  ========================================  ====================================
+option         clone of                                  what is compared
+=============  ========================================  ====================================
+``--dav2``     DepthAnything/Depth-Anything-V2            ``DepthAnythingV2`` (its
+                                                         ``depth_anything_v2/dpt.py``) vs our
+                                                         :class:`amodal.DepthAnythingV2`,
+                                                         loaded from its ``.pth`` layout
+``--official`` zhyever/Amodal-Depth-Anything              its guided ``DepthAnythingV2``
+                                                         (``src/models/amodalsynthdrive/
+                                                         depth_anything_v2/dpt.py``, guide type
+                                                         ``mask+observation``) vs
+                                                         :class:`amodal.AmodalDAV2`, loaded from
+                                                         the released ``encoder.*`` layout
+``--depthfm``  CompVis/depth-fm                          one call of its ``UNetModel``
+                                                         (``depthfm/unet/openaimodel.py``) vs our
+                                                         diffusers UNet, loaded by
+                                                         ``DepthFM.from_checkpoint`` from a file
+                                                         in the ``depthfm-v1.ckpt`` format
+=============  ========================================  ====================================
+
+Every parameter of the official network is perturbed with noise (std 0.02) after its own
+initialisation, so that layers it starts at zero (DepthFM's output convolutions, say) cannot
+hide a difference. Ours runs in exact mode (the official arithmetic) and in its default
+fast mode. Without xformers the official DepthFM attention rescales its self-attention
+logits (``rescale_attention=True``, its default then); with xformers it uses the standard
+``1/√d`` scale, as ours does. Both official variants are measured when xformers is absent.
+
+Times: ``--repeats`` calls of each contender after one warm-up, batch 1, on the CPU with
+the threads given (``--threads``), the contenders called in turns so that other work on a
+shared machine slows them alike; the median and the best are printed, and the ratio of
+medians. The header names the CPU, the torch version and the
+commit of each checkout: quote them with any figure.
+
+    python scripts/compare_official.py --dav2 ~/src/Depth-Anything-V2 \\
+        --official ~/src/Amodal-Depth-Anything --depthfm ~/src/depth-fm --threads 2
+
+The official modules need their repositories' requirements (OpenCV for the two DAV2
+ones, einops for DepthFM); a missing one is named.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import statistics
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+NOISE_STD = 0.02
+
+# what each option must point at: (file inside the clone, the repository it is a clone of)
+EXPECTED = {
+    "dav2": ("depth_anything_v2/dpt.py", "DepthAnything/Depth-Anything-V2"),
+    "official": ("src/models/amodalsynthdrive/depth_anything_v2/dpt.py", "zhyever/Amodal-Depth-Anything"),
+    "depthfm": ("depthfm/unet/openaimodel.py", "CompVis/depth-fm"),
+}
+
+# DepthFM's ldm_hparams as stored in depthfm-v1.ckpt (SD-2 UNet, 8 → 4 channels)
+DEPTHFM_LDM_HPARAMS = {
+    "image_size": 32, "in_channels": 8, "out_channels": 4, "model_channels": 320,
+    "attention_resolutions": [4, 2, 1], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4],
+    "num_heads": 8, "use_spatial_transformer": True, "use_linear_in_transformer": True,
+    "transformer_depth": 1, "context_dim": 1024, "legacy": False,
+}
+
+
+def _benchmark_helper(name: str):
+    """A helper module of ``benchmarks/`` (a folder of scripts, not a package), by its path."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+timing = _benchmark_helper("timing")
+
+
+class OfficialCodeError(RuntimeError):
+    """A folder that is not the expected clone, or official code that cannot be imported."""
+
+
+# ---------------------------------------------------------------------------- imports
+
+
+def expected_file(option: str, folder: Path) -> Path:
+    """The official module ``--option`` must hold; raises :class:`OfficialCodeError` if absent."""
+    relative, repository = EXPECTED[option]
+    path = Path(folder).expanduser() / relative
+    if not Path(folder).expanduser().is_dir():
+        raise OfficialCodeError(f"--{option} {folder}: no such folder (expected a clone of {repository})")
+    if not path.is_file():
+        raise OfficialCodeError(f"--{option} {folder}: no {relative} in it; pass a clone of {repository}")
+    return path
+
+
+def _import_failed(option: str, folder: Path, error: Exception) -> OfficialCodeError:
+    return OfficialCodeError(f"--{option} {folder}: importing its model code failed ({type(error).__name__}: "
+                             f"{error}); install that repository's requirements")
+
+
+def import_package_module(option: str, folder: Path, alias: str, module: str):
+    """Import ``module`` of the package folder holding ``EXPECTED[option]`` under the name ``alias``.
+
+    The two DAV2 repositories both call their package ``depth_anything_v2``; importing
+    each under its own alias lets one process hold both. Relative imports inside work.
+    """
+    package_dir = expected_file(option, folder).parent
+    _forget(alias)  # an earlier import under this alias may have come from another folder
+    spec = importlib.machinery.ModuleSpec(alias, None, is_package=True)
+    spec.submodule_search_locations = [str(package_dir)]
+    sys.modules[alias] = importlib.util.module_from_spec(spec)
+    try:
+        return importlib.import_module(f"{alias}.{module}")
+    except Exception as error:  # whatever their import raises, say which folder and why
+        _forget(alias)
+        raise _import_failed(option, folder, error) from error
+
+
+def _forget(package: str) -> None:
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+
+
+@contextmanager
+def _on_path(folder: Path, names: tuple[str, ...]):
+    """``folder`` first on ``sys.path`` and ``names`` free in ``sys.modules`` for one import."""
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+def import_depthfm_unet(folder: Path):
+    """depth-fm's ``openaimodel`` module (it imports its siblings by bare name: ``util``, ``attention``)."""
+    unet_dir = expected_file("depthfm", folder).parent
+    with _on_path(unet_dir, ("openaimodel", "util", "attention")):
+        try:
+            return importlib.import_module("openaimodel")
+        except Exception as error:  # whatever their import raises, say which folder and why
+            raise _import_failed("depthfm", folder, error) from error
+
+
+def commit_of(folder: Path) -> str:
+    """The checkout's commit (short hash and date), or why it is unknown."""
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "log", "-1", "--format=%h %cs"], capture_output=True,
+                             text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "commit unknown (git not available)"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "commit unknown (not a git clone)"
+
+
+# ------------------------------------------------------------------------ measuring
+
+
+def perturb(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Add N(0, 0.02²) noise to every parameter, so that no zero-initialised layer hides a difference."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator).to(parameter) * NOISE_STD)
+    return module.eval()
+
+
+def time_in_turns(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """name → (median ms, best ms) of ``repeats`` calls, the functions called in turns
+    (``timing.interleaved_times``) so that other work on the machine slows all alike."""
+    with torch.no_grad():
+        times = timing.interleaved_times(fns, repeats)
+    return {name: (1e3 * statistics.median(t), 1e3 * min(t)) for name, t in times.items()}
+
+
+def max_gap(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.double() - b.double()).abs().max().item()
+
+
+def _dav2_shape(encoder: str):
+    """(features, out_channels) of the DPT head for ``vits`` ... ``vitg``, read from our config."""
+    from amodal import DepthAnythingV2
+
+    with torch.device("meta"):  # shapes only
+        config = DepthAnythingV2(encoder[-1]).config
+    return config.features, list(config.out_channels)
+
+
+def compare_dav2(module, encoder: str, resolution: int, repeats: int) -> dict:
+    """Official ``DepthAnythingV2`` vs ours on one random image; rows for both tables."""
+    from amodal import DepthAnythingV2
+
+    features, out_channels = _dav2_shape(encoder)
+    official = perturb(module.DepthAnythingV2(encoder=encoder, features=features, out_channels=out_channels), 0)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / f"depth_anything_v2_{encoder}.pth"
+        torch.save(official.state_dict(), path)
+        ours = {mode: DepthAnythingV2.from_pretrained(path, exact=mode == "exact") for mode in ("exact", "fast")}
+    image = torch.rand(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(1))
+    normalised = (image - IMAGENET_MEAN) / IMAGENET_STD  # the official forward takes normalised input
+    return _measure(f"DAV2 ViT-{encoder[-1].upper()}", f"{resolution}²", lambda: official(normalised)[:, None],
+                    ours, (image,), repeats)
+
+
+def compare_amodal(module, encoder: str, resolution: int, repeats: int) -> dict:
+    """The official guided network (as its ``AmodalDAv2`` wraps it) vs our ``AmodalDAV2``."""
+    from amodal import AmodalDAV2
+
+    features, out_channels = _dav2_shape(encoder)
+    official = perturb(module.DepthAnythingV2(encoder=encoder, features=features, out_channels=out_channels,
+                                              guide_type="mask+observation", loss_stategy="entire_target_object"), 0)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "model.pth"
+        # the released model.safetensors names: AmodalDAv2 holds this network as .encoder
+        torch.save({f"encoder.{k}": v for k, v in official.state_dict().items()}, path)
+        ours = {mode: AmodalDAV2.from_pretrained(path, exact=mode == "exact") for mode in ("exact", "fast")}
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 3, resolution, resolution, generator=generator)
+    amodal_mask = torch.zeros(1, 1, resolution, resolution)
+    amodal_mask[..., resolution // 4: 3 * resolution // 4, resolution // 3:] = 1
+    observed_depth = torch.rand(1, 1, resolution, resolution, generator=generator)
+    # what AmodalDAv2.forward hands it: the normalised image and cat[2·M_a − 1, 2·D_o − 1]
+    normalised = (image - IMAGENET_MEAN) / IMAGENET_STD
+    guidance = torch.cat([amodal_mask * 2 - 1, observed_depth * 2 - 1], 1)
+    return _measure(f"Amodal-DAV2 ViT-{encoder[-1].upper()}", f"{resolution}²", lambda: official(normalised, guidance),
+                    ours, (image, amodal_mask, observed_depth), repeats)
+
+
+def _measure(name: str, size: str, official_fn, ours: dict, inputs, repeats: int) -> dict:
+    """Parity of ``ours`` (mode → model) against ``official_fn()``, and all of them timed in turns."""
+    with torch.no_grad():
+        reference = official_fn()
+        parity = [(f"ours {mode}", max_gap(model(*inputs), reference), reference.abs().max().item())
+                  for mode, model in ours.items()]
+    fns = {"official": official_fn, **{f"ours {mode}": partial(model, *inputs) for mode, model in ours.items()}}
+    return {"model": name, "input": size, "parity": parity, "times": time_in_turns(fns, repeats)}
+
+
+def _rescaling_attention(unet) -> list[torch.nn.Module]:
+    """The official attention modules that take ``rescale_attention`` (its non-xformers path)."""
+    return [m for m in unet.modules() if "rescale_attention" in inspect.signature(type(m).forward).parameters]
+
+
+def compare_depthfm(module, size: str, latent: int, repeats: int) -> dict:
+    """One call of the official ``UNetModel`` vs ours, loaded from a ``depthfm-v1.ckpt``-format file."""
+    from diffusers import AutoencoderKL
+
+    from amodal import DepthFM
+    from amodal.models.depthfm import tiny_ldm_hparams
+
+    hparams = dict(DEPTHFM_LDM_HPARAMS if size == "full" else tiny_ldm_hparams())
+    official = perturb(module.UNetModel(**hparams), 0)
+    generator = torch.Generator().manual_seed(1)
+    embedding = torch.randn(1, 77 if size == "full" else 4, hparams["context_dim"], generator=generator)
+    # a one-level VAE: from_checkpoint needs an autoencoder, the UNet comparison does not use it
+    vae = AutoencoderKL(block_out_channels=(32,), down_block_types=("DownEncoderBlock2D",),
+                        up_block_types=("UpDecoderBlock2D",), latent_channels=4, layers_per_block=1)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "depthfm-v1.ckpt"
+        torch.save({"noising_step": 400, "empty_text_embedding": embedding, "ldm_hparams": hparams,
+                    "state_dict": official.state_dict()}, path)
+        ours = DepthFM.from_checkpoint(path, vae=vae).eval()
+    x = torch.randn(1, 4, latent, latent, generator=generator)
+    condition = torch.randn(1, 4, latent, latent, generator=generator)
+    t = torch.full((1,), 0.37)
+
+    def official_fn():
+        return official(x=x, t=t, context=condition, context_ca=embedding)
+
+    def standard():  # its own switch, rescale_attention=False: the 1/√d scale that xformers computes
+        with _standard_attention(rescaling):
+            return official_fn()
+
+    rescaling = _rescaling_attention(official)
+    with torch.no_grad():
+        ours_out = ours.velocity(x, t, condition)
+        rows = [("official as shipped, no xformers (rescaled)", official_fn())] if rescaling else []
+        rows.append(("official, standard attention", standard()))
+    fns = {"ours": partial(ours.velocity, x, t, condition), "official standard": standard}
+    if rescaling:
+        fns["official as shipped"] = official_fn
+    return {"model": f"DepthFM UNet ({size})", "input": f"{latent}² latent",
+            "parity": [(label, max_gap(ours_out, out), out.abs().max().item()) for label, out in rows],
+            "times": time_in_turns(fns, repeats)}
+
+
+@contextmanager
+def _standard_attention(modules: list[torch.nn.Module]):
+    """Run the official attention ``modules`` with ``rescale_attention=False`` for a while."""
+    for module in modules:
+        module.forward = partial(type(module).forward, module, rescale_attention=False)
+    try:
+        yield
+    finally:
+        for module in modules:
+            del module.forward  # back to the class's method
+
+
+# --------------------------------------------------------------------------- output
+
+
+def print_tables(results: list[dict], header: list[str]) -> None:
+    """The parity table, then the speed table (official time / ours: > 1 means ours is faster)."""
+    for line in header:
+        print(line)
+    print(f"\n{'model':<22}{'input':<12}{'against':<46}{'max |ours − official|':>22}{'max |official|':>16}")
+    for result in results:
+        for against, gap, scale in result["parity"]:
+            print(f"{result['model']:<22}{result['input']:<12}{against:<46}{gap:>22.2e}{scale:>16.3g}")
+    print(f"\n{'model':<22}{'input':<12}{'run':<28}{'median ms':>10}{'best ms':>10}{'official ÷ this':>17}")
+    for result in results:
+        times = result["times"]
+        baseline = times.get("official", times.get("official as shipped", times.get("official standard")))[0]
+        for run, (median, best) in times.items():
+            print(f"{result['model']:<22}{result['input']:<12}{run:<28}{median:>10.1f}{best:>10.1f}"
+                  f"{baseline / median:>16.2f}x")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dav2", type=Path, help="clone of DepthAnything/Depth-Anything-V2")
+    parser.add_argument("--official", type=Path, help="clone of zhyever/Amodal-Depth-Anything")
+    parser.add_argument("--depthfm", type=Path, help="clone of CompVis/depth-fm")
+    parser.add_argument("--encoder", default="vits", choices=["vits", "vitb", "vitl", "vitg"])
+    parser.add_argument("--resolution", type=int, default=518, help="image side for the DAV2 models")
+    parser.add_argument("--depthfm-size", default="tiny", choices=["tiny", "full"],
+                        help="tiny: the quick profile's UNet shape; full: DepthFM's (865M parameters)")
+    parser.add_argument("--latent", type=int, default=None, help="latent side for DepthFM (default 8 tiny, 64 full)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if not (args.dav2 or args.official or args.depthfm):
+        parser.error("give at least one of --dav2, --official, --depthfm (folders of your clones)")
+    if args.resolution % 14:
+        parser.error("--resolution must be a multiple of 14")
+    args.latent = args.latent or (64 if args.depthfm_size == "full" else 8)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    header = [f"CPU: {timing.cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+              f"random weights (+N(0, {NOISE_STD}²) on every parameter), float32, batch 1, "
+              f"{args.repeats} timed calls of each, in turns"]
+    jobs = []  # every import first, so that a wrong folder fails before anything is timed
+    try:
+        if args.dav2:
+            module = import_package_module("dav2", args.dav2, "official_dav2", "dpt")
+            jobs.append(partial(compare_dav2, module, args.encoder, args.resolution, args.repeats))
+        if args.official:
+            module = import_package_module("official", args.official, "official_amodal_dav2", "dpt")
+            jobs.append(partial(compare_amodal, module, args.encoder, args.resolution, args.repeats))
+        if args.depthfm:
+            module = import_depthfm_unet(args.depthfm)
+            jobs.append(partial(compare_depthfm, module, args.depthfm_size, args.latent, args.repeats))
+    except OfficialCodeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for option in EXPECTED:
+        if getattr(args, option):
+            header.append(f"--{option}: {EXPECTED[option][1]} at {commit_of(getattr(args, option))}")
+    try:
+        results = [job() for job in jobs]
+    except ImportError as error:  # a requirement the official constructors import lazily
+        print(f"error: building an official model failed ({error}); install that repository's requirements",
+              file=sys.stderr)
+        return 2
+    print_tables(results, header)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
