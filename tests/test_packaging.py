@@ -32,3 +32,10 @@ def test_every_dependency_is_pinned_exactly():
 def test_environment_yml_agrees_with_pyproject():
     assert environment_pins() == pyproject_pins()
     assert re.search(r"^\s*- python=3\.11\s*$", (repo_root() / "environment.yml").read_text(), flags=re.M)
+
+
+def test_every_library_module_stays_short():
+    """One concept per module, each readable in a sitting: none over 500 lines (DESIGN.md)."""
+    long = {str(p.relative_to(repo_root())): n for p in (repo_root() / "amodal").rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert long == {}

@@ -68,12 +68,9 @@ def noisy_disk(noise):
 
 
 def sam_stability_of(probability):
-    """SAM's own stability score on the logits of ``probability`` (±inf at 0 and 1).
-
-    The walker's iterative solver overshoots 1 by up to ~0.5 % on noisy images; such a
-    pixel is certain object, so it is clipped to 1 here (its logit would be NaN).
-    """
-    logits = torch.logit(torch.from_numpy(np.clip(probability, 0.0, 1.0)))
+    """SAM's own stability score on the logits of ``probability`` (±inf at 0 and 1)."""
+    assert probability.min() >= 0.0 and probability.max() <= 1.0  # else a logit would be NaN
+    logits = torch.logit(torch.from_numpy(probability))
     return float(calculate_stability_score(logits[None], 0.0, 1.0)[0])
 
 
