@@ -1,8 +1,10 @@
 """ADIW, the Amodal Depth In the Wild dataset (paper §3.1): samples, labels, builder, loaders.
 
 - :mod:`amodal.adiw.sample`: the sample format, the pseudo-label (fit + paste + clip), disk I/O.
-- :mod:`amodal.adiw.build`: sources + SA-1B JSON → shards, in parallel, resumable.
+- :mod:`amodal.adiw.build`: sources + SA-1B JSON → shards, in parallel, resumable;
+  :mod:`amodal.adiw.shards` keeps the shards' books (manifests, ranks, workers, report).
 - :mod:`amodal.adiw.dataset`: a ``torch.utils.data.Dataset`` over built shards.
+- :mod:`amodal.adiw.official`: the paper's own data layout (pix2gestalt + official labels).
 - :mod:`amodal.adiw.pix2gestalt`: importer for pix2gestalt's released occlusion data.
 - :mod:`amodal.adiw.synthetic`, :mod:`amodal.adiw.quality`: synthetic occlusions with
   exact hidden depth, and how good the labels are.
