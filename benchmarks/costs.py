@@ -21,6 +21,7 @@ The scripts run as ``python benchmarks/bench_<topic>.py``, so this folder is on
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import re
 import resource
@@ -81,6 +82,32 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+_CPU_ATTENTION_BACKWARD = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+
+
+def attention_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of attention's backward pass: the scores recomputed, then four more products,
+    ``2·B·H·Lq·Lk·(3·D + 2·Dv)`` (PyTorch's own count for the GPU kernels)."""
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+def count_training_flops(fn) -> int:
+    """FLOPs of one call of ``fn()`` with gradients on (forward and backward), attention
+    included on every device: the CPU kernels get the formulas PyTorch uses for the GPU's."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mapping = {}
+    if _CPU_ATTENTION is not None:
+        mapping[_CPU_ATTENTION] = attention_flops
+    if _CPU_ATTENTION_BACKWARD is not None:
+        mapping[_CPU_ATTENTION_BACKWARD] = attention_backward_flops
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def tf32_note() -> str:
     """Whether float32 work on CUDA runs in TF32 now (matmuls and cuDNN convolutions apart)."""
     matmul = "on" if torch.backends.cuda.matmul.allow_tf32 else "off"
@@ -89,10 +116,18 @@ def tf32_note() -> str:
 
 
 def release() -> None:
-    """Return the memory of objects already deleted (and CUDA's cached blocks) before the next model."""
+    """Return the memory of objects already deleted (and CUDA's cached blocks) before the next model.
+
+    On glibc, freed heap pages stay resident until ``malloc_trim`` hands them back; without
+    it the next model reuses them and its CPU peak (resident-set growth) reads as 0.
+    """
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the peak of a later model may be understated
+        pass
 
 
 def _status_kib(field: str) -> int | None:

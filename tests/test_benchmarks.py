@@ -73,6 +73,19 @@ def test_fused_attention_counts_as_the_explicit_matmuls():
     assert explicit > 0 and fused == explicit
 
 
+def test_training_flops_count_attentions_backward_on_cpu():
+    """Forward 2·B·H·Lq·Lk·(D + Dv) plus backward 2·B·H·Lq·Lk·(3·D + 2·Dv), by hand; the math
+    backend's explicit matmuls, which PyTorch counts itself, give the same total less the
+    recomputed scores (2·B·H·Lq·Lk·D), which the math backend keeps instead."""
+    b, h, length, d = 2, 8, 256, 40  # shapes that take the fused CPU kernel
+    q, k, v = (torch.randn(b, h, length, d, requires_grad=True) for _ in range(3))
+    fused = costs.count_training_flops(lambda: F.scaled_dot_product_attention(q, k, v).sum().backward())
+    assert fused == 2 * b * h * length * length * (2 * d) + 2 * b * h * length * length * (3 * d + 2 * d)
+    with sdpa_kernel(SDPBackend.MATH):
+        explicit = costs.count_training_flops(lambda: F.scaled_dot_product_attention(q, k, v).sum().backward())
+    assert fused == explicit + 2 * b * h * length * length * d
+
+
 # ------------------------------------------------------------------- peak memory
 
 
@@ -132,7 +145,13 @@ def test_bench_depthfm_cpu_prints_flops_and_peak_memory():
     assert "peak MiB" in out and "Amodal (10ch)" in out and "DepthFM (8ch)" in out
 
 
-@pytest.mark.parametrize("script", ["bench_dav2.py", "bench_depthfm.py"])
+def test_bench_train_cpu_prints_both_models_against_their_base():
+    out = _run("bench_train.py", "--repeats", "1", "--batch", "2")
+    assert "DAV2 TINY 112² (base)" in out and "Amodal-DAV2 TINY 112²" in out
+    assert "DepthFM tiny 32² (base)" in out and "Amodal-DepthFM tiny 32²" in out and "GFLOP/step" in out
+
+
+@pytest.mark.parametrize("script", ["bench_dav2.py", "bench_depthfm.py", "bench_train.py"])
 def test_gpu_mode_without_cuda_says_so(script):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
