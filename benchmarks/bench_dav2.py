@@ -28,7 +28,7 @@ import sys
 import torch
 
 from amodal import DepthAnythingV2
-from costs import PeakMemory, count_flops, peak_bf16_tflops, release, tf32_note
+from costs import PeakMemory, count_flops, gpu_header, release, tf32_note
 from timing import cpu_name, median_seconds
 
 BASELINE = "exact (official arithmetic)"
@@ -91,13 +91,10 @@ def gpu_rows(size: str, image: torch.Tensor, repeats: int, compile_model: bool,
 
 
 def bench_gpu(sizes, repeats: int, resolution: int, batch: int, compile_model: bool, peak_tflops: float | None) -> int:
-    if not torch.cuda.is_available():
-        print("GPU mode: no CUDA device is present on this machine; nothing was measured.")
+    opened = gpu_header(peak_tflops)
+    if opened is None:
         return 2
-    name = torch.cuda.get_device_name()
-    peak = peak_tflops or peak_bf16_tflops(name)
-    memory = PeakMemory("cuda")
-    print(f"GPU: {name}, bf16 peak {peak or 'unknown (pass --peak-tflops)'} TFLOP/s, torch {torch.__version__}")
+    peak, memory = opened
     print(f"batch {batch}, {resolution}², median of {repeats} runs; fp32 baseline: {tf32_note()}")
     print(f"{memory.method}\n")
     print(f"{'model':6s} {'mode':22s} {'img/s':>9s} {'TFLOP/s':>8s} {'MFU':>6s} {'peak MiB':>9s}")

@@ -29,7 +29,7 @@ from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
 from amodal.models.configs import TINY
 from amodal.models.depthfm import DepthFM, tiny_amodal_depthfm
 from amodal.training.objectives import FlowMatchingLoss, amodal_dav2_objective
-from costs import PeakMemory, count_training_flops, peak_bf16_tflops, release, tf32_note
+from costs import PeakMemory, count_training_flops, gpu_header, release, tf32_note
 from timing import cpu_name, median_seconds
 
 
@@ -127,15 +127,12 @@ def bench_cpu(repeats: int, batch_size: int) -> None:
 
 
 def bench_gpu(sizes, repeats: int, batch_size: int, compile_model: bool, peak_tflops: float | None) -> int:
-    if not torch.cuda.is_available():
-        print("GPU mode: no CUDA device is present on this machine; nothing was measured.")
+    opened = gpu_header(peak_tflops)
+    if opened is None:
         return 2
+    peak, memory = opened
     from bench_depthfm import full_model
 
-    name = torch.cuda.get_device_name()
-    peak = peak_tflops or peak_bf16_tflops(name)
-    memory = PeakMemory("cuda")
-    print(f"GPU: {name}, bf16 peak {peak or 'unknown (pass --peak-tflops)'} TFLOP/s, torch {torch.__version__}")
     print(f"batch {batch_size} per step, median of {repeats} steps; fp32 baseline: {tf32_note()}; {memory.method}\n")
     modes = [("fp32", False, None), ("bf16", True, None)] + ([("bf16 compile", True, "inductor")] if compile_model else [])
     dav2_batch = batch_of(518, batch_size, "cuda")

@@ -185,3 +185,21 @@ class PeakMemory:
         if peak is None:  # ru_maxrss is in KiB on Linux, bytes on macOS
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
         return max(peak - self.baseline_kib, 0) / 1024
+
+
+def gpu_header(peak_tflops: float | None = None) -> tuple[float | None, "PeakMemory"] | None:
+    """Print the GPU benchmarks' first line (card, bf16 peak, torch) and set up their meter.
+
+    Args:
+        peak_tflops: overrides the card's bf16 peak from :data:`PEAK_BF16_TFLOPS`.
+
+    Returns:
+        ``(peak TFLOP/s or None, PeakMemory)``, or ``None`` (after saying so) without a CUDA device.
+    """
+    if not torch.cuda.is_available():
+        print("GPU mode: no CUDA device is present on this machine; nothing was measured.")
+        return None
+    name = torch.cuda.get_device_name()
+    peak = peak_tflops or peak_bf16_tflops(name)
+    print(f"GPU: {name}, bf16 peak {peak or 'unknown (pass --peak-tflops)'} TFLOP/s, torch {torch.__version__}")
+    return peak, PeakMemory("cuda")
