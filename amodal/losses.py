@@ -11,8 +11,7 @@ with the *unbiased* variance (``torch.var``) and all selected pixels of the batc
 into one set (not a per-image mean). λ = 1 would be fully scale invariant; 0.85 keeps a
 little of the absolute scale, which matters because the output lives in D_o's [0, 1] space.
 
-Status: the loss is here and tested against the official formula, but no trainer in this
-repository calls it yet; the Amodal-DAV2 trainer (``amodal/train.py``) is still to come.
+The Amodal-DAV2 objective of the trainer (:mod:`amodal.training.objectives`) calls it.
 """
 from __future__ import annotations
 
