@@ -5,9 +5,16 @@ Per sample, on the **hidden** pixels ``M_inv = M_a ∧ ¬M_vis`` only, with pred
 ``+1e-5`` (so that logs and ratios stay finite):
 
 - RMSE   = sqrt(mean((p − g)²))
-- δ1     = mean(max(p/g, g/p) < 1.25)
+- δ1     = mean(max(p/g, g/p) < 1.25)    (δ2, δ3: thresholds 1.25², 1.25³)
 - AbsRel = mean(|p − g| / g)
 - log10  = mean(|log10 p − log10 g|)
+
+and the rest of the official ``metric.py`` (the paper reports RMSE and δ1):
+
+- SqRel      = mean((p − g)² / g)
+- RMSE-log   = sqrt(mean((ln p − ln g)²))
+- iRMSE      = sqrt(mean((1/p − 1/g)²))
+- SILog-RMSE = 100 · sqrt(mean(d²) − mean(d)²),  d = ln p − ln g
 
 Each metric is averaged over samples (not pixels); a sample whose mask is empty has
 no value and is skipped. Samples fall into buckets by visible ratio
@@ -32,7 +39,7 @@ from amodal.align import align
 
 OFFSET = 1e-5
 DELTA1_THRESHOLD = 1.25
-METRICS = ("rmse", "delta1", "absrel", "log10")
+METRICS = ("rmse", "delta1", "absrel", "log10", "sqrel", "rmse_log", "delta2", "delta3", "irmse", "silog_rmse")
 BUCKETS = ("easy", "mid", "hard")
 
 # Table 1 of the paper (ADIW test set, hidden region): RMSE ×100, δ1 in %. The paper's
@@ -75,7 +82,7 @@ def sample_metrics(pred, target, mask) -> dict[str, float]:
         mask: where to evaluate (for the paper: the hidden region), same shape.
 
     Returns:
-        ``{"rmse", "delta1", "absrel", "log10"}`` as floats; all NaN when the mask is empty
+        every name of :data:`METRICS` as a float; all NaN when the mask is empty
         (such a sample is skipped by :func:`aggregate_metrics`).
 
     Raises:
@@ -98,11 +105,19 @@ def sample_metrics(pred, target, mask) -> dict[str, float]:
     p = p + OFFSET
     g = g + OFFSET
     ratio = np.maximum(p / g, g / p)
+    log_difference = np.log(p) - np.log(g)
     return {
         "rmse": float(np.sqrt(np.mean((p - g) ** 2))),
         "delta1": float(np.mean(ratio < DELTA1_THRESHOLD)),
         "absrel": float(np.mean(np.abs(p - g) / g)),
         "log10": float(np.mean(np.abs(np.log10(p) - np.log10(g)))),
+        "sqrel": float(np.mean((p - g) ** 2 / g)),
+        "rmse_log": float(np.sqrt(np.mean(log_difference**2))),
+        "delta2": float(np.mean(ratio < DELTA1_THRESHOLD**2)),
+        "delta3": float(np.mean(ratio < DELTA1_THRESHOLD**3)),
+        "irmse": float(np.sqrt(np.mean((1 / p - 1 / g) ** 2))),
+        # max(·, 0): the variance of one value can round to a tiny negative number
+        "silog_rmse": float(100 * np.sqrt(max(np.mean(log_difference**2) - np.mean(log_difference) ** 2, 0.0))),
     }
 
 
@@ -183,7 +198,7 @@ def aggregate_metrics(samples: Iterable[Mapping]) -> dict:
         for variant, values in variants.items():
             table = sums.setdefault(variant, {b: {m: [0.0, 0] for m in METRICS} for b in ("overall", *BUCKETS)})
             for name in METRICS:
-                value = float(values[name])
+                value = float(values.get(name, math.nan))  # a record may carry only some metrics
                 if math.isnan(value):
                     continue
                 for group in ("overall", bucket):

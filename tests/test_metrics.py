@@ -156,3 +156,22 @@ def test_undetermined_alignment_gives_nan_aligned_metrics_not_an_error():
     assert constant["raw"]["rmse"] == pytest.approx(0.1) and math.isnan(constant["aligned"]["delta1"])
     summary = aggregate_metrics([hidden_only, constant])
     assert summary["raw"]["overall"]["count"] == 2 and summary["aligned"]["overall"]["count"] == 0
+
+
+def test_the_other_official_metrics_by_hand():
+    """p = (0.5, 0.25), g = (0.25, 0.5): every ratio is 2, every log difference ±ln 2."""
+    from amodal.metrics import METRICS, sample_metrics
+
+    pred = np.array([[0.5, 0.25]]) - 1e-5  # cancel the +1e-5 offset so the numbers are round
+    target = np.array([[0.25, 0.5]]) - 1e-5
+    m = sample_metrics(pred, target, np.ones((1, 2), bool))
+    assert set(m) == set(METRICS)
+    assert m["sqrel"] == pytest.approx((0.0625 / 0.25 + 0.0625 / 0.5) / 2)  # 0.1875
+    assert m["rmse_log"] == pytest.approx(np.log(2))
+    assert m["silog_rmse"] == pytest.approx(100 * np.log(2))  # mean(d) = 0, mean(d²) = ln²2
+    assert m["irmse"] == pytest.approx(2.0)  # 1/p − 1/g = ∓2
+    assert (m["delta1"], m["delta2"], m["delta3"]) == (0.0, 0.0, 0.0)  # 2 ≥ 1.25, 1.5625 and 1.953125
+    ratio_1_5 = sample_metrics(np.array([[0.3]]) - 1e-5, np.array([[0.2]]) - 1e-5, np.ones((1, 1), bool))
+    assert (ratio_1_5["delta1"], ratio_1_5["delta2"], ratio_1_5["delta3"]) == (0.0, 1.0, 1.0)
+    same = sample_metrics(np.full((2, 2), 0.3), np.full((2, 2), 0.3), np.ones((2, 2), bool))
+    assert same["silog_rmse"] == 0.0 and same["irmse"] == 0.0 and same["delta3"] == 1.0
