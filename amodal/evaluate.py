@@ -61,3 +61,84 @@ def evaluate_items(predictor: Predictor, items: Iterable[dict], progress: bool =
 def summarise(records: list[dict]) -> dict:
     """Means per bucket and overall (see :func:`amodal.metrics.aggregate_metrics`)."""
     return aggregate_metrics(records)
+
+
+def bootstrap_ci(values, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of ``values`` (NaNs dropped).
+
+    Samples are resampled with replacement ``resamples`` times; the interval is the
+    ``(1 − level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled means. With fewer
+    than two values it is ``(nan, nan)``.
+    """
+    values = np.asarray([v for v in values if not np.isnan(v)], dtype=np.float64)
+    if values.size < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (resamples, values.size))].mean(1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def summary_with_ci(records: list[dict], resamples: int = 2000) -> dict:
+    """:func:`summarise` plus a 95 % bootstrap interval for every mean: ``{variant: {group:
+    {metric: mean, metric + "_ci": [low, high], "count": n}}}``."""
+    from amodal.metrics import METRICS
+
+    summary = summarise(records)
+    for variant, groups in summary.items():
+        for group, row in groups.items():
+            chosen = [r for r in records if group == "overall" or r["bucket"] == group]
+            for name in METRICS:
+                row[f"{name}_ci"] = list(bootstrap_ci([r[variant][name] for r in chosen if variant in r], resamples))
+    return summary
+
+
+def format_ci_table(summary: dict, variant: str = "raw", name: str = "this run") -> str:
+    """RMSE×100 and δ1 % with their 95 % intervals per bucket, and the paper's Table 1 below."""
+    from amodal.metrics import BUCKETS, PAPER_TABLE
+
+    lines = [f"{name} ({variant}); 95 % bootstrap intervals over samples",
+             f"{'bucket':<8} {'n':>5} {'RMSE×100':>9} {'[95 % CI]':>17} {'δ1 %':>7} {'[95 % CI]':>17}"]
+    for group in ("overall", *BUCKETS):
+        row = summary[variant][group]
+        r_lo, r_hi = (100 * x for x in row["rmse_ci"])
+        d_lo, d_hi = (100 * x for x in row["delta1_ci"])
+        lines.append(f"{group:<8} {row['count']:>5d} {100 * row['rmse']:>9.3f} [{r_lo:>7.3f}, {r_hi:>7.3f}] "
+                     f"{100 * row['delta1']:>7.2f} [{d_lo:>6.2f}, {d_hi:>6.2f}]")
+    lines.append("")
+    lines.append("the paper's Table 1 (ADIW test set, hidden region, overall):")
+    for model, row in PAPER_TABLE.items():
+        lines.append(f"  {model:<26} RMSE×100 {row['rmse']:>6.3f}   δ1 % {row['delta1']:>6.2f}")
+    return "\n".join(lines)
+
+
+def write_report(records: list[dict], output, name: str = "this run", resamples: int = 2000) -> dict:
+    """Write ``samples.csv`` (one row per sample), ``summary.json`` and ``table.txt`` into ``output``.
+
+    Returns:
+        The summary (see :func:`summary_with_ci`).
+    """
+    import csv
+    import io
+    from pathlib import Path
+
+    from amodal.atomic import atomic_write_json, atomic_write_text
+    from amodal.metrics import METRICS
+
+    output = Path(output)
+    summary = summary_with_ci(records, resamples)
+    columns = ["id", "bucket", "visible_ratio"] + [f"{v}_{m}" for v in ("raw", "aligned") for m in METRICS] + ["aligned_error"]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    for r in records:
+        row = {"id": r.get("id"), "bucket": r["bucket"], "visible_ratio": r["visible_ratio"],
+               "aligned_error": r.get("aligned_error", "")}
+        row.update({f"{v}_{m}": r[v][m] for v in ("raw", "aligned") for m in METRICS})
+        writer.writerow(row)
+    atomic_write_text(output / "samples.csv", text.getvalue())
+    atomic_write_json(output / "summary.json", {"name": name, "samples": len(records), "summary": summary},
+                      indent=1, sort_keys=True, default=float)
+    table = format_ci_table(summary, "raw", name) + "\n\n" + format_ci_table(summary, "aligned", name).split("\n\nthe paper")[0]
+    atomic_write_text(output / "table.txt", table + "\n")
+    return summary

@@ -46,3 +46,35 @@ def test_model_predictor_runs_the_model_on_the_item():
 
     out = model_predictor(Half())(_item())
     np.testing.assert_allclose(out, _item()["observed_depth"][0].numpy() * 0.5)
+
+
+def test_bootstrap_interval_matches_the_normal_closed_form():
+    """For 4000 draws of N(0, 1) the 95 % interval of the mean is about ±1.96/√n around it."""
+    from amodal.evaluate import bootstrap_ci
+
+    values = np.random.default_rng(0).normal(size=4000)
+    low, high = bootstrap_ci(values, resamples=4000)
+    half = 1.96 * values.std() / np.sqrt(values.size)
+    assert low == pytest.approx(values.mean() - half, abs=0.1 * half)
+    assert high == pytest.approx(values.mean() + half, abs=0.1 * half)
+    assert all(math.isnan(x) for x in bootstrap_ci([1.0, math.nan]))
+
+
+def test_report_files(tmp_path):
+    import csv
+    import json
+
+    from amodal.evaluate import write_report
+
+    items = [_item(0.5, 6), _item(0.4, 6), _item(0.5, 2), _item(0.3, 2)]
+    records = evaluate_items(fill_predictor(visible_mean), items)
+    summary = write_report(records, tmp_path, name="visible mean")
+    rows = list(csv.DictReader(open(tmp_path / "samples.csv")))
+    assert len(rows) == 4 and rows[0]["bucket"] == "mid" and float(rows[0]["raw_rmse"]) == pytest.approx(0.3)
+    assert "constant" in rows[0]["aligned_error"]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["samples"] == 4 and saved["summary"]["raw"]["overall"]["count"] == 4
+    low, high = summary["raw"]["overall"]["rmse_ci"]
+    assert 0.1 <= low <= summary["raw"]["overall"]["rmse"] <= high <= 0.3  # errors are 0.1, 0.2, 0.3 and 0.3
+    table = (tmp_path / "table.txt").read_text()
+    assert "visible mean (raw)" in table and "Amodal-DAV2-L" in table and "3.418" in table
