@@ -7,6 +7,8 @@ Commands (``python -m amodal <command> --help`` for each):
 - ``import-pix2gestalt``: turn pix2gestalt's released occlusion data into ADIW samples.
 - ``train``: train Amodal-DAV2 or Amodal-DepthFM by a named recipe (:mod:`amodal.training`), on one
   process or under ``torchrun``.
+- ``evaluate``: score a model, a fill baseline or saved predictions on the hidden region,
+  per bucket, with bootstrap intervals, beside the paper's Table 1.
 
 Each command is a pair (``add_<name>_arguments(parser)``, ``run_<name>(args)``) in
 :data:`COMMANDS`; a new command adds its pair there.
@@ -19,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from amodal.evaluate_cli import EVALUATE_EXAMPLES, add_evaluate_arguments, run_evaluate
 from amodal.training.cli import TRAIN_EXAMPLES, add_train_arguments, run_train
 
 BUILD_EXAMPLES = """\
@@ -147,6 +150,7 @@ COMMANDS = {
     "build": (add_build_arguments, run_build, "build an ADIW dataset from photos + SA-1B masks", BUILD_EXAMPLES),
     "import-pix2gestalt": (add_import_arguments, run_import, "convert pix2gestalt's released occlusions into ADIW samples", None),
     "train": (add_train_arguments, run_train, "train Amodal-DAV2 or Amodal-DepthFM by a named recipe (also under torchrun)", TRAIN_EXAMPLES),
+    "evaluate": (add_evaluate_arguments, run_evaluate, "score an Amodal-DAV2, a baseline or saved predictions on the hidden region", EVALUATE_EXAMPLES),
 }
 
 
