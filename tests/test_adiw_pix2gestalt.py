@@ -84,3 +84,27 @@ def test_masks_of_another_size_or_empty_are_reported(tmp_path):
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="occlusion"):
         release_sources(tmp_path, tmp_path)
+
+
+def test_a_squashed_composite_of_a_wide_photo_is_registered_by_squashing(tmp_path):
+    """The release squashes the whole SA-1B photo to a square: a 40×80 original, a 40×40 composite."""
+    from skimage.transform import resize
+
+    root = tmp_path / "release"
+    for folder in ("occlusion", "whole_mask", "visible_object_mask", "sa1b"):
+        (root / folder).mkdir(parents=True)
+    wide = np.zeros((40, 80, 3), np.uint8) + np.linspace(10, 60, 40).astype(np.uint8)[:, None, None]
+    square = np.clip(np.rint(resize(wide, (40, 40), order=1, anti_aliasing=True, preserve_range=True)), 0, 255).astype(np.uint8)
+    target, occluder = disc((40, 40), (20, 16), 9), disc((40, 40), (20, 30), 7)
+    square[target] = (200, 120, 40)
+    wide[resize(target.astype(float), (40, 80), order=0) > 0.5] = (200, 120, 40)
+    composite = square.copy()
+    composite[occluder] = (90, 220, 250)
+    Image.fromarray(composite).save(root / "occlusion" / "7_occlusion.png")
+    Image.fromarray((target * 255).astype(np.uint8)).save(root / "whole_mask" / "7_whole_mask.png")
+    Image.fromarray(((target & ~occluder) * 255).astype(np.uint8)).save(root / "visible_object_mask" / "7_visible_mask.png")
+    Image.fromarray(wide).save(root / "sa1b" / "sa_7.png")
+    report = import_release(root, root / "sa1b", tmp_path / "out", BrightnessDepth(), fit="ring", progress=False)
+    assert report["samples"] == 1 and report["sources"] == {"ok": 1}
+    record = next(r for _, r in manifest_records(tmp_path / "out") if r["type"] == "sample")
+    assert record["provenance"]["registration"] == {"original_size": [40, 80], "composite_size": [40, 40], "squashed": True}

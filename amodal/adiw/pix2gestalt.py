@@ -14,10 +14,14 @@ found in ``sa1b_images`` as ``sa_<id>.jpg`` (or ``<id>.jpg``/``.png``), or throu
 JSON file mapping ids to file names. Masks are read as ``value > 0``; file names
 without the ``_occlusion``-style suffix (``<id>.png``) are accepted too.
 
-When the original's size differs from the composite's but the aspect ratio agrees
-(within 1 %), the original is resized to the composite; otherwise the id is skipped
-as ``size_mismatch`` (a crop cannot be undone). The occluder mask, needed only for
-``fit="ring"``, is taken as the pixels where the composite differs from the original.
+Registration. pix2gestalt's composites are the whole SA-1B photo *squashed* to a
+square, not cropped; the official label script (``sam_pl_gen_dav2.py``) therefore
+squashes both the composite and ``sa_<id>.jpg`` to 518² and compares them pixel for
+pixel. We do the same, at the composite's own size: the original is resized to the
+composite's height and width whatever its aspect ratio, and the sample's provenance
+records the original's size and whether its aspect changed (``registration``). The
+occluder mask, needed only for ``fit="ring"``, is taken as the pixels where the
+composite differs from the registered original.
 
 The import runs through the builder's shards (:func:`amodal.adiw.build.build`), so it
 is parallel, resumable and reports bad ids the same way.
@@ -113,10 +117,10 @@ def process_release_sample(source: Source, config: BuildConfig, estimator, partn
     if not Path(source.annotations).is_file():
         raise SourceError("missing_image", f"{sample_id}: original SA-1B image not found: {source.annotations}")
     original = _read_rgb(Path(source.annotations), "original")
+    (h, w), (H, W) = composite.shape[:2], original.shape[:2]
+    registration = {"original_size": [H, W], "composite_size": [h, w],
+                    "squashed": abs(h / w - H / W) > 0.01 * (h / w)}  # the release squashes the photo
     if original.shape != composite.shape:
-        (h, w), (H, W) = composite.shape[:2], original.shape[:2]
-        if abs(h / w - H / W) > 0.01 * (h / w):
-            raise SourceError("size_mismatch", f"{sample_id}: original {H}x{W} and composite {h}x{w} differ in aspect")
         original = np.clip(np.rint(resize(original, (h, w), order=1, anti_aliasing=True, preserve_range=True)), 0, 255).astype(np.uint8)
     occluder = np.abs(composite.astype(np.int16) - original.astype(np.int16)).max(-1) > 8
     start = time.perf_counter()
@@ -139,7 +143,8 @@ def process_release_sample(source: Source, config: BuildConfig, estimator, partn
         target_depth=label,
         bucket=visible_ratio_bucket(ratio),
         visible_ratio=ratio,
-        provenance={"source": "pix2gestalt", "id": sample_id, "original": Path(source.annotations).name, "estimator": estimator.name, "fit": config.fit, "scale": scale, "shift": shift},
+        provenance={"source": "pix2gestalt", "id": sample_id, "original": Path(source.annotations).name, "estimator": estimator.name, "fit": config.fit, "scale": scale, "shift": shift,
+                    "registration": registration},
     )
     record["samples"] = 1
     return [sample], record, seconds
