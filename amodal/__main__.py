@@ -75,6 +75,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--size", type=int, default=None, help="resize photos so the longer side is SIZE (default: keep)")
     build.add_argument("--samples-per-image", type=int, default=4, help="composites per photo, buckets cycled (default 4)")
     build.add_argument("--fit", choices=("visible", "ring"), default="visible", help="fit the label's scale and shift on the target's visible pixels (paper) or on a background ring (default visible)")
+    build.add_argument("--label-mode", choices=("ours", "paper"), default="ours", help="'ours': labels at each image's own size; 'paper': the official label script's recipe (depth at a 518² squash, samples at 512², clipped where the official cast wraps) (default ours)")
     build.add_argument("--shard-size", type=int, default=8, help="photos per output shard (default 8)")
     build.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     build.add_argument("--retry-errors", action="store_true", help="also rebuild sources skipped for bad input, e.g. after repairing them (failed sources are always retried)")
@@ -107,7 +108,8 @@ def run_build(args: argparse.Namespace) -> int:
         # one model per process, made where it runs, on the device the builder gives it
         depth = functools.partial(load_estimator, depth, batch_size=args.batch_size)
     config = BuildConfig(
-        samples_per_image=args.samples_per_image, size=args.size, fit=args.fit, seed=args.seed, sources_per_shard=args.shard_size
+        samples_per_image=args.samples_per_image, size=args.size, fit=args.fit, seed=args.seed, sources_per_shard=args.shard_size,
+        label_mode=args.label_mode,
     )
     try:
         sources = find_sources(args.images, masks)
@@ -130,6 +132,7 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", default="row-prior", help="a Depth Anything V2 checkpoint, or 'row-prior' (toy, no weights), as for build (default row-prior)")
     parser.add_argument("--device", default="cpu", help="device of the depth model (default cpu)")
     parser.add_argument("--fit", choices=("visible", "ring"), default="visible", help="fit the label on the target's visible pixels (paper) or on a background ring (default visible)")
+    parser.add_argument("--label-mode", choices=("ours", "paper"), default="ours", help="'ours': labels at each image's own size; 'paper': the official label script's recipe (depth at a 518² squash, samples at 512², clipped where the official cast wraps) (default ours)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -138,7 +141,8 @@ def run_import(args: argparse.Namespace) -> int:
     from amodal.depth import load_estimator
 
     try:
-        report = import_release(args.release, args.sa1b_images, args.output, load_estimator(args.depth, device=args.device), fit=args.fit, progress=not args.quiet)
+        report = import_release(args.release, args.sa1b_images, args.output, load_estimator(args.depth, device=args.device), fit=args.fit, progress=not args.quiet,
+                                label_mode=args.label_mode)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -394,3 +394,19 @@ def test_resume_after_sigkill_equals_uninterrupted_build(tmp_path):
     named = {f for shard, r in manifest_records(tmp_path / "killed") if r["type"] == "sample" for f in r["files"].values()}
     on_disk = {p.name for p in (tmp_path / "killed").glob("shard-*/*") if p.name != "manifest.jsonl"}
     assert on_disk == named
+
+
+def test_paper_label_mode_builds_512_samples_from_the_official_recipe(tmp_path):
+    from adiw_testdata import BrightnessDepth, write_sources
+    from amodal.adiw.build import BuildConfig, build, find_sources, manifest_records
+    from amodal.adiw.sample import read_sample
+
+    write_sources(tmp_path / "src", 2)
+    report = build(find_sources(tmp_path / "src/images", tmp_path / "src/sa1b"), tmp_path / "out", BrightnessDepth(),
+                   BuildConfig(samples_per_image=2, label_mode="paper"), progress=False)
+    assert report["samples"] > 0
+    for shard, record in manifest_records(tmp_path / "out"):
+        if record["type"] == "sample":
+            sample = read_sample(shard, record)
+            assert sample.target_depth.shape == (512, 512) and record["provenance"]["label_mode"] == "paper"
+            assert 0 <= sample.target_depth.min() and sample.target_depth.max() <= 1

@@ -108,3 +108,22 @@ def test_a_squashed_composite_of_a_wide_photo_is_registered_by_squashing(tmp_pat
     assert report["samples"] == 1 and report["sources"] == {"ok": 1}
     record = next(r for _, r in manifest_records(tmp_path / "out") if r["type"] == "sample")
     assert record["provenance"]["registration"] == {"original_size": [40, 80], "composite_size": [40, 40], "squashed": True}
+
+
+def test_paper_label_mode_stores_the_official_recipe_at_512(tmp_path):
+    from amodal.adiw.paper_label import paper_label
+
+    truth = make_release(tmp_path / "release", ids=("5",))
+    report = import_release(tmp_path / "release", tmp_path / "release" / "sa1b", tmp_path / "out", BrightnessDepth(),
+                            progress=False, label_mode="paper")
+    assert report["samples"] == 1
+    shard, record = next((s, r) for s, r in manifest_records(tmp_path / "out") if r["type"] == "sample")
+    sample = read_sample(shard, record)
+    assert sample.image.shape == (512, 512, 3) and sample.target_depth.shape == (512, 512)
+    assert record["provenance"]["label_mode"] == "paper" and record["provenance"]["depth_size"] == 518
+    original, comp = truth["5"]
+    expected = paper_label(comp.image, original, comp.amodal_mask, comp.visible_mask, BrightnessDepth())
+    assert np.abs(sample.target_depth - expected.target_depth).max() <= 2**-11 + 1e-6  # float16 on disk
+    with pytest.raises(ValueError, match="label_mode"):
+        import_release(tmp_path / "release", tmp_path / "release" / "sa1b", tmp_path / "bad", BrightnessDepth(),
+                       progress=False, label_mode="official")

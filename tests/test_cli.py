@@ -66,15 +66,18 @@ def test_build_options_reach_the_builder(tmp_path, monkeypatch):
 
     def fake_build(sources, output, depth, config, **options):
         seen.update(options, depth=depth)
+        seen["label_mode"] = config.label_mode
         return {"sources": {}, "skipped_sources": {}, "failed_sources": {}, "samples": 0, "buckets": {}, "sources_pending": 0}
 
     monkeypatch.setattr(amodal.adiw.build, "build", fake_build)
     (tmp_path / "x.pth").write_bytes(b"")
     (tmp_path / "imgs").mkdir()
     args = ["build", "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "o"), "--quiet", "--depth", str(tmp_path / "x.pth")]
-    assert main(args + ["--device", "cuda", "--workers", "2", "--retry-errors", "--rank", "1", "--world-size", "3"]) == 0
+    assert main(args + ["--device", "cuda", "--workers", "2", "--retry-errors", "--rank", "1", "--world-size", "3",
+                        "--label-mode", "paper"]) == 0
     depth = seen.pop("depth")
-    assert seen == {"workers": 2, "progress": False, "device": "cuda", "retry_errors": True, "rank": 1, "world_size": 3}
+    assert seen == {"workers": 2, "progress": False, "device": "cuda", "retry_errors": True, "rank": 1, "world_size": 3,
+                    "label_mode": "paper"}
     # the model is made in each worker, on the device the builder gives that worker
     assert depth.args == (str(tmp_path / "x.pth"),) and "device" not in depth.keywords
 

@@ -55,6 +55,7 @@ from typing import Sequence
 
 import numpy as np
 
+from amodal.adiw.paper_label import DEPTH_SIZE, LABEL_SIZE, paper_label
 from amodal.adiw.sample import AdiwSample, pseudo_label, read_manifest
 from amodal.adiw.shards import (  # noqa: F401  (SKIP_REASONS, build_shard, SourceError, summarise: the builder's names, kept)
     MANIFEST,
@@ -94,6 +95,9 @@ class BuildConfig:
         samples_per_image: composites tried per source image.
         size: longer side of the stored images (``None``: keep the source size).
         fit: ``"visible"`` (paper) or ``"ring"``, see :func:`amodal.adiw.sample.pseudo_label`.
+        label_mode: ``"ours"`` (each image at its own size) or ``"paper"``: the official
+            label script's recipe, depth at a 518² squash and samples at 512²
+            (:mod:`amodal.adiw.paper_label`; ``fit`` is then always the visible pixels).
         seed: seeds every random choice, together with the source name.
         sources_per_shard: sources per output shard (one worker per shard).
         buckets: visible-ratio buckets to cycle through (balanced classes).
@@ -108,6 +112,7 @@ class BuildConfig:
     samples_per_image: int = 4
     size: int | None = None
     fit: str = "visible"
+    label_mode: str = "ours"
     seed: int = 0
     sources_per_shard: int = 8
     buckets: tuple[str, ...] = ("easy", "mid", "hard")
@@ -305,24 +310,19 @@ def process_source(
     samples = []
     if composites:
         start = time.perf_counter()
-        observed = estimator.predict([c[3].image for c in composites])
+        # the paper's mode runs the depth model on squashed copies itself (paper_label)
+        observed = estimator.predict([c[3].image for c in composites]) if config.label_mode == "ours" else [None] * len(composites)
         depth_seconds += time.perf_counter() - start
         for (k, target, occluder, comp, occluder_source), d_o in zip(composites, observed):
+            start = time.perf_counter()
             try:
-                label, scale, shift = pseudo_label(
-                    d_o, background_depth, comp.amodal_mask, comp.visible_mask, config.fit, comp.occluder_mask
-                )
+                made = _label(config, estimator, image, background_depth, comp, d_o)
             except ValueError:
                 skipped["label_fit_failed"] += 1
                 continue
             samples.append(
                 AdiwSample(
                     sample_id=f"{source.name}-{k:02d}",
-                    image=comp.image,
-                    observed_depth=d_o,
-                    amodal_mask=comp.amodal_mask,
-                    visible_mask=comp.visible_mask,
-                    target_depth=label,
                     bucket=visible_ratio_bucket(comp.visible_ratio),
                     visible_ratio=comp.visible_ratio,
                     provenance={
@@ -334,12 +334,14 @@ def process_source(
                         "placement": asdict(comp.placement),
                         "estimator": estimator.name,
                         "fit": config.fit,
-                        "scale": scale,
-                        "shift": shift,
                         "seed": config.seed,
+                        **made.pop("provenance"),
                     },
+                    **made,
                 )
             )
+            if config.label_mode == "paper":  # two depth passes inside, the bulk of its time
+                depth_seconds += time.perf_counter() - start
     record = {
         "type": "source",
         "name": source.name,
@@ -350,6 +352,21 @@ def process_source(
         "skipped_samples": dict(skipped),
     }
     return samples, record, depth_seconds
+
+
+def _label(config: BuildConfig, estimator, image, background_depth, comp, observed_depth) -> dict:
+    """The sample's maps and label by ``config.label_mode`` (raises ``ValueError`` when the fit fails)."""
+    if config.label_mode == "paper":
+        made = paper_label(comp.image, image, comp.amodal_mask, comp.visible_mask, estimator)
+        return {"image": made.image, "observed_depth": made.observed_depth, "amodal_mask": made.amodal_mask,
+                "visible_mask": made.visible_mask, "target_depth": made.target_depth,
+                "provenance": {"label_mode": "paper", "scale": made.scale, "shift": made.shift,
+                               "depth_size": DEPTH_SIZE, "label_size": LABEL_SIZE, "out_of_range": made.out_of_range}}
+    label, scale, shift = pseudo_label(observed_depth, background_depth, comp.amodal_mask, comp.visible_mask,
+                                       config.fit, comp.occluder_mask)
+    return {"image": comp.image, "observed_depth": observed_depth, "amodal_mask": comp.amodal_mask,
+            "visible_mask": comp.visible_mask, "target_depth": label,
+            "provenance": {"label_mode": "ours", "scale": scale, "shift": shift}}
 
 
 def depth_name(depth) -> str:
@@ -405,11 +422,14 @@ def build(
         ranks' included); ``this_run``, this process's share.
 
     Raises:
-        ValueError: ``output`` holds a build with other settings or sources.
+        ValueError: ``output`` holds a build with other settings or sources, or an
+            unknown ``label_mode``.
     """
     from tqdm.auto import tqdm
 
     config = config or BuildConfig()
+    if config.label_mode not in ("ours", "paper"):
+        raise ValueError(f"label_mode must be 'ours' or 'paper', got {config.label_mode!r}")
     rank, world_size, local_rank = distributed_rank(rank, world_size)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

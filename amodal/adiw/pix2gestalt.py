@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from amodal.adiw.build import BuildConfig, Source, SourceError, build
+from amodal.adiw.paper_label import DEPTH_SIZE, LABEL_SIZE, paper_label
 from amodal.adiw.sample import AdiwSample, pseudo_label
 from amodal.metrics import visible_ratio_bucket
 
@@ -116,35 +117,41 @@ def process_release_sample(source: Source, config: BuildConfig, estimator, partn
     visible &= amodal
     if not Path(source.annotations).is_file():
         raise SourceError("missing_image", f"{sample_id}: original SA-1B image not found: {source.annotations}")
-    original = _read_rgb(Path(source.annotations), "original")
+    original = photo = _read_rgb(Path(source.annotations), "original")
     (h, w), (H, W) = composite.shape[:2], original.shape[:2]
     registration = {"original_size": [H, W], "composite_size": [h, w],
                     "squashed": abs(h / w - H / W) > 0.01 * (h / w)}  # the release squashes the photo
     if original.shape != composite.shape:
         original = np.clip(np.rint(resize(original, (h, w), order=1, anti_aliasing=True, preserve_range=True)), 0, 255).astype(np.uint8)
     occluder = np.abs(composite.astype(np.int16) - original.astype(np.int16)).max(-1) > 8
-    start = time.perf_counter()
-    observed, background = estimator.predict([composite, original])
-    seconds = time.perf_counter() - start
     record = {"type": "source", "name": sample_id, "status": "ok", "samples": 0}
+    start = time.perf_counter()
+    ratio = float(visible.sum() / amodal.sum())
     try:
-        label, scale, shift = pseudo_label(observed, background, amodal, visible, config.fit, occluder)
+        if config.label_mode == "paper":  # the official script: squash both photos to 518², label at 512²
+            made = paper_label(composite, photo, amodal, visible, estimator)  # the photo as it is: squashed once
+            maps = {"image": made.image, "observed_depth": made.observed_depth, "amodal_mask": made.amodal_mask,
+                    "visible_mask": made.visible_mask, "target_depth": made.target_depth}
+            extra = {"label_mode": "paper", "scale": made.scale, "shift": made.shift, "depth_size": DEPTH_SIZE,
+                     "label_size": LABEL_SIZE, "out_of_range": made.out_of_range}
+        else:
+            observed, background = estimator.predict([composite, original])
+            label, scale, shift = pseudo_label(observed, background, amodal, visible, config.fit, occluder)
+            maps = {"image": composite, "observed_depth": observed, "amodal_mask": amodal, "visible_mask": visible,
+                    "target_depth": label}
+            extra = {"label_mode": "ours", "scale": scale, "shift": shift}
     except ValueError as error:
         record["skipped_samples"] = {"label_fit_failed": 1}
         record["detail"] = str(error)
-        return [], record, seconds
-    ratio = float(visible.sum() / amodal.sum())
+        return [], record, time.perf_counter() - start
+    seconds = time.perf_counter() - start
     sample = AdiwSample(
         sample_id=f"p2g-{sample_id}",
-        image=composite,
-        observed_depth=observed,
-        amodal_mask=amodal,
-        visible_mask=visible,
-        target_depth=label,
         bucket=visible_ratio_bucket(ratio),
         visible_ratio=ratio,
-        provenance={"source": "pix2gestalt", "id": sample_id, "original": Path(source.annotations).name, "estimator": estimator.name, "fit": config.fit, "scale": scale, "shift": shift,
-                    "registration": registration},
+        provenance={"source": "pix2gestalt", "id": sample_id, "original": Path(source.annotations).name,
+                    "estimator": estimator.name, "fit": config.fit, "registration": registration, **extra},
+        **maps,
     )
     record["samples"] = 1
     return [sample], record, seconds
@@ -160,6 +167,7 @@ def import_release(
     workers: int = 1,
     progress: bool = True,
     per_shard: int = 256,
+    label_mode: str = "ours",
 ) -> dict:
     """Convert a pix2gestalt release into ADIW shards in ``output``; returns the build report.
 
@@ -170,8 +178,10 @@ def import_release(
         depth: a :class:`amodal.depth.DepthEstimator` or a spec string.
         fit: ``"visible"`` or ``"ring"``.
         mapping: optional JSON ``{id: original file name}``.
+        label_mode: ``"ours"`` or ``"paper"`` (the official label script's recipe, see
+            :mod:`amodal.adiw.paper_label`).
     """
-    config = BuildConfig(fit=fit, sources_per_shard=per_shard, cross_image_occluders=False)
+    config = BuildConfig(fit=fit, sources_per_shard=per_shard, cross_image_occluders=False, label_mode=label_mode)
     sources = release_sources(release, sa1b_images, mapping)
     return build(sources, output, depth, config, workers=workers, progress=progress, processor=process_release_sample)
 
