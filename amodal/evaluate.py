@@ -46,6 +46,18 @@ def model_predictor(model: torch.nn.Module) -> Predictor:
     return predict
 
 
+def base_depth_predictor(model: torch.nn.Module) -> Predictor:
+    """Depth Anything V2 with no guidance: its normalised disparity of the composite, the
+    baseline of a plain relative-depth model (it sees the occluder, not the object behind)."""
+    from amodal.depth import normalise_disparity
+
+    def predict(item):
+        rgb = (item["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        return normalise_disparity(model.infer_image(rgb)).astype(np.float32)
+
+    return predict
+
+
 def evaluate_items(predictor: Predictor, items: Iterable[dict], progress: bool = False) -> list[dict]:
     """Score ``predictor`` on every item: one record per sample (id, bucket, ratio, raw, aligned)."""
     from tqdm.auto import tqdm

@@ -24,6 +24,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--model", required=True,
                         help=f"an Amodal-DAV2 (model.safetensors or a saved folder), baseline:NAME ({', '.join(BASELINES)}), "
+                        "dav2:CHECKPOINT (plain Depth Anything V2, no guidance), "
                         "or predictions:DIR (one <id>.npy per sample, (H, W) at the data's size)")
     parser.add_argument("--data", required=True, help="'synth', a folder of our ADIW shards, or the official layout")
     parser.add_argument("--split", type=Path, help="official layout: a split list (data_split/sam/val.txt)")
@@ -68,6 +69,11 @@ def load_predictor(spec: str, device: str):
         if name not in BASELINES:
             raise ValueError(f"unknown baseline {name!r}; baselines: {', '.join(BASELINES)}")
         return fill_predictor(BASELINES[name])
+    if spec.startswith("dav2:"):
+        from amodal.evaluate import base_depth_predictor
+        from amodal.models.amodal_dav2 import DepthAnythingV2
+
+        return base_depth_predictor(DepthAnythingV2.from_pretrained(spec.split(":", 1)[1]).to(device).eval())
     if spec.startswith("predictions:"):
         import numpy as np
 

@@ -54,3 +54,26 @@ def test_errors(tmp_path, capsys, args, message):
     argv = ["evaluate", "--data", "synth", "--count", "1", "--size", "56", "--output", str(tmp_path), "--quiet", *args]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_plain_dav2_baseline_is_its_normalised_depth(tmp_path):
+    """dav2:CHECKPOINT scores Depth Anything V2 without guidance: min-max normalised infer_image."""
+    import torch
+
+    from amodal.depth import normalise_disparity
+    from amodal.evaluate import base_depth_predictor
+    from amodal.models.amodal_dav2 import DepthAnythingV2
+    from amodal.models.configs import TINY
+    from amodal.training.data import SynthStream
+
+    torch.manual_seed(0)
+    dav2 = DepthAnythingV2(TINY)
+    with torch.no_grad():  # a random ReLU head outputs zeros; lift its bias so the depth varies
+        dav2.head.scratch.output_conv2[2].bias.fill_(1.0)
+    dav2.save_pretrained(tmp_path / "dav2")
+    item = SynthStream(seed=2026, size=56)[0]
+    rgb = (item["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    expected = normalise_disparity(dav2.infer_image(rgb))
+    np.testing.assert_allclose(base_depth_predictor(dav2)(item), expected, atol=1e-6)
+    assert main(["evaluate", "--model", f"dav2:{tmp_path / 'dav2'}", "--data", "synth", "--count", "2", "--size", "56",
+                 "--output", str(tmp_path / "out"), "--quiet"]) == 0
