@@ -110,6 +110,8 @@ def test_resume_refuses_another_recipe(tmp_path):
     train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=1), tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"other settings \(lr: 0.001 → 0.002\)"):
         train(_model(), amodal_dav2_objective(), _data(), _recipe(lr=2e-3), tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=1), tmp_path, progress=False)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(_model(), amodal_dav2_objective(), _data(), _recipe(), tmp_path / "new", resume=True, progress=False)
 

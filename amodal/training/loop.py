@@ -38,7 +38,7 @@ import torch
 from amodal.notebook import seed_everything
 from amodal.training.order import SampleOrder, collate, micro_batch_positions
 from amodal.training.schedule import lr_factor
-from amodal.training.state import load_checkpoint, save_checkpoint, set_rng_state
+from amodal.training.state import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
 
 LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "samples_per_s")
 
@@ -136,8 +136,9 @@ def train(
         :class:`TrainResult`.
 
     Raises:
-        ValueError: a batch that does not divide over processes and micro-batches, or a
-            resume from another recipe's checkpoint.
+        ValueError: a batch that does not divide over processes and micro-batches, a
+            resume from another recipe's checkpoint, or a fresh run into a folder that
+            already holds one (it would be overwritten).
         FileNotFoundError: ``resume`` without a checkpoint.
     """
     from tqdm.auto import tqdm
@@ -161,6 +162,8 @@ def train(
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, recipe.warmup_steps, recipe.decay_steps, recipe.final_ratio))
+    if not resume and (output / CHECKPOINT_NAME).is_file():
+        raise ValueError(f"{output} already holds a run ({CHECKPOINT_NAME}); resume it, or train into another folder")
     step, rows = 0, []
     # A fresh run seeds every generator from the recipe (per rank, so that processes draw
     # different noise); a resumed one restores the generators' states instead.
