@@ -187,3 +187,25 @@ def test_amodal_depthfm_trains_through_the_loss_module_and_resumes_exactly(tmp_p
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
     loaded = AmodalDepthFM.from_pretrained(tmp_path / "full" / "model")
     assert all(torch.equal(a, b) for a, b in zip(loaded.unet.state_dict().values(), whole.model.unet.state_dict().values()))
+
+
+def test_tensorboard_gets_the_logged_scalars_where_installed(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    written = []
+
+    class Writer:
+        def __init__(self, folder):
+            written.append(("folder", folder))
+
+        def add_scalar(self, name, value, step):
+            written.append((name, step))
+
+        def close(self):
+            written.append(("closed",))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=2), tmp_path, progress=False)
+    assert written[0] == ("folder", str(tmp_path / "tensorboard")) and written[-1] == ("closed",)
+    assert ("train/loss", 1) in written and ("train/lr", 2) in written and ("train/grad_norm", 2) in written

@@ -16,7 +16,8 @@ samples each compute what one process computes with ``W`` micro-batches of ``b``
 Gradients are averaged across processes only on the last micro-batch (``no_sync``).
 Only rank 0 writes files.
 
-Outputs in ``output/``: ``log.csv`` (one row per step: loss, lr, grad norm, samples/s),
+Outputs in ``output/``: ``log.csv`` (one row per step: loss, lr, grad norm, samples/s; also
+to ``output/tensorboard/`` where TensorBoard is installed),
 ``checkpoint.pt`` (:mod:`amodal.training.state`) every ``checkpoint_every`` steps and at
 the end, and the weights in the model's ``save_pretrained`` format in ``output/model/``.
 SIGTERM and Ctrl-C finish the step under way, save a checkpoint and return; ``resume``
@@ -89,6 +90,15 @@ class _StopFlag:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def _tensorboard(output: Path):
+    """A TensorBoard writer into ``output/tensorboard`` where TensorBoard is installed, else ``None``."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; log.csv holds the same numbers
+        return None
+    return SummaryWriter(str(output / "tensorboard"))
 
 
 def _read_log(path: Path, up_to: int) -> list[dict]:
@@ -195,6 +205,7 @@ def train(
         writer.writerows(rows)
         log.flush()
     bar = tqdm(total=recipe.max_steps, initial=step, desc=recipe.name, disable=not progress or rank != 0)
+    board = _tensorboard(output) if rank == 0 else None
 
     def checkpoint():
         if rank == 0:
@@ -232,6 +243,9 @@ def train(
                     writer.writerow({"step": step, "loss": repr(loss_value), "lr": repr(lr),
                                      "grad_norm": repr(float(grad_norm)), "samples_per_s": f"{recipe.batch_size / seconds:.3f}"})
                     log.flush()
+                if board is not None:
+                    for name, value in (("loss", loss_value), ("lr", lr), ("grad_norm", float(grad_norm))):
+                        board.add_scalar(f"train/{name}", value, step)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}")
                 if stopping:
@@ -246,5 +260,7 @@ def train(
         bar.close()
         if log:
             log.close()
+        if board is not None:
+            board.close()
     result.step = step
     return result
