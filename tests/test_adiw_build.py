@@ -410,3 +410,21 @@ def test_paper_label_mode_builds_512_samples_from_the_official_recipe(tmp_path):
             sample = read_sample(shard, record)
             assert sample.target_depth.shape == (512, 512) and record["provenance"]["label_mode"] == "paper"
             assert 0 <= sample.target_depth.min() and sample.target_depth.max() <= 1
+
+
+def test_a_build_made_before_label_mode_existed_resumes(tmp_path):
+    import json
+
+    from adiw_testdata import BrightnessDepth, write_sources
+    from amodal.adiw.build import BuildConfig, build, find_sources
+
+    write_sources(tmp_path / "src", 1)
+    sources = find_sources(tmp_path / "src/images", tmp_path / "src/sa1b")
+    build(sources, tmp_path / "out", BrightnessDepth(), BuildConfig(samples_per_image=1), progress=False)
+    plan = json.loads((tmp_path / "out" / "build.json").read_text())
+    del plan["config"]["label_mode"]
+    (tmp_path / "out" / "build.json").write_text(json.dumps(plan))
+    resumed = build(sources, tmp_path / "out", BrightnessDepth(), BuildConfig(samples_per_image=1), progress=False)
+    assert resumed["this_run"]["sources_processed"] == 0  # accepted as the same build: nothing left to do
+    with pytest.raises(ValueError, match="other settings"):
+        build(sources, tmp_path / "out", BrightnessDepth(), BuildConfig(samples_per_image=1, label_mode="paper"), progress=False)

@@ -444,7 +444,9 @@ def build(
     plan_path = output / "build.json"
     if not plan_path.is_file():
         atomic_write_json(plan_path, plan, indent=1)  # every rank writes the same bytes; renames are atomic
-    if json.loads(plan_path.read_text()) != plan:
+    previous = json.loads(plan_path.read_text())
+    previous["config"].setdefault("label_mode", "ours")  # a build made before the setting existed
+    if previous != plan:
         raise ValueError(f"{output} holds a build with other settings or sources; use a new output folder")
     partners = partners_of(sources)
     mine = [(i, shard) for i, shard in enumerate(shards_of(sources, config.sources_per_shard)) if i % world_size == rank]
