@@ -1,0 +1,93 @@
+"""Writing a predicted depth map for people and other programs: 16-bit PNG, .npy, colour, PLY.
+
+- ``*.png`` (16-bit): normalised disparity × 65535, clipped, the format of ADIW's labels.
+- ``*.npy``: the float32 map itself.
+- ``*_color.png``: ``Spectral_r`` on [0, 1] (near red, far blue, as every figure here) with
+  the target's outline drawn in white.
+- ``*.ply``: the object's pixels as 3-D points (ASCII PLY, ``x y z red green blue``).
+  Depth here is *relative* — normalised disparity, no scale, no camera — so the points
+  use a pinhole of focal length ``max(H, W)`` and ``z = 1 / (d + 0.1)``: a faithful
+  picture of the shape's ordering and curvature, not of metric geometry.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from amodal.atomic import atomic_write, atomic_write_text
+
+Z_OFFSET = 0.1  # keeps z = 1 / (d + offset) finite at d = 0 (the farthest pixel)
+
+
+def depth_to_uint16(depth: np.ndarray) -> np.ndarray:
+    """``(H, W)`` in [0, 1] → uint16 codes (clipped, rounded)."""
+    return np.clip(np.rint(np.asarray(depth, np.float64) * 65535), 0, 65535).astype(np.uint16)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """The pixels of ``mask`` with a 4-neighbour outside it (the one-pixel inner border)."""
+    m = np.asarray(mask, bool)
+    padded = np.pad(m, 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return m & ~inner
+
+
+def colourise(depth: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """``(H, W, 3)`` uint8: ``Spectral_r`` on [0, 1], the outline of ``mask`` in white."""
+    from matplotlib import colormaps
+
+    from amodal.viz import DEPTH_CMAP
+
+    rgb = colormaps[DEPTH_CMAP](np.clip(depth, 0, 1))[..., :3]
+    if mask is not None:
+        rgb[outline(mask)] = 1.0
+    return np.rint(rgb * 255).astype(np.uint8)
+
+
+def point_cloud(depth: np.ndarray, mask: np.ndarray, image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The masked pixels as points ``(N, 3)`` float32 and colours ``(N, 3)`` uint8 (see the module docstring)."""
+    h, w = depth.shape
+    rows, cols = np.nonzero(mask)
+    z = 1.0 / (np.asarray(depth, np.float64)[rows, cols] + Z_OFFSET)
+    focal = float(max(h, w))
+    points = np.stack([(cols + 0.5 - w / 2) * z / focal, (rows + 0.5 - h / 2) * z / focal, z], 1).astype(np.float32)
+    colours = (np.asarray(image)[rows, cols, :3] if image is not None else colourise(depth)[rows, cols]).astype(np.uint8)
+    return points, colours
+
+
+def write_ply(path: str | os.PathLike, points: np.ndarray, colours: np.ndarray) -> Path:
+    """ASCII PLY with one vertex per row of ``points`` ``(N, 3)`` and ``colours`` ``(N, 3)`` uint8."""
+    header = ["ply", "format ascii 1.0", f"element vertex {len(points)}", "property float x", "property float y",
+              "property float z", "property uchar red", "property uchar green", "property uchar blue", "end_header"]
+    body = [f"{x:.6g} {y:.6g} {z:.6g} {r} {g} {b}" for (x, y, z), (r, g, b) in zip(points.tolist(), colours.tolist())]
+    return atomic_write_text(path, "\n".join(header + body) + "\n")
+
+
+def read_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``(N, 3)`` and colours ``(N, 3)`` of an ASCII PLY written by :func:`write_ply`."""
+    lines = Path(path).read_text().splitlines()
+    start = lines.index("end_header") + 1
+    values = np.array([line.split() for line in lines[start:]], dtype=np.float64).reshape(-1, 6)
+    return values[:, :3].astype(np.float32), values[:, 3:].astype(np.uint8)
+
+
+def write_depth(folder: str | os.PathLike, stem: str, depth: np.ndarray, mask: np.ndarray,
+                image: np.ndarray | None = None, ply: bool = False) -> dict[str, Path]:
+    """Write ``stem.png`` (16-bit), ``stem.npy``, ``stem_color.png`` and optionally ``stem.ply``."""
+    from PIL import Image
+
+    def save_npy(path):
+        with open(path, "wb") as handle:  # a handle: np.save would append .npy to a temporary name
+            np.save(handle, np.asarray(depth, np.float32))
+
+    folder = Path(folder)
+    written = {
+        "png16": atomic_write(folder / f"{stem}.png", lambda p: Image.fromarray(depth_to_uint16(depth)).save(p, format="PNG")),
+        "npy": atomic_write(folder / f"{stem}.npy", save_npy),
+        "color": atomic_write(folder / f"{stem}_color.png", lambda p: Image.fromarray(colourise(depth, mask)).save(p, format="PNG")),
+    }
+    if ply:
+        written["ply"] = write_ply(folder / f"{stem}.ply", *point_cloud(depth, mask, image))
+    return written
