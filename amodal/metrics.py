@@ -43,8 +43,8 @@ METRICS = ("rmse", "delta1", "absrel", "log10", "sqrel", "rmse_log", "delta2", "
 BUCKETS = ("easy", "mid", "hard")
 
 # Table 1 of the paper (ADIW test set, hidden region): RMSE ×100, δ1 in %. The paper's
-# numbers, for reference only: nothing in this repository has reproduced or printed them
-# beside its own results yet (the evaluation command that will is still to come).
+# numbers, printed beside every evaluation's own (amodal.evaluate.format_ci_table); this
+# repository has not reproduced them yet.
 PAPER_TABLE = {
     "Amodal-DAV2-S": {"rmse": 3.682, "delta1": 93.251},
     "Amodal-DAV2-B": {"rmse": 3.578, "delta1": 93.590},
