@@ -44,18 +44,9 @@ def load_items(args) -> list:
 
         stream = SynthStream(seed=args.seed, size=args.size)
         return [stream[k] for k in range(args.count)]
-    root = Path(args.data)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data: no such folder: {root} (or use 'synth')")
-    if (root / "whole_mask").is_dir():
-        from amodal.adiw.official import OfficialAdiwDataset
+    from amodal.adiw.dataset import open_dataset
 
-        return OfficialAdiwDataset(root, args.split, size=args.size, mode=args.mode)
-    if any(root.glob("shard-*")):
-        from amodal.adiw.dataset import AdiwDataset
-
-        return AdiwDataset(root, size=args.size, mode=args.mode)
-    raise FileNotFoundError(f"--data {root}: neither ADIW shards (shard-*/) nor the official layout (whole_mask/, ...)")
+    return open_dataset(args.data, args.size, args.split, args.mode)
 
 
 def load_predictor(spec: str, device: str):

@@ -71,3 +71,17 @@ def test_paper_mode_is_a_nearest_exact_squash_of_the_files(built):
         assert torch.equal(item[key], official(native[key])), key
     wide = AdiwDataset(built, size=24, mode="keep-aspect")[0]
     assert wide["image"].shape == (3, 24, 24)
+
+
+def test_open_dataset_tells_the_layouts_apart(built, tmp_path):
+    from amodal.adiw.dataset import open_dataset
+    from amodal.adiw.official import OfficialAdiwDataset
+
+    assert isinstance(open_dataset(built, size=16), AdiwDataset)
+    (tmp_path / "official" / "whole_mask").mkdir(parents=True)
+    (tmp_path / "official" / "depth_da_update_combine").mkdir()
+    assert isinstance(open_dataset(tmp_path / "official", size=16), OfficialAdiwDataset)
+    with pytest.raises(FileNotFoundError, match="neither ADIW shards"):
+        open_dataset(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        open_dataset(tmp_path / "none")

@@ -71,3 +71,22 @@ class AdiwDataset(torch.utils.data.Dataset):
         if self.hflip and torch.rand(()) < 0.5:
             item = {k: v.flip(-1) if isinstance(v, torch.Tensor) else v for k, v in item.items()}
         return item
+
+
+def open_dataset(root, size: int | None = 518, split=None, mode: str = "paper"):
+    """A folder of ADIW data as items: our shards (:class:`AdiwDataset`) or the paper's layout
+    (:class:`amodal.adiw.official.OfficialAdiwDataset`, with its optional ``split`` list).
+
+    Raises:
+        FileNotFoundError: no such folder, or neither ``shard-*/`` nor ``whole_mask/`` in it.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data: no such folder: {root} (or use 'synth')")
+    if (root / "whole_mask").is_dir():
+        from amodal.adiw.official import OfficialAdiwDataset
+
+        return OfficialAdiwDataset(root, split, size=size, mode=mode)
+    if any(root.glob("shard-*")):
+        return AdiwDataset(root, size=size, mode=mode)
+    raise FileNotFoundError(f"--data {root}: neither ADIW shards (shard-*/) nor the official layout (whole_mask/, ...)")

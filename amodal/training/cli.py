@@ -92,18 +92,9 @@ def build_data(spec: str, recipe, split: Path | None = None):
         from amodal.training.data import SynthStream
 
         return SynthStream(seed=recipe.seed, size=recipe.input_size)
-    root = Path(spec)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data: no such folder: {root} (or use 'synth')")
-    if (root / "whole_mask").is_dir():
-        from amodal.adiw.official import OfficialAdiwDataset
+    from amodal.adiw.dataset import open_dataset
 
-        return OfficialAdiwDataset(root, split, size=recipe.input_size)
-    if any(root.glob("shard-*")):
-        from amodal.adiw.dataset import AdiwDataset
-
-        return AdiwDataset(root, size=recipe.input_size)
-    raise FileNotFoundError(f"--data {root}: neither ADIW shards (shard-*/) nor the official layout (whole_mask/, ...)")
+    return open_dataset(spec, recipe.input_size, split)
 
 
 def build_model(recipe, init: str | None, vae: str | None = None):
