@@ -36,11 +36,13 @@ def fill_predictor(fill) -> Predictor:
 def model_predictor(model: torch.nn.Module) -> Predictor:
     """An Amodal-DAV2 run on the item as it is (its sides must suit the model)."""
     device = next(model.parameters()).device
+    needs_visible = getattr(model, "needs_visible_mask", False)  # a fill_residual Amodal-DAV2
 
     @torch.no_grad()
     def predict(item):
         model.eval()
-        inputs = [item[k][None].to(device).float() for k in ("image", "amodal_mask", "observed_depth")]
+        keys = ("image", "amodal_mask", "observed_depth") + (("visible_mask",) if needs_visible else ())
+        inputs = [item[k][None].to(device).float() for k in keys]
         return model(*inputs)[0, 0].float().cpu().numpy()
 
     return predict

@@ -34,7 +34,7 @@ from amodal.models.amodal_dav2 import INPUT_SIZE, image_to_tensor
 from amodal.preprocess import resample
 
 
-def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> np.ndarray:
+def predict(image, amodal_mask, model, base_model=None, observed_depth=None, visible_mask=None) -> np.ndarray:
     """Depth of the whole object given by ``amodal_mask``, pasted into the photo's depth.
 
     The inputs are checked here, once (:func:`amodal.checks.check_guidance`), not inside
@@ -47,6 +47,8 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> 
         base_model: a :class:`~amodal.models.amodal_dav2.DepthAnythingV2` giving ``D_o``;
             not needed when ``observed_depth`` is given.
         observed_depth: optional (H, W) ``D_o`` in [0, 1] (normalised disparity).
+        visible_mask: optional (H, W) bool / {0, 1}, ``M_vis``; needed by a model with
+            ``config.fill_residual`` (:attr:`AmodalDAV2.needs_visible_mask`), ignored otherwise.
 
     Returns:
         (H, W) float32 normalised disparity in [0, 1]: ``D_o`` outside the object, the
@@ -64,13 +66,21 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None) -> 
         observed = torch.from_numpy(normalise_disparity(base_model.infer_image(rgb)))[None, None]
     else:
         observed = _as_map(observed_depth, "observed_depth", (h, w))
-    check_guidance(rgb, mask, observed)
+    visible = None if visible_mask is None else _as_map(visible_mask, "visible_mask", (h, w))
+    if visible is None and getattr(model, "needs_visible_mask", False):
+        raise ValueError("this model corrects a fill from the visible object (config.fill_residual): "
+                         "give visible_mask (M_vis) too")
+    check_guidance(rgb, mask, observed, visible)
     mask = mask > 0.5
     parameter = next(model.parameters())
-    # the paper's preprocessing, shared with training and evaluation (amodal.preprocess)
-    square = resample({"image": rgb[0], "amodal_mask": mask[0].float(), "observed_depth": observed[0].float()},
-                      INPUT_SIZE, "paper")
-    inputs = [square[k][None].to(parameter.device, parameter.dtype) for k in ("image", "amodal_mask", "observed_depth")]
+    # the paper's preprocessing, shared with training and evaluation (amodal.preprocess),
+    # at the side the network was trained at (518 for the paper's models)
+    rasters = {"image": rgb[0], "amodal_mask": mask[0].float(), "observed_depth": observed[0].float()}
+    if visible is not None and getattr(model, "needs_visible_mask", False):
+        rasters["visible_mask"] = ((visible[0] > 0.5) & mask[0]).float()
+    size = getattr(getattr(model, "config", None), "img_size", INPUT_SIZE)
+    square = resample(rasters, size, "paper")
+    inputs = [square[k][None].to(parameter.device, parameter.dtype) for k in rasters]
     with torch.no_grad():
         amodal = model(*inputs)
     amodal = F.interpolate(amodal.float(), (h, w), mode="bilinear", align_corners=False)[0, 0].cpu()

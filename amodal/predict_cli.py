@@ -29,13 +29,17 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--base", help="a Depth Anything V2 checkpoint that gives the observed depth D_o")
     source.add_argument("--observed-depth", type=Path,
                         help="D_o as a .npy in [0, 1] or a 16-bit PNG (or a folder of them named like the photos)")
+    parser.add_argument("--visible-mask", type=Path,
+                        help="the object's visible part M_vis as an image (or a folder named like the photos); "
+                        "needed by models that correct a fill from it, such as checkpoints/amodal-dav2-tiny-synth")
     parser.add_argument("--output", required=True, type=Path, help="folder for the outputs")
     parser.add_argument("--ply", action="store_true", help="also write the object as a PLY point cloud")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
 
-def _pairs(image: Path, mask: Path, observed: Path | None) -> list[tuple[Path, Path, Path | None]]:
-    """(photo, mask, D_o file) for one photo or for every photo of a folder."""
+def _pairs(image: Path, mask: Path, observed: Path | None,
+           visible: Path | None = None) -> list[tuple[Path, Path, Path | None, Path | None]]:
+    """(photo, mask, D_o file, visible-mask file) for one photo or for every photo of a folder."""
     if not image.exists():
         raise FileNotFoundError(f"no such photo or folder: {image}")
     if image.is_file():
@@ -43,7 +47,9 @@ def _pairs(image: Path, mask: Path, observed: Path | None) -> list[tuple[Path, P
             raise FileNotFoundError(f"--mask: no such file: {mask}")
         if observed is not None and not observed.is_file():
             raise FileNotFoundError(f"--observed-depth: no such file: {observed}")
-        return [(image, mask, observed)]
+        if visible is not None and not visible.is_file():
+            raise FileNotFoundError(f"--visible-mask: no such file: {visible}")
+        return [(image, mask, observed, visible)]
     if not mask.is_dir():
         raise FileNotFoundError(f"--mask must be a folder of masks when the photos are a folder: {mask}")
 
@@ -57,8 +63,20 @@ def _pairs(image: Path, mask: Path, observed: Path | None) -> list[tuple[Path, P
     if not photos:
         raise FileNotFoundError(f"no .jpg/.png photos in {image}")
     return [(p, named(mask, p.stem, "mask", (".png", ".jpg")),
-             named(observed, p.stem, "observed depth", (".npy", ".png")) if observed is not None else None)
+             named(observed, p.stem, "observed depth", (".npy", ".png")) if observed is not None else None,
+             named(visible, p.stem, "visible mask", (".png", ".jpg")) if visible is not None else None)
             for p in photos]
+
+
+def _read_mask(path: Path, photo: Path, shape: tuple[int, int]):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as handle:
+        mask = np.asarray(handle.convert("L")) > 0
+    if mask.shape != shape:
+        raise ValueError(f"{path}: mask {mask.shape[1]}×{mask.shape[0]} but photo {photo} is {shape[1]}×{shape[0]}")
+    return mask
 
 
 def _read_observed(path: Path):
@@ -82,19 +100,18 @@ def run_predict(args: argparse.Namespace) -> int:
     from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
 
     try:
-        pairs = _pairs(args.image, args.mask, args.observed_depth)
+        pairs = _pairs(args.image, args.mask, args.observed_depth, args.visible_mask)
         model = AmodalDAV2.from_pretrained(args.model).to(args.device).eval()
         base = DepthAnythingV2.from_pretrained(args.base).to(args.device).eval() if args.base else None
-        for photo, mask_file, observed_file in tqdm(pairs, desc="predict", disable=len(pairs) < 2):
+        if model.needs_visible_mask and args.visible_mask is None:
+            raise ValueError(f"{args.model} corrects a fill from the visible object (fill_residual): give --visible-mask")
+        for photo, mask_file, observed_file, visible_file in tqdm(pairs, desc="predict", disable=len(pairs) < 2):
             with Image.open(photo) as handle:
                 rgb = np.asarray(handle.convert("RGB"))
-            with Image.open(mask_file) as handle:
-                mask = np.asarray(handle.convert("L")) > 0
-            if mask.shape != rgb.shape[:2]:
-                raise ValueError(f"{mask_file}: mask {mask.shape[1]}×{mask.shape[0]} but photo {photo} is "
-                                 f"{rgb.shape[1]}×{rgb.shape[0]}")
+            mask = _read_mask(mask_file, photo, rgb.shape[:2])
+            visible = _read_mask(visible_file, photo, rgb.shape[:2]) if visible_file is not None else None
             observed = _read_observed(observed_file) if observed_file is not None else None
-            depth = predict(rgb, mask, model, base_model=base, observed_depth=observed)
+            depth = predict(rgb, mask, model, base_model=base, observed_depth=observed, visible_mask=visible)
             write_depth(args.output, photo.stem, depth, mask, rgb, ply=args.ply)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -110,3 +110,17 @@ def test_paper_recipes_run_from_the_command_line_at_tiny_size(tmp_path, recipe, 
     assert [step for step, _ in _losses(tmp_path)] == ["1", "2"]
     loader = AmodalDAV2 if size else AmodalDepthFM
     assert loader.from_pretrained(tmp_path / "model") is not None
+
+
+def test_tiny_synth_recipe_trains_a_fill_residual_model_with_validation(tmp_path):
+    from amodal.models.amodal_dav2 import AmodalDAV2
+
+    out = _cli("--recipe", "amodal-dav2-tiny-synth", "--data", "synth", "--init", "none", "--quiet",
+               "--set", "input_size=42", "--set", "synth_pool=3", "--set", "batch_size=2", "--set", "batch_per_device=2",
+               "--set", "max_steps=2", "--set", "validate_every=1", "--validation-count", "2", "--output", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with open(tmp_path / "validation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["step"] for r in rows] == ["1", "2"] and 0 < float(rows[-1]["hidden_rmse_x100"]) < 100
+    model = AmodalDAV2.from_pretrained(tmp_path / "model")
+    assert model.config.fill_residual == 0.2 and model.needs_visible_mask

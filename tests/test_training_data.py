@@ -31,3 +31,19 @@ def test_items_are_exact_and_repeatable():
 def test_bad_buckets():
     with pytest.raises(ValueError, match="buckets"):
         SynthStream(0, buckets=("medium",))
+
+
+def test_pool_is_the_streams_first_items_cached():
+    from amodal.training.data import SynthPool
+
+    pool = SynthPool(seed=3, count=4, size=42)
+    stream = SynthStream(seed=3, size=42)
+    assert len(pool) == 4
+    for k in range(4):
+        a, b = pool[k], stream[k]
+        assert a["id"] == b["id"] and all(torch.equal(a[key], b[key]) for key in ("image", "target_depth"))
+    assert pool[2] is pool[2]  # rendered once
+    with pytest.raises(IndexError):
+        pool[4]
+    with pytest.raises(ValueError, match="count ≥ 1"):
+        SynthPool(seed=3, count=0)

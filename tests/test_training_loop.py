@@ -209,3 +209,34 @@ def test_tensorboard_gets_the_logged_scalars_where_installed(tmp_path, monkeypat
     train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=2), tmp_path, progress=False)
     assert written[0] == ("folder", str(tmp_path / "tensorboard")) and written[-1] == ("closed",)
     assert ("train/loss", 1) in written and ("train/lr", 2) in written and ("train/grad_norm", 2) in written
+
+
+def test_validation_rows_are_written_and_change_nothing_of_training(tmp_path):
+    """validate runs every validate_every steps and at the end; it may draw random numbers
+    without changing the run, and a resumed run keeps the earlier rows once."""
+    data, objective = _data(), amodal_dav2_objective()
+    calls = []
+
+    def validate(model):
+        calls.append(model.training)
+        torch.rand(3)  # a validator may draw: the loop forks the RNG around it
+        return {"score": float(len(calls))}
+
+    plain = train(_model(), objective, data, _recipe(validate_every=2), tmp_path / "plain", progress=False)
+    checked = train(_model(), objective, data, _recipe(validate_every=2), tmp_path / "checked", progress=False,
+                    validate=validate)
+    assert checked.losses == plain.losses
+    assert calls == [False, False, False]  # steps 2, 4, 6, each in eval mode
+    with open(tmp_path / "checked" / "validation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["step"], float(r["score"])) for r in rows] == [("2", 1.0), ("4", 2.0), ("6", 3.0)]
+
+    calls.clear()
+    train(_model(), objective, data, _recipe(validate_every=2, max_steps=3), tmp_path / "split", progress=False,
+          validate=validate, checkpoint_every=3)
+    resumed = train(_model(), objective, data, _recipe(validate_every=2), tmp_path / "split", resume=True,
+                    progress=False, validate=validate)
+    assert resumed.losses == plain.losses[3:]
+    with open(tmp_path / "split" / "validation.csv", newline="") as handle:
+        # step 3 was the end of the first run, so it was validated too; no step twice
+        assert [r["step"] for r in csv.DictReader(handle)] == ["2", "3", "4", "6"]

@@ -51,6 +51,8 @@ class _DepthNetwork(nn.Module):
         super().__init__()
         self.config = resolve_config(size)
         c = self.config
+        if c.fill_residual and not self.amodal:
+            raise ValueError("fill_residual is a setting of Amodal-DAV2; Depth Anything V2 has no fill to correct")
         self.encoder = DINOv2(c.encoder(), guidance_channels=2 if self.amodal else 0)
         self.head = DPTHead(c.embed_dim, c.features, c.out_channels, input_projection=self.amodal,
                             output="sigmoid" if self.amodal else "relu")
@@ -246,20 +248,52 @@ class AmodalDAV2(_DepthNetwork):
 
     amodal = True
 
-    def forward(self, image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor,
+                visible_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Args:
             image: (B, 3, H, W) RGB in [0, 1], H and W multiples of 14 (trained at 518²).
             amodal_mask: (B, 1, H, W) in {0, 1}, the whole target object.
             observed_depth: (B, 1, H, W) in [0, 1], min-max normalised DAV2 disparity ``D_o``.
+            visible_mask: (B, 1, H, W) in {0, 1}, ``M_vis``; read only by a network with
+                ``config.fill_residual`` (which needs it), ignored by the paper's.
 
         Returns:
             (B, 1, H, W) normalised disparity in [0, 1].
         """
-        return self._run(image, self.guidance(image, amodal_mask, observed_depth))
+        if not self.config.fill_residual:
+            return self._run(image, self.guidance(image, amodal_mask, observed_depth))
+        fill = self.fill(amodal_mask, observed_depth, visible_mask)
+        correction = self._run(image, self.guidance(image, amodal_mask, fill)) - 0.5
+        return (fill + self.config.fill_residual * correction).clamp(0, 1)
 
-    def features(self, image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor,
+                 visible_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The encoder tokens the head reads: one (B, h·w, C) tensor per tapped block."""
+        if self.config.fill_residual:
+            observed_depth = self.fill(amodal_mask, observed_depth, visible_mask)
         return self._features(image, self.guidance(image, amodal_mask, observed_depth))
+
+    @property
+    def needs_visible_mask(self) -> bool:
+        """Whether :meth:`forward` needs ``visible_mask`` (a ``fill_residual`` network)."""
+        return bool(self.config.fill_residual)
+
+    def fill(self, amodal_mask: torch.Tensor, observed_depth: torch.Tensor,
+             visible_mask: torch.Tensor | None) -> torch.Tensor:
+        """``D_o`` with the hidden part harmonically filled from the visible object, (B, 1, H, W).
+
+        Raises:
+            ValueError: no ``visible_mask``, or one of the wrong shape.
+        """
+        from amodal.baselines import harmonic_batch
+
+        if visible_mask is None:
+            raise ValueError("this Amodal-DAV2 (config.fill_residual > 0) needs visible_mask (M_vis) beside "
+                             "amodal_mask: it corrects the harmonic fill of D_o from the visible object")
+        if visible_mask.shape != amodal_mask.shape:
+            raise ValueError(f"visible_mask must have amodal_mask's shape {tuple(amodal_mask.shape)}, "
+                             f"got {tuple(visible_mask.shape)}")
+        return harmonic_batch(amodal_mask, observed_depth, visible_mask)
 
     @staticmethod
     def guidance(image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a recipe field, e.g. --set max_steps=100 (repeatable)")
     parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: the recipe's validation period)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--validation-count", type=int, default=48,
+                        help="--data synth, Amodal-DAV2: held-out scenes scored every validate_every steps (default 48)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -89,8 +91,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 def build_data(spec: str, recipe, split: Path | None = None):
     """``synth``, our shards, or the official layout → a dataset of training items."""
     if spec == "synth":
-        from amodal.training.data import SynthStream
+        from amodal.training.data import SynthPool, SynthStream
 
+        if recipe.synth_pool:
+            return SynthPool(seed=recipe.seed, count=recipe.synth_pool, size=recipe.input_size)
         return SynthStream(seed=recipe.seed, size=recipe.input_size)
     from amodal.adiw.dataset import open_dataset
 
@@ -121,11 +125,12 @@ def build_model(recipe, init: str | None, vae: str | None = None):
     torch.manual_seed(recipe.seed)  # the new parts of the network (guidance, projections) or all of it
     if recipe.model == "amodal-dav2":
         from amodal.models.amodal_dav2 import AmodalDAV2
-        from amodal.models.configs import CONFIGS, TINY
+        from amodal.models.configs import CONFIGS, SMALL_CONFIGS
 
-        config = TINY if recipe.size == "tiny" else CONFIGS.get(recipe.size)
+        config = {**CONFIGS, **SMALL_CONFIGS}.get(recipe.size)
         if config is None:
-            raise ValueError(f"recipe {recipe.name!r}: unknown model size {recipe.size!r} (s, b, l, g or tiny)")
+            raise ValueError(f"recipe {recipe.name!r}: unknown model size {recipe.size!r} "
+                             f"({', '.join([*CONFIGS, *SMALL_CONFIGS])})")
         model = AmodalDAV2(config) if random_init else AmodalDAV2.from_dav2(init, config=config)
         model.set_gradient_checkpointing(recipe.activation_checkpointing)
         return model, amodal_dav2_objective(recipe.loss_region, recipe.silog_lambda), list(model.parameters())
@@ -151,6 +156,12 @@ def run_train(args: argparse.Namespace) -> int:
         recipe = get_recipe(args.recipe, **parse_overrides(args.set))
         data = build_data(args.data, recipe, args.split)
         model, objective, parameters = build_model(recipe, args.init, args.vae)
+        validate = None
+        if args.data == "synth" and recipe.model == "amodal-dav2" and int(os.environ.get("RANK", "0")) == 0:
+            from amodal.training.validation import synth_validator
+
+            # another seed than the training stream's (recipe.seed) and the evaluation's default (2026)
+            validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -165,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         result = train(model, objective, data, recipe, args.output, resume=args.resume, device=device,
                        checkpoint_every=args.checkpoint_every, parameters=parameters, progress=not args.quiet,
-                       compile=args.compile)
+                       compile=args.compile, validate=validate)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

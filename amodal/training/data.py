@@ -6,6 +6,10 @@ the *exact* truth: ``observed_depth`` is the composite's true disparity, min-max
 (what a perfect relative-depth model would give as ``D_o``), and ``target_depth`` the
 target's full surface in the same frame. The same ``k`` always gives the same item, so the
 stream needs no state to resume, and held-out sets are other seeds.
+
+:class:`SynthPool` is the first ``count`` items of a stream, rendered once and kept in
+memory: a finite training set (walked in shuffled epochs) for a CPU, where rendering
+every step's scenes anew would cost more than the step itself.
 """
 from __future__ import annotations
 
@@ -61,3 +65,30 @@ class SynthStream:
             "bucket": bucket,
             "id": f"synth-{self.seed}-{index}",
         }
+
+
+class SynthPool:
+    """The first ``count`` items of ``SynthStream(seed, size, buckets)``, rendered on first use.
+
+    A finite dataset (``len`` = ``count``), so the trainer walks it in shuffled epochs.
+    Items are rendered lazily and cached: a resumed run renders what it reads again,
+    identically. About 35 ms an item at 112² on one core (1,500 items ≈ 1 min), and
+    0.3 MB an item in memory.
+    """
+
+    def __init__(self, seed: int, count: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS):
+        if count < 1:
+            raise ValueError(f"a synthetic pool needs count ≥ 1, got {count}")
+        self.stream = SynthStream(seed, size, buckets)
+        self.count = count
+        self._cache: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.count:
+            raise IndexError(f"index {index} out of range for a pool of {self.count}")
+        if index not in self._cache:
+            self._cache[index] = self.stream[index]
+        return self._cache[index]

@@ -42,6 +42,7 @@ from amodal.training.schedule import lr_factor
 from amodal.training.state import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
 
 LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "samples_per_s")
+VALIDATION_NAME = "validation.csv"
 
 
 @dataclass
@@ -101,6 +102,15 @@ def _tensorboard(output: Path):
     return SummaryWriter(str(output / "tensorboard"))
 
 
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    """Rewrite a small CSV whose columns are the union of the rows' keys, in order of appearance."""
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _read_log(path: Path, up_to: int) -> list[dict]:
     """Rows of an earlier run's ``log.csv`` up to step ``up_to`` (later rows were not checkpointed)."""
     if not path.is_file():
@@ -122,6 +132,7 @@ def train(
     progress: bool = True,
     bf16: bool | None = None,
     compile: bool | str = False,
+    validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train ``model`` by ``recipe`` until ``recipe.max_steps``.
 
@@ -141,6 +152,10 @@ def train(
         bf16: run the objective under bf16 autocast (default: on CUDA only). Weights,
             optimiser state and the logged loss stay float32.
         compile: wrap the network in ``torch.compile`` (a string names the backend; ``True``: inductor).
+        validate: ``validate(model) -> {name: value}``, run by rank 0 every
+            ``recipe.validate_every`` steps and at the end, in eval mode and without
+            gradients; its rows go to ``output/validation.csv`` (and TensorBoard). It runs
+            with forked RNG states, so it changes nothing of the training itself.
 
     Returns:
         :class:`TrainResult`.
@@ -186,6 +201,7 @@ def train(
         set_rng_state(state["rng"])
         step = state["step"]
         rows = _read_log(output / "log.csv", step)
+    validation_rows = _read_log(output / VALIDATION_NAME, step) if resume else []
     network = model
     if world > 1:
         # static_graph: the same parameters are used every step, and some never are (DPT's
@@ -210,6 +226,21 @@ def train(
     def checkpoint():
         if rank == 0:
             save_checkpoint(output, model, optimizer, scheduler, step, recipe)
+
+    def run_validation():
+        if validate is None or rank != 0 or any(int(r["step"]) == step for r in validation_rows):
+            return
+        was_training = model.training
+        model.eval()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+            metrics = validate(model)
+        model.train(was_training)
+        validation_rows.append({"step": step, **{k: repr(float(v)) for k, v in metrics.items()}})
+        _write_rows(output / VALIDATION_NAME, validation_rows)
+        if board is not None:
+            for name, value in metrics.items():
+                board.add_scalar(f"validation/{name}", float(value), step)
+        bar.write(f"step {step}: " + ", ".join(f"{k} {float(v):.4g}" for k, v in metrics.items()))
 
     try:
         with _StopFlag() as stop:
@@ -251,8 +282,12 @@ def train(
                 if stopping:
                     result.interrupted = True
                     break
+                if step % recipe.validate_every == 0 and step < recipe.max_steps:
+                    run_validation()
                 if step % checkpoint_every == 0 and step < recipe.max_steps:
                     checkpoint()
+        if step >= recipe.max_steps:
+            run_validation()
         checkpoint()
         if rank == 0 and hasattr(model, "save_pretrained"):
             model.save_pretrained(output / "model")

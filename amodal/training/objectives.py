@@ -47,7 +47,8 @@ def amodal_dav2_objective(region: str = "object", lam: float = 0.85) -> Callable
         raise ValueError(f"loss region must be one of {REGIONS}, got {region!r}")
 
     def objective(model, batch):
-        prediction = model(batch["image"], batch["amodal_mask"], batch["observed_depth"])
+        # the paper's network ignores visible_mask; a fill_residual one needs it
+        prediction = model(batch["image"], batch["amodal_mask"], batch["observed_depth"], batch["visible_mask"])
         return silog(prediction.float(), batch["target_depth"].float(), loss_region(batch, region), lam=lam)
 
     return objective
