@@ -9,6 +9,7 @@ Commands (``python -m amodal <command> --help`` for each):
   process or under ``torchrun``.
 - ``evaluate``: score a model, a fill baseline or saved predictions on the hidden region,
   per bucket, with bootstrap intervals, beside the paper's Table 1.
+- ``ablate``: the paper's ablations with the tiny model on synthetic scenes (:mod:`amodal.ablations`).
 - ``predict``: amodal depth for a photo (or a folder) and its amodal mask, written as a
   16-bit PNG, ``.npy``, a colour picture and optionally a PLY point cloud.
 
@@ -23,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from amodal.ablate_cli import ABLATE_EXAMPLES, add_ablate_arguments, run_ablate
 from amodal.evaluate_cli import EVALUATE_EXAMPLES, add_evaluate_arguments, run_evaluate
 from amodal.predict_cli import PREDICT_EXAMPLES, add_predict_arguments, run_predict
 from amodal.training.cli import TRAIN_EXAMPLES, add_train_arguments, run_train
@@ -158,6 +160,7 @@ COMMANDS = {
     "import-pix2gestalt": (add_import_arguments, run_import, "convert pix2gestalt's released occlusions into ADIW samples", None),
     "train": (add_train_arguments, run_train, "train Amodal-DAV2 or Amodal-DepthFM by a named recipe (also under torchrun)", TRAIN_EXAMPLES),
     "evaluate": (add_evaluate_arguments, run_evaluate, "score an Amodal-DAV2, a baseline or saved predictions on the hidden region", EVALUATE_EXAMPLES),
+    "ablate": (add_ablate_arguments, run_ablate, "the paper's ablations, small: tiny Amodal-DAV2 variants on synthetic scenes", ABLATE_EXAMPLES),
     "predict": (add_predict_arguments, run_predict, "amodal depth for photos and their amodal masks, written to files", PREDICT_EXAMPLES),
 }
 

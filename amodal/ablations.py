@@ -1,0 +1,244 @@
+"""The paper's ablations (Table 4), rerun small: tiny Amodal-DAV2 variants on synthetic scenes.
+
+Each variant trains the same tiny network (:data:`~amodal.models.configs.TINY_SYNTH`'s shape
+with the paper's head, ``fill_residual = 0``) with the ``amodal-dav2-tiny-synth`` recipe for
+the same number of steps, changing one thing, and is scored on the same held-out scenes
+(:func:`amodal.evaluate.evaluate_items`, hidden pixels). The variants:
+
+- ``full`` — the paper's model: guidance ``[M_a, D_o]``, SILog on ``M_a``.
+- ``no_guidance`` — neither map: an image-only depth network (paper: 7.549 vs 3.682).
+- ``mask_only`` — ``M_a`` but no ``D_o``.
+- ``depth_only`` — ``D_o`` but no ``M_a`` ("no mask", paper: 4.369).
+- ``hidden_supervision`` — SILog on the hidden part only (paper: 3.845).
+- ``scene_supervision`` — SILog on every pixel.
+- ``ssi`` — no Sigmoid; an L1 loss after least-squares scale-and-shift alignment to the
+  target on ``M_a`` (affine-invariant training); it can only be scored after alignment.
+- ``aligned_inference`` — ``full``'s predictions aligned to ``D_o`` on ``M_vis`` before
+  scoring (paper: 4.015): no training of its own, the *aligned* column of ``full``.
+- ``fill_residual`` — ours (the shipped tiny model's design): a correction of the
+  harmonic fill.
+
+A dropped map is replaced by zeros at training and at evaluation alike
+(:class:`GuidanceDrop`); the loss region always uses the true ``M_a``.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from amodal.align import align
+from amodal.evaluate import evaluate_items, model_predictor, summarise
+from amodal.losses import silog
+from amodal.models.amodal_dav2 import AmodalDAV2
+from amodal.models.configs import TINY_SYNTH
+from amodal.training.objectives import REGIONS, loss_region
+
+# Table 4 of the paper: RMSE×100 on the hidden region of the ADIW test set (Amodal-DAV2-L).
+PAPER_ABLATIONS = {
+    "full": 3.682,
+    "no_guidance": 7.549,
+    "depth_only": 4.369,
+    "hidden_supervision": 3.845,
+    "aligned_inference": 4.015,
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ablation: which guidance the network sees, where the loss counts, which loss."""
+
+    name: str
+    keep: tuple[str, ...] = ("amodal_mask", "observed_depth")
+    region: str = "object"
+    loss: str = "silog"  # or "ssi"
+    fill_residual: float = 0.0
+    score: str = "raw"  # the metric variant that is the result: "raw" or "aligned"
+    trains: bool = True  # False: scored from another variant's model (``full``)
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("full"),
+    Variant("no_guidance", keep=()),
+    Variant("mask_only", keep=("amodal_mask",)),
+    Variant("depth_only", keep=("observed_depth",)),
+    Variant("hidden_supervision", region="hidden"),
+    Variant("scene_supervision", region="scene"),
+    Variant("ssi", loss="ssi", score="aligned"),
+    Variant("aligned_inference", score="aligned", trains=False),
+    Variant("fill_residual", fill_residual=TINY_SYNTH.fill_residual),
+)}
+
+
+class GuidanceDrop(torch.nn.Module):
+    """An Amodal-DAV2 whose dropped guidance maps are replaced by zeros before it sees them.
+
+    Args:
+        model: the network.
+        keep: the maps it is given: a subset of ``("amodal_mask", "observed_depth")``.
+    """
+
+    def __init__(self, model: AmodalDAV2, keep: tuple[str, ...]):
+        super().__init__()
+        unknown = set(keep) - {"amodal_mask", "observed_depth"}
+        if unknown:
+            raise ValueError(f"keep names maps amodal_mask and observed_depth only, got {sorted(unknown)}")
+        self.model, self.keep = model, tuple(keep)
+
+    @property
+    def needs_visible_mask(self) -> bool:
+        return self.model.needs_visible_mask
+
+    def forward(self, image, amodal_mask, observed_depth, visible_mask=None):
+        if "amodal_mask" not in self.keep:
+            amodal_mask = torch.zeros_like(amodal_mask)
+        if "observed_depth" not in self.keep:
+            observed_depth = torch.zeros_like(observed_depth)
+        return self.model(image, amodal_mask, observed_depth, visible_mask)
+
+
+def ssi_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error on ``mask`` after each prediction's least-squares scale and shift to ``target``.
+
+    Args:
+        prediction, target: ``(B, 1, H, W)``; mask: ``(B, 1, H, W)`` bool.
+
+    Returns:
+        scalar, differentiable through the fit.
+    """
+    aligned = align(prediction.double(), target.double(), mask, check=False)
+    return ((aligned - target.double()).abs() * mask).sum().float() / mask.sum().clamp(min=1)
+
+
+def build_variant(variant: Variant, seed: int = 2024) -> torch.nn.Module:
+    """The tiny network of ``variant``, randomly initialised from ``seed``."""
+    torch.manual_seed(seed)
+    model = AmodalDAV2(replace(TINY_SYNTH, fill_residual=variant.fill_residual))
+    if variant.loss == "ssi":
+        model.head.scratch.output_conv2[3] = torch.nn.Identity()  # no Sigmoid: any affine frame
+    return GuidanceDrop(model, variant.keep)
+
+
+def variant_objective(variant: Variant, lam: float = 0.85):
+    """``objective(model, batch)`` of ``variant`` for :func:`amodal.training.loop.train`."""
+    if variant.region not in REGIONS or variant.loss not in ("silog", "ssi"):
+        raise ValueError(f"variant {variant.name}: unknown region {variant.region!r} or loss {variant.loss!r}")
+
+    def objective(model, batch):
+        prediction = model(batch["image"], batch["amodal_mask"], batch["observed_depth"], batch["visible_mask"]).float()
+        region = loss_region(batch, variant.region)
+        if variant.loss == "ssi":
+            return ssi_l1(prediction, batch["target_depth"].float(), region)
+        return silog(prediction, batch["target_depth"].float(), region, lam=lam)
+
+    return objective
+
+
+def score(summary: dict, variant: Variant) -> dict:
+    """RMSE×100 and δ1 % (overall and hard) of the metric variant that ``variant`` is scored by."""
+    table = summary[variant.score]
+    return {f"{bucket}_{name}": (100.0 * table[bucket][name] if bucket in table else float("nan"))
+            for bucket in ("overall", "hard") for name in ("rmse", "delta1")} | {"count": table["overall"]["count"]}
+
+
+def trend(results: dict) -> dict:
+    """For each variant of :data:`PAPER_ABLATIONS`: does it land on the same side of ``full`` as in the paper?"""
+    out = {}
+    ours_full, paper_full = results["full"]["overall_rmse"], PAPER_ABLATIONS["full"]
+    for name, paper in PAPER_ABLATIONS.items():
+        if name == "full" or name not in results:
+            continue
+        ours = results[name]["overall_rmse"]
+        out[name] = {"paper": paper, "paper_full": paper_full, "ours": ours, "ours_full": ours_full,
+                     "agrees": (ours > ours_full) == (paper > paper_full)}
+    return out
+
+
+def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_out: int = 240,
+                  names: tuple[str, ...] | None = None, seed: int = 2024, held_out_seed: int = 2026,
+                  command: str = "", progress: bool = True) -> dict:
+    """Train and score every variant; write ``output/ablations.json`` and return its content.
+
+    Each variant trains into ``output/<name>/`` (a finished one is scored again, not
+    retrained; an interrupted one resumes), so a long run can be stopped and restarted.
+
+    Args:
+        output: run folder.
+        steps: optimiser steps per variant (the recipe's schedule is squeezed to them).
+        pool: synthetic training scenes (:class:`~amodal.training.data.SynthPool`).
+        held_out: held-out scenes (seed ``held_out_seed``, all three buckets).
+        names: variants to run (default all).
+        command: the command line, recorded in the JSON.
+    """
+    from amodal.training.data import SynthPool, SynthStream
+    from amodal.training.loop import train
+    from amodal.training.recipes import get_recipe
+    from amodal.training.state import CHECKPOINT_NAME
+
+    output = Path(output)
+    names = tuple(names or VARIANTS)
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    if "aligned_inference" in names and "full" not in names:
+        names = ("full", *names)
+    recipe = get_recipe("amodal-dav2-tiny-synth", max_steps=steps, decay_steps=steps,
+                        warmup_steps=min(50, steps // 10), synth_pool=pool, seed=seed, validate_every=10**9)
+    data = SynthPool(seed, pool, recipe.input_size)
+    stream = SynthStream(held_out_seed, recipe.input_size)
+    items = [stream[k] for k in range(held_out)]
+    results, models, timings = {}, {}, {}
+    for name in names:
+        variant = VARIANTS[name]
+        if not variant.trains:
+            continue
+        folder = output / name
+        model = build_variant(variant, seed)
+        start = time.perf_counter()
+        if (folder / CHECKPOINT_NAME).is_file() and _finished(folder, steps):
+            state = torch.load(folder / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"])
+        else:
+            resume = (folder / CHECKPOINT_NAME).is_file()
+            train(model, variant_objective(variant), data, recipe, folder, resume=resume, progress=progress,
+                  checkpoint_every=max(steps // 4, 1))
+        timings[name] = time.perf_counter() - start
+        models[name] = model
+    for name in names:
+        variant = VARIANTS[name]
+        model = models[name if variant.trains else "full"]
+        summary = summarise(evaluate_items(model_predictor(model), items, progress=progress))
+        results[name] = score(summary, variant)
+    report = {
+        "command": command,
+        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "steps": steps, "batch_size": recipe.batch_size, "pool": pool, "held_out": held_out,
+        "held_out_seed": held_out_seed, "seed": seed, "train_seconds": timings,
+        "results": results, "paper": PAPER_ABLATIONS, "trend": trend(results) if "full" in results else {},
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "ablations.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _finished(folder: Path, steps: int) -> bool:
+    from amodal.training.state import CHECKPOINT_NAME
+
+    return torch.load(folder / CHECKPOINT_NAME, map_location="cpu", weights_only=False)["step"] >= steps
+
+
+def format_ablations(report: dict) -> str:
+    """A plain-text table: each variant's hidden RMSE×100 (overall, hard), the paper's, and the trend."""
+    lines = [f"{'variant':<20} {'RMSE×100':>9} {'hard':>7} {'δ1 %':>7} {'paper':>7}  trend vs full"]
+    for name, row in report["results"].items():
+        paper = report["paper"].get(name)
+        agree = report["trend"].get(name, {}).get("agrees")
+        verdict = "" if agree is None else ("agrees" if agree else "disagrees")
+        lines.append(f"{name:<20} {row['overall_rmse']:>9.3f} {row['hard_rmse']:>7.3f} {row['overall_delta1']:>7.2f} "
+                     f"{'' if paper is None else f'{paper:.3f}':>7}  {verdict}")
+    return "\n".join(lines)

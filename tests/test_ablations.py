@@ -1,0 +1,75 @@
+"""The ablation variants: what each network sees, its loss, and a short run end to end."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from amodal.ablations import (PAPER_ABLATIONS, VARIANTS, GuidanceDrop, build_variant, format_ablations, run_ablations,
+                              ssi_l1, trend, variant_objective)
+
+
+def test_guidance_drop_zeroes_only_the_dropped_maps():
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        needs_visible_mask = False
+
+        def forward(self, image, amodal_mask, observed_depth, visible_mask=None):
+            seen.update(mask=amodal_mask.clone(), depth=observed_depth.clone())
+            return observed_depth
+
+    ones = torch.ones(1, 1, 4, 4)
+    GuidanceDrop(Spy(), ("amodal_mask",))(torch.zeros(1, 3, 4, 4), ones, ones * 0.5)
+    assert seen["mask"].eq(1).all() and seen["depth"].eq(0).all()
+    GuidanceDrop(Spy(), ("observed_depth",))(torch.zeros(1, 3, 4, 4), ones, ones * 0.5)
+    assert seen["mask"].eq(0).all() and seen["depth"].eq(0.5).all()
+    with pytest.raises(ValueError, match="keep names"):
+        GuidanceDrop(Spy(), ("visible_mask",))
+
+
+def test_ssi_l1_is_zero_for_an_affine_copy_and_matches_numpy():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 1, 6, 6, generator=g)
+    mask = torch.rand(2, 1, 6, 6, generator=g) > 0.3
+    assert ssi_l1(3 * target - 1, target, mask) < 1e-6
+    prediction = torch.rand(2, 1, 6, 6, generator=g)
+    expected = []
+    for b in range(2):  # float64 least squares by numpy, then the masked L1
+        p, t, m = prediction[b, 0].double().numpy(), target[b, 0].double().numpy(), mask[b, 0].numpy()
+        a = np.stack([p[m], np.ones(m.sum())], 1)
+        s, c = np.linalg.lstsq(a, t[m], rcond=None)[0]
+        expected.append(np.abs(s * p[m] + c - t[m]))
+    assert abs(float(ssi_l1(prediction, target, mask)) - np.concatenate(expected).mean()) < 1e-6
+
+
+def test_variants_build_and_their_objectives_are_finite():
+    batch = {"image": torch.rand(2, 3, 28, 28), "amodal_mask": torch.zeros(2, 1, 28, 28),
+             "observed_depth": torch.rand(2, 1, 28, 28), "target_depth": torch.rand(2, 1, 28, 28) * 0.8 + 0.1}
+    batch["amodal_mask"][:, :, 5:20, 5:20] = 1
+    batch["visible_mask"] = batch["amodal_mask"].clone()
+    batch["visible_mask"][:, :, :, 12:] = 0
+    for variant in VARIANTS.values():
+        model = build_variant(variant)
+        loss = variant_objective(variant)(model, batch)
+        assert torch.isfinite(loss), variant.name
+    assert isinstance(build_variant(VARIANTS["ssi"]).model.head.scratch.output_conv2[3], torch.nn.Identity)
+
+
+def test_trend_compares_sides_of_full():
+    results = {"full": {"overall_rmse": 2.0}, "no_guidance": {"overall_rmse": 3.0}, "depth_only": {"overall_rmse": 1.5}}
+    out = trend(results)
+    assert out["no_guidance"]["agrees"] and not out["depth_only"]["agrees"]
+    assert out["no_guidance"]["paper"] == PAPER_ABLATIONS["no_guidance"]
+
+
+def test_a_short_run_writes_the_json_and_resumes(tmp_path):
+    names = ("full", "depth_only", "aligned_inference")
+    report = run_ablations(tmp_path, steps=2, pool=4, held_out=3, names=names, command="test", progress=False)
+    saved = json.loads((tmp_path / "ablations.json").read_text())
+    assert saved["results"].keys() == set(names) and saved["command"] == "test"
+    assert set(saved["trend"]) == {"depth_only", "aligned_inference"}
+    assert "aligned_inference" not in saved["train_seconds"]
+    again = run_ablations(tmp_path, steps=2, pool=4, held_out=3, names=names, progress=False)  # finished: scored again
+    assert again["results"] == report["results"]
+    assert "depth_only" in format_ablations(again)
