@@ -10,6 +10,8 @@ ABLATE_EXAMPLES = """\
 examples:
   # every variant, 400 steps each, scored on 240 held-out scenes (about 1 hour on 2 CPU cores):
   python -m amodal ablate --output runs/ablations
+  # the data-scale study (1/8 … all of the pool):
+  python -m amodal ablate --study data-scale --output runs/data-scale
   # two variants, quickly:
   python -m amodal ablate --variants full depth_only --steps 50 --held-out 30 --output runs/ablations-try
 
@@ -22,6 +24,9 @@ def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
     from amodal.ablations import VARIANTS
 
     parser.add_argument("--output", required=True, type=Path, help="run folder")
+    parser.add_argument("--study", choices=("variants", "data-scale"), default="variants",
+                        help="the paper's variants (default), or the data-scale study: the tiny-synth design "
+                        "trained on 1/8, 1/4, 1/2 and all of the pool")
     parser.add_argument("--variants", nargs="+", default=None, help=f"default all: {' '.join(VARIANTS)}")
     parser.add_argument("--steps", type=int, default=400, help="optimiser steps per variant (default 400)")
     parser.add_argument("--pool", type=int, default=1500, help="synthetic training scenes (default 1500)")
@@ -30,10 +35,16 @@ def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from amodal.ablations import format_ablations, run_ablations
+    from amodal.ablations import format_ablations, run_ablations, run_data_scale
 
     command = "python -m amodal ablate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
     try:
+        if args.study == "data-scale":
+            report = run_data_scale(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
+                                    command=command, progress=not args.quiet)
+            for row in report["rows"]:
+                print(f"{row['scenes']:>6} scenes: hidden RMSE×100 {row['overall_rmse']:.3f} (hard {row['hard_rmse']:.3f})")
+            return 0
         report = run_ablations(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
                                names=tuple(args.variants) if args.variants else None, command=command,
                                progress=not args.quiet)

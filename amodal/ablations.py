@@ -174,10 +174,7 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
         names: variants to run (default all).
         command: the command line, recorded in the JSON.
     """
-    from amodal.training.data import SynthPool, SynthStream
-    from amodal.training.loop import train
-    from amodal.training.recipes import get_recipe
-    from amodal.training.state import CHECKPOINT_NAME
+    from amodal.training.data import SynthPool
 
     output = Path(output)
     names = tuple(names or VARIANTS)
@@ -186,28 +183,17 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
         raise ValueError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     if "aligned_inference" in names and "full" not in names:
         names = ("full", *names)
-    recipe = get_recipe("amodal-dav2-tiny-synth", max_steps=steps, decay_steps=steps,
-                        warmup_steps=min(50, steps // 10), synth_pool=pool, seed=seed, validate_every=10**9)
+    recipe = _recipe(steps, pool, seed)
     data = SynthPool(seed, pool, recipe.input_size)
-    stream = SynthStream(held_out_seed, recipe.input_size)
-    items = [stream[k] for k in range(held_out)]
+    items = _held_out(held_out, held_out_seed, recipe.input_size)
     results, models, timings = {}, {}, {}
     for name in names:
         variant = VARIANTS[name]
         if not variant.trains:
             continue
-        folder = output / name
-        model = build_variant(variant, seed)
         start = time.perf_counter()
-        if (folder / CHECKPOINT_NAME).is_file() and _finished(folder, steps):
-            state = torch.load(folder / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
-            model.load_state_dict(state["model"])
-        else:
-            resume = (folder / CHECKPOINT_NAME).is_file()
-            train(model, variant_objective(variant), data, recipe, folder, resume=resume, progress=progress,
-                  checkpoint_every=max(steps // 4, 1))
+        models[name] = _train(variant, recipe, data, output / name, progress)
         timings[name] = time.perf_counter() - start
-        models[name] = model
     for name in names:
         variant = VARIANTS[name]
         model = models[name if variant.trains else "full"]
@@ -215,8 +201,7 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
         results[name] = score(summary, variant)
     report = {
         "command": command,
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": machine(),
         "steps": steps, "batch_size": recipe.batch_size, "pool": pool, "held_out": held_out,
         "held_out_seed": held_out_seed, "seed": seed, "train_seconds": timings,
         "results": results, "paper": PAPER_ABLATIONS, "trend": trend(results) if "full" in results else {},
@@ -226,10 +211,83 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
     return report
 
 
-def _finished(folder: Path, steps: int) -> bool:
+def run_data_scale(output: str | Path, steps: int = 400, pool: int = 1500, held_out: int = 240,
+                   fractions: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2, 1.0), variant: str = "fill_residual",
+                   seed: int = 2024, held_out_seed: int = 2026, command: str = "", progress: bool = True) -> dict:
+    """The same recipe and step budget on the first ``fraction · pool`` scenes of one pool.
+
+    Writes ``output/data_scale.json``: for each fraction the number of scenes, the
+    hidden RMSE×100 and δ1 % (overall, hard) on the held-out scenes, and the training time.
+    Runs go to ``output/scale-<count>/`` and resume like :func:`run_ablations`.
+    """
+    from amodal.training.data import SynthPool
+
+    output = Path(output)
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise ValueError(f"fractions must lie in (0, 1], got {fractions}")
+    chosen = VARIANTS[variant]
+    recipe = _recipe(steps, pool, seed)
+    items = _held_out(held_out, held_out_seed, recipe.input_size)
+    rows = []
+    for fraction in fractions:
+        count = max(1, round(pool * fraction))
+        start = time.perf_counter()
+        model = _train(chosen, recipe, SynthPool(seed, count, recipe.input_size), output / f"scale-{count}", progress)
+        seconds = time.perf_counter() - start
+        summary = summarise(evaluate_items(model_predictor(model), items, progress=progress))
+        rows.append({"fraction": fraction, "scenes": count, "train_seconds": seconds, **score(summary, chosen)})
+    report = {"command": command, "machine": machine(), "variant": variant, "steps": steps,
+              "batch_size": recipe.batch_size, "held_out": held_out, "held_out_seed": held_out_seed, "seed": seed,
+              "rows": rows}
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "data_scale.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def machine() -> dict:
+    """What ran it: CPU (or GPU), Python, torch, threads."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "gpu": gpu, "python": platform.python_version(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def _recipe(steps: int, pool: int, seed: int):
+    from amodal.training.recipes import get_recipe
+
+    if steps < 1:
+        raise ValueError(f"steps must be ≥ 1, got {steps}")
+    return get_recipe("amodal-dav2-tiny-synth", max_steps=steps, decay_steps=steps, warmup_steps=min(50, steps // 10),
+                      synth_pool=pool, seed=seed, validate_every=10**9)
+
+
+def _held_out(count: int, seed: int, size: int) -> list[dict]:
+    from amodal.training.data import SynthStream
+
+    stream = SynthStream(seed, size)
+    return [stream[k] for k in range(count)]
+
+
+def _train(variant: Variant, recipe, data, folder: Path, progress: bool) -> torch.nn.Module:
+    """``variant`` trained by ``recipe`` into ``folder``; a finished run is loaded, a stopped one resumed."""
+    from amodal.training.loop import train
     from amodal.training.state import CHECKPOINT_NAME
 
-    return torch.load(folder / CHECKPOINT_NAME, map_location="cpu", weights_only=False)["step"] >= steps
+    model = build_variant(variant, recipe.seed)
+    checkpoint = folder / CHECKPOINT_NAME
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state["step"] >= recipe.max_steps:
+            model.load_state_dict(state["model"])
+            return model
+    train(model, variant_objective(variant), data, recipe, folder, resume=checkpoint.is_file(), progress=progress,
+          checkpoint_every=max(recipe.max_steps // 4, 1))
+    return model
 
 
 def format_ablations(report: dict) -> str:

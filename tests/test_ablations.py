@@ -73,3 +73,20 @@ def test_a_short_run_writes_the_json_and_resumes(tmp_path):
     again = run_ablations(tmp_path, steps=2, pool=4, held_out=3, names=names, progress=False)  # finished: scored again
     assert again["results"] == report["results"]
     assert "depth_only" in format_ablations(again)
+
+
+def test_data_scale_trains_on_nested_pools(tmp_path):
+    from amodal.ablations import run_data_scale
+
+    report = run_data_scale(tmp_path, steps=1, pool=8, held_out=2, fractions=(0.25, 1.0), progress=False)
+    assert [r["scenes"] for r in report["rows"]] == [2, 8]
+    assert (tmp_path / "scale-2" / "checkpoint.pt").is_file() and (tmp_path / "data_scale.json").is_file()
+    with pytest.raises(ValueError, match="fractions"):
+        run_data_scale(tmp_path, fractions=(0.0,))
+
+
+def test_command_line(tmp_path, capsys):
+    from amodal.__main__ import main
+
+    assert main(["ablate", "--variants", "nope", "--output", str(tmp_path)]) == 2
+    assert "unknown variant" in capsys.readouterr().err
