@@ -156,3 +156,25 @@ def write_report(records: list[dict], output, name: str = "this run", resamples:
     table = format_ci_table(summary, "raw", name) + "\n\n" + format_ci_table(summary, "aligned", name).split("\n\nthe paper")[0]
     atomic_write_text(output / "table.txt", table + "\n")
     return summary
+
+
+def format_comparison(summaries: dict, variant: str = "raw") -> str:
+    """One row per model: hidden RMSE×100 and δ1 % overall and in the hard bucket, with 95 % intervals."""
+    lines = [f"{'model':<40} {'RMSE×100':>9} {'[95 % CI]':>17} {'hard':>7} {'[95 % CI]':>17} {'δ1 %':>7}",]
+    for name, summary in summaries.items():
+        overall, hard = summary[variant]["overall"], summary[variant]["hard"]
+        ci = lambda row: "[{:>7.3f}, {:>7.3f}]".format(*(100 * x for x in row["rmse_ci"]))
+        lines.append(f"{name:<40} {100 * overall['rmse']:>9.3f} {ci(overall):>17} {100 * hard['rmse']:>7.3f} "
+                     f"{ci(hard):>17} {100 * overall['delta1']:>7.2f}")
+    return "\n".join(lines)
+
+
+def write_comparison(summaries: dict, output, command: str = "") -> None:
+    """``comparison.json`` (every model's summary, the command) and ``comparison.txt`` (:func:`format_comparison`)."""
+    from pathlib import Path
+
+    from amodal.atomic import atomic_write_json, atomic_write_text
+
+    output = Path(output)
+    atomic_write_json(output / "comparison.json", {"command": command, "models": summaries}, indent=1, default=float)
+    atomic_write_text(output / "comparison.txt", format_comparison(summaries) + "\n")

@@ -22,11 +22,13 @@ beside its Table 1).
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     from amodal.baselines import BASELINES
 
-    parser.add_argument("--model", required=True,
-                        help=f"an Amodal-DAV2 (model.safetensors or a saved folder), baseline:NAME ({', '.join(BASELINES)}), "
+    parser.add_argument("--model", required=True, nargs="+",
+                        help=f"one or more (compared side by side): an Amodal-DAV2 (model.safetensors or a saved folder), baseline:NAME ({', '.join(BASELINES)}), "
                         "dav2:CHECKPOINT (plain Depth Anything V2, no guidance), "
                         "or predictions:DIR (one <id>.npy per sample, (H, W) at the data's size)")
-    parser.add_argument("--data", required=True, help="'synth', a folder of our ADIW shards, or the official layout")
+    parser.add_argument("--data", required=True,
+                        help="'synth', 'middlebury' (real disparity behind pasted occluders), a folder of our ADIW "
+                        "shards, or the official layout")
     parser.add_argument("--split", type=Path, help="official layout: a split list (data_split/sam/val.txt)")
     parser.add_argument("--output", required=True, type=Path, help="folder for samples.csv, summary.json, table.txt")
     parser.add_argument("--mode", choices=("paper", "keep-aspect"), default="paper", help="preprocessing (default paper)")
@@ -44,6 +46,10 @@ def load_items(args) -> list:
 
         stream = SynthStream(seed=args.seed, size=args.size)
         return [stream[k] for k in range(args.count)]
+    if args.data == "middlebury":
+        from amodal.middlebury import middlebury_items
+
+        return middlebury_items(args.count, args.size, args.seed)
     from amodal.adiw.dataset import open_dataset
 
     return open_dataset(args.data, args.size, args.split, args.mode)
@@ -85,16 +91,34 @@ def load_predictor(spec: str, device: str):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from amodal.evaluate import evaluate_items, format_ci_table, write_report
+    from amodal.evaluate import evaluate_items, format_ci_table, format_comparison, write_comparison, write_report
 
     try:
-        predictor = load_predictor(args.model, args.device)
+        predictors = {spec: load_predictor(spec, args.device) for spec in args.model}
         items = load_items(args)
-        records = evaluate_items(predictor, items, progress=not args.quiet)
+        if args.data == "middlebury":  # models get the whole motorcycle; the unmeasured hidden pixels are not scored
+            from amodal.mask_quality import given_mask
+
+            predictors = {spec: given_mask(p) for spec, p in predictors.items()}
+        records = {spec: evaluate_items(p, items, progress=not args.quiet) for spec, p in predictors.items()}
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    summary = write_report(records, args.output, name=args.model)
-    print(format_ci_table(summary, "raw", args.model))
-    print(f"wrote {args.output}/samples.csv, summary.json, table.txt")
+    if len(records) == 1:
+        spec, only = next(iter(records.items()))
+        summary = write_report(only, args.output, name=spec)
+        print(format_ci_table(summary, "raw", spec))
+        print(f"wrote {args.output}/samples.csv, summary.json, table.txt")
+        return 0
+    summaries = {spec: write_report(r, args.output / _folder_name(spec), name=spec) for spec, r in records.items()}
+    write_comparison(summaries, args.output, command="python -m amodal " + " ".join(sys.argv[1:]))
+    print(format_comparison(summaries))
+    print(f"wrote {args.output}/comparison.json, comparison.txt and one folder per model")
     return 0
+
+
+def _folder_name(spec: str) -> str:
+    """A folder name for ``--model`` value ``spec`` (``baseline:harmonic`` → ``baseline-harmonic``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", spec.replace(":", "-")).strip("-") or "model"

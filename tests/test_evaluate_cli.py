@@ -77,3 +77,27 @@ def test_plain_dav2_baseline_is_its_normalised_depth(tmp_path):
     np.testing.assert_allclose(base_depth_predictor(dav2)(item), expected, atol=1e-6)
     assert main(["evaluate", "--model", f"dav2:{tmp_path / 'dav2'}", "--data", "synth", "--count", "2", "--size", "56",
                  "--output", str(tmp_path / "out"), "--quiet"]) == 0
+
+
+def test_several_models_are_compared_and_each_keeps_its_report(tmp_path, capsys):
+    import json
+
+    common = ["--data", "synth", "--count", "4", "--size", "56", "--quiet"]
+    assert main(["evaluate", "--model", "baseline:harmonic", "baseline:observed", *common, "--output", str(tmp_path / "both")]) == 0
+    assert main(["evaluate", "--model", "baseline:harmonic", *common, "--output", str(tmp_path / "one")]) == 0
+    both = json.loads((tmp_path / "both" / "comparison.json").read_text())
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert list(both["models"]) == ["baseline:harmonic", "baseline:observed"]
+    assert both["models"]["baseline:harmonic"]["raw"]["overall"]["rmse"] == one["summary"]["raw"]["overall"]["rmse"]
+    assert (tmp_path / "both" / "baseline-observed" / "samples.csv").is_file()
+    text = (tmp_path / "both" / "comparison.txt").read_text()
+    assert "baseline:observed" in text and "hard" in text
+
+
+def test_middlebury_yardstick_from_the_command_line(tmp_path):
+    import json
+
+    assert main(["evaluate", "--model", "baseline:harmonic", "--data", "middlebury", "--count", "3", "--size", "56",
+                 "--quiet", "--output", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["samples"] == 3 and 0 < summary["summary"]["raw"]["overall"]["rmse"] < 1
