@@ -36,6 +36,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=200, help="synth: number of held-out scenes (default 200)")
     parser.add_argument("--seed", type=int, default=2026, help="synth: the held-out stream's seed (default 2026)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass of a model (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -100,7 +101,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             from amodal.mask_quality import given_mask
 
             predictors = {spec: given_mask(p) for spec, p in predictors.items()}
-        records = {spec: evaluate_items(p, items, progress=not args.quiet) for spec, p in predictors.items()}
+        records = {spec: evaluate_items(p, items, progress=not args.quiet, batch_size=args.batch_size) for spec, p in predictors.items()}
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

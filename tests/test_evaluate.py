@@ -78,3 +78,22 @@ def test_report_files(tmp_path):
     assert 0.1 <= low <= summary["raw"]["overall"]["rmse"] <= high <= 0.3  # errors are 0.1, 0.2, 0.3 and 0.3
     table = (tmp_path / "table.txt").read_text()
     assert "visible mean (raw)" in table and "Amodal-DAV2-L" in table and "3.418" in table
+
+
+def test_batched_evaluation_equals_one_by_one():
+    from amodal.evaluate import evaluate_items
+    from amodal.models.amodal_dav2 import AmodalDAV2
+    from amodal.models.configs import TINY
+    from amodal.training.data import SynthStream
+
+    torch.manual_seed(0)
+    model = AmodalDAV2(TINY).eval()
+    with torch.no_grad():
+        model.encoder.patch_embed_guidance.proj.weight.normal_(0, 0.1)
+    stream = SynthStream(seed=5, size=28)
+    items = [stream[k] for k in range(5)]
+    single = evaluate_items(model_predictor(model), items)
+    batched = evaluate_items(model_predictor(model), items, batch_size=3)
+    assert [r["id"] for r in batched] == [r["id"] for r in single]
+    for a, b in zip(single, batched):
+        assert a["raw"]["rmse"] == pytest.approx(b["raw"]["rmse"], abs=1e-6)
