@@ -35,3 +35,13 @@ def runs_dir() -> Path:
     """
     override = os.environ.get("AMODAL_RUNS_DIR")
     return Path(override) if override else repo_root() / "runs"
+
+
+def checkpoints_dir() -> Path:
+    """``checkpoints/`` of the checkout: the small models this repository trained and ships."""
+    return repo_root() / "checkpoints"
+
+
+def results_dir() -> Path:
+    """``results/`` of the checkout: committed measurements (ablations, studies) with their commands."""
+    return repo_root() / "results"
