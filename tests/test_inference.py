@@ -132,3 +132,16 @@ def test_predict_errors(models):
         normalise_disparity(np.ones((3, 3)))
     with pytest.raises(ValueError, match="NaN"):
         normalise_disparity(np.array([0.0, np.inf]))
+
+
+def test_predict_without_the_blend_pastes_the_network_output(models):
+    model, _ = models
+    rgb, mask = _scene()
+    observed = np.linspace(0, 1, 40 * 60).reshape(40, 60)
+    blended = predict(rgb, mask, model, observed_depth=observed)
+    plain = predict(rgb, mask, model, observed_depth=observed, blend=False)
+    np.testing.assert_array_equal(plain[~mask], observed[~mask].astype(np.float32))  # outside: D_o exactly, no seam
+    inner = np.zeros_like(mask)
+    inner[11:29, 16:44] = True  # away from the seam the two agree
+    np.testing.assert_allclose(plain[inner], blended[inner], atol=1e-7)
+    assert not np.allclose(plain, blended)
