@@ -56,6 +56,25 @@ def model_predictor(model: torch.nn.Module) -> Predictor:
     return predict
 
 
+def depthfm_predictor(model: torch.nn.Module, samples: int = 4, steps: int = 4, seed: int = 0) -> Predictor:
+    """An Amodal-DepthFM: the mean of ``samples`` draws (``steps`` Euler steps each), every draw
+    aligned to ``D_o`` on ``M_vis`` as at the paper's inference. The noise of item ``k`` comes
+    from a generator seeded by ``(seed, k)``, so a rerun gives the same numbers.
+    """
+    device = next(model.parameters()).device
+    counter = iter(range(10**12))
+
+    @torch.no_grad()
+    def predict(item):
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + next(counter))
+        maps = {k: item[k][None].to(device).float() for k in ("image", "amodal_mask", "observed_depth", "visible_mask")}
+        out = model.sample(maps["image"], amodal_mask=maps["amodal_mask"], observed_depth=maps["observed_depth"],
+                           visible_mask=maps["visible_mask"], n=samples, steps=steps, generator=generator)
+        return out.mean[0, 0].clamp(0, 1).float().cpu().numpy()
+
+    return predict
+
+
 def base_depth_predictor(model: torch.nn.Module) -> Predictor:
     """Depth Anything V2 with no guidance: its normalised disparity of the composite, the
     baseline of a plain relative-depth model (it sees the occluder, not the object behind)."""

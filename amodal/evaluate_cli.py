@@ -24,7 +24,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--model", required=True, nargs="+",
                         help=f"one or more (compared side by side): an Amodal-DAV2 (model.safetensors or a saved folder), baseline:NAME ({', '.join(BASELINES)}), "
-                        "dav2:CHECKPOINT (plain Depth Anything V2, no guidance), "
+                        "dav2:CHECKPOINT (plain Depth Anything V2, no guidance), depthfm:FOLDER (an Amodal-DepthFM "
+                        "saved with save_pretrained: the mean of --samples aligned draws), "
                         "or predictions:DIR (one <id>.npy per sample, (H, W) at the data's size)")
     parser.add_argument("--data", required=True,
                         help="'synth', 'middlebury' (real disparity behind pasted occluders), a folder of our ADIW "
@@ -36,6 +37,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=200, help="synth: number of held-out scenes (default 200)")
     parser.add_argument("--seed", type=int, default=2026, help="synth: the held-out stream's seed (default 2026)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--samples", type=int, default=4, help="Amodal-DepthFM: draws averaged per sample (default 4)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass of a model (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -56,7 +58,7 @@ def load_items(args) -> list:
     return open_dataset(args.data, args.size, args.split, args.mode)
 
 
-def load_predictor(spec: str, device: str):
+def load_predictor(spec: str, device: str, samples: int = 4):
     """A predictor (:mod:`amodal.evaluate`) for ``--model``."""
     from amodal.evaluate import fill_predictor, model_predictor
 
@@ -72,6 +74,12 @@ def load_predictor(spec: str, device: str):
         from amodal.models.amodal_dav2 import DepthAnythingV2
 
         return base_depth_predictor(DepthAnythingV2.from_pretrained(spec.split(":", 1)[1]).to(device).eval())
+    if spec.startswith("depthfm:"):
+        from amodal.evaluate import depthfm_predictor
+        from amodal.models.depthfm import AmodalDepthFM
+
+        model = AmodalDepthFM.from_pretrained(spec.split(":", 1)[1]).to(device).eval()
+        return depthfm_predictor(model, samples=samples)
     if spec.startswith("predictions:"):
         import numpy as np
 
@@ -95,7 +103,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from amodal.evaluate import evaluate_items, format_ci_table, format_comparison, write_comparison, write_report
 
     try:
-        predictors = {spec: load_predictor(spec, args.device) for spec in args.model}
+        predictors = {spec: load_predictor(spec, args.device, args.samples) for spec in args.model}
         items = load_items(args)
         if args.data == "middlebury":  # models get the whole motorcycle; the unmeasured hidden pixels are not scored
             from amodal.mask_quality import given_mask

@@ -101,3 +101,29 @@ def test_middlebury_yardstick_from_the_command_line(tmp_path):
                  "--quiet", "--output", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["samples"] == 3 and 0 < summary["summary"]["raw"]["overall"]["rmse"] < 1
+
+
+def test_amodal_depthfm_is_scored_by_its_aligned_mean(tmp_path):
+    """depthfm:FOLDER: the mean of n draws, each aligned to D_o on M_vis; repeatable."""
+    import json
+
+    import torch
+
+    from amodal.evaluate import depthfm_predictor
+    from amodal.models.depthfm import tiny_amodal_depthfm
+    from amodal.training.data import SynthStream
+
+    model = tiny_amodal_depthfm(seed=0)
+    model.save_pretrained(tmp_path / "dfm")
+    common = ["--data", "synth", "--count", "2", "--size", "32", "--samples", "2", "--quiet"]
+    assert main(["evaluate", "--model", f"depthfm:{tmp_path / 'dfm'}", *common, "--output", str(tmp_path / "a")]) == 0
+    assert main(["evaluate", "--model", f"depthfm:{tmp_path / 'dfm'}", *common, "--output", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / x / "summary.json").read_text()) for x in "ab")
+    assert a["summary"]["raw"]["overall"]["rmse"] == b["summary"]["raw"]["overall"]["rmse"]
+    item = SynthStream(seed=2026, size=32)[0]
+    mean = depthfm_predictor(model.eval(), samples=2)(item)
+    maps = {k: item[k][None] for k in ("image", "amodal_mask", "observed_depth", "visible_mask")}
+    with torch.no_grad():
+        draws = model.sample(maps["image"], amodal_mask=maps["amodal_mask"], observed_depth=maps["observed_depth"],
+                             visible_mask=maps["visible_mask"], n=2, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(mean, draws.samples.mean(0)[0, 0].clamp(0, 1).numpy(), atol=1e-6)
