@@ -12,6 +12,8 @@ Commands (``python -m amodal <command> --help`` for each):
 - ``ablate``: the paper's ablations with the tiny model on synthetic scenes (:mod:`amodal.ablations`).
 - ``predict``: amodal depth for a photo (or a folder) and its amodal mask, written as a
   16-bit PNG, ``.npy``, a colour picture and optionally a PLY point cloud.
+- ``explore``: the explorer (samples, errors, cross-sections, your own photo) as a web app
+  on 127.0.0.1, served by Voila.
 
 Each command is a pair (``add_<name>_arguments(parser)``, ``run_<name>(args)``) in
 :data:`COMMANDS`; a new command adds its pair there.
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from amodal.ablate_cli import ABLATE_EXAMPLES, add_ablate_arguments, run_ablate
 from amodal.evaluate_cli import EVALUATE_EXAMPLES, add_evaluate_arguments, run_evaluate
+from amodal.explore_cli import EXPLORE_EXAMPLES, add_explore_arguments, run_explore
 from amodal.predict_cli import PREDICT_EXAMPLES, add_predict_arguments, run_predict
 from amodal.training.cli import TRAIN_EXAMPLES, add_train_arguments, run_train
 
@@ -162,6 +165,7 @@ COMMANDS = {
     "evaluate": (add_evaluate_arguments, run_evaluate, "score an Amodal-DAV2, a baseline or saved predictions on the hidden region", EVALUATE_EXAMPLES),
     "ablate": (add_ablate_arguments, run_ablate, "the paper's ablations, small: tiny Amodal-DAV2 variants on synthetic scenes", ABLATE_EXAMPLES),
     "predict": (add_predict_arguments, run_predict, "amodal depth for photos and their amodal masks, written to files", PREDICT_EXAMPLES),
+    "explore": (add_explore_arguments, run_explore, "the explorer as a web app on 127.0.0.1 (Voila)", EXPLORE_EXAMPLES),
 }
 
 

@@ -83,3 +83,118 @@ def image_grid(panels: Sequence, titles: Sequence[str] | None = None, ncols: int
             ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- the explorer's figures (notebook 07)
+POINT_COLOURS = {"visible": "tab:green", "hidden": "tab:purple"}
+
+
+def draw_points(ax, points: dict, title: str | None = None) -> None:
+    """Scatter ``{"visible": (N, 3), "hidden": (M, 3)}`` camera-space points on a 3-D ``ax``
+    (x right, depth into the picture, up up), visible and hidden apart."""
+    for name, p in points.items():
+        if len(p):
+            ax.scatter(p[:, 0], p[:, 2], -p[:, 1], s=1.5, c=POINT_COLOURS.get(name, "0.5"), label=f"{name} ({len(p)})",
+                       depthshade=False)
+    ax.set_xlabel("x", fontsize=7), ax.set_ylabel("z (far)", fontsize=7), ax.set_zlabel("y", fontsize=7)
+    ax.tick_params(labelsize=6)
+    if any(len(p) for p in points.values()):
+        ax.legend(fontsize=7, loc="upper left", markerscale=4)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def draw_sample_view(fig, view, layers=("amodal", "visible", "hidden", "occluder")) -> dict:
+    """One sample of the explorer (:class:`amodal.explorer.SampleView`) on ``fig``: overlays,
+    ``D_o`` / target / prediction on one scale and the error on the same span, the
+    cross-section and the 3-D points. Returns the axes by name."""
+    from amodal.explorer import overlay
+
+    fig.clear()
+    grid = fig.add_gridspec(2, 5, height_ratios=(1.0, 1.1), hspace=0.25, wspace=0.2, left=0.03, right=0.97, top=0.95, bottom=0.08)
+    ax = {name: fig.add_subplot(grid[0, k]) for k, name in enumerate(("image", "observed", "target", "prediction", "error"))}
+    m, (lo, hi) = view.maps, view.scale
+    ax["image"].imshow(overlay(m["image"], m, layers))
+    row = view.row
+    score = f" · RMSE×100 {100 * row['raw_rmse']:.2f}" if isinstance(row.get("raw_rmse"), float) else ""
+    ax["image"].set_title(f"{view.sample_id} · {row.get('bucket', '')}{score}", fontsize=8)
+    for name, data, title in (("observed", m["observed"], "observed D_o"), ("target", m["target"], "target"),
+                              ("prediction", view.prediction, view.source)):
+        handle = ax[name].imshow(data, cmap=DEPTH_CMAP, vmin=lo, vmax=hi)
+        ax[name].set_title(title, fontsize=8)
+    fig.colorbar(handle, ax=[ax["observed"], ax["target"], ax["prediction"]], shrink=0.7, pad=0.01)
+    error = ax["error"].imshow(view.error, cmap="magma", vmin=view.error_range[0], vmax=view.error_range[1])
+    ax["error"].set_title("|prediction − target| on M_a", fontsize=8)
+    fig.colorbar(error, ax=ax["error"], shrink=0.7, pad=0.01)
+    for a in ax.values():
+        a.set_axis_off()
+        (a.axhline if view.orientation == "row" else a.axvline)(view.position, color="k", lw=0.8, ls="--")
+    profile = fig.add_subplot(grid[1, :3])
+    x, p = view.distance, view.profiles
+    hidden = p["hidden"]
+    profile.fill_between(x, 0, 1, where=hidden, color=(0.85, 0.15, 0.85, 0.12), transform=profile.get_xaxis_transform(),
+                         label="hidden (M_inv)")
+    profile.plot(x, p["D_o"], color="0.55", ls=":", lw=1.2, label="D_o")
+    for name in view.profiles:
+        if name not in ("truth", "D_o", "hidden", "observed", view.source):  # the "observed" fill is D_o
+            profile.plot(x, p[name], lw=0.8, alpha=0.8, label=name)
+    profile.plot(x, p[view.source], color="tab:red", lw=1.8, label=view.source)
+    profile.plot(x, p["truth"], color="k", lw=1.8, label="truth")
+    profile.set_xlabel(f"{'column' if view.orientation == 'row' else 'row'} along {view.orientation} {view.position} (pixels)", fontsize=8)
+    profile.set_ylabel("normalised disparity", fontsize=8)
+    profile.tick_params(labelsize=7)
+    profile.legend(fontsize=6, ncol=3, loc="best")
+    ax["profile"] = profile
+    ax["points"] = fig.add_subplot(grid[1, 3:], projection="3d")
+    draw_points(ax["points"], view.points, "the object's points (drag to rotate)")
+    return ax
+
+
+def draw_sample_browser(fig, browser) -> dict:
+    """The current sample of a :class:`amodal.explorer.SampleBrowser`, the mean and the spread."""
+    fig.clear()
+    axes = dict(zip(("sample", "mean", "spread"), fig.subplots(1, 3)))
+    region = browser.mask
+    show_depth(axes["sample"], browser.current, f"sample {browser.index + 1} of {len(browser)}", mask=region)
+    show_depth(axes["mean"], browser.mean, "mean", mask=region)
+    spread = browser.spread if region is None else np.where(region, browser.spread, np.nan)
+    handle = axes["spread"].imshow(spread, cmap="magma", vmin=0.0)
+    axes["spread"].set_title("spread (std)", fontsize=9)
+    axes["spread"].set_axis_off()
+    fig.colorbar(handle, ax=axes["spread"], shrink=0.8)
+    return axes
+
+
+def overlay_photo_masks(session) -> np.ndarray:
+    """A :class:`amodal.photo.PhotoSession`'s photo with ``M_vis`` and ``M_inv`` tinted and ``M_a`` outlined."""
+    from amodal.explorer import overlay
+
+    masks = {"amodal": session.amodal_mask, "visible": session.visible_mask, "hidden": session.hidden_mask}
+    return overlay(session.image / 255.0, masks)
+
+
+def draw_photo_session(fig, session) -> dict:
+    """A :class:`amodal.photo.PhotoSession`: the photo with its masks and clicks, ``D_o``, the
+    amodal depth and the object's points. Returns the axes by name (``"photo"`` takes the pointer)."""
+    from amodal.explorer import object_points
+
+    fig.clear()
+    axes = {name: fig.add_subplot(2, 2, k + 1) for k, name in enumerate(("photo", "observed", "amodal"))}
+    axes["photo"].imshow(overlay_photo_masks(session))
+    if session.clicks:
+        clicks = np.asarray(session.clicks)
+        axes["photo"].plot(clicks[:, 0], clicks[:, 1], "o", color="yellow", markeredgecolor="k", ms=5)
+    axes["photo"].set_title("photo: M_vis green, M_inv purple, M_a outlined", fontsize=8)
+    axes["photo"].set_axis_off()
+    if session.depth is not None:
+        show_depth(axes["observed"], session.observed_depth, "base depth D_o")
+        show_depth(axes["amodal"], session.depth, "amodal depth (seam blended)")
+        axes["amodal"].contour(session.amodal_mask, levels=[0.5], colors="w", linewidths=0.6)
+    else:
+        for name in ("observed", "amodal"):
+            axes[name].set_axis_off()
+        axes["amodal"].text(0.5, 0.5, "press 'run' for depth", ha="center", va="center", transform=axes["amodal"].transAxes)
+    axes["points"] = fig.add_subplot(2, 2, 4, projection="3d")
+    if session.depth is not None:
+        draw_points(axes["points"], object_points(session.depth, session.amodal_mask, session.visible_mask), "the object (drag to rotate)")
+    return axes

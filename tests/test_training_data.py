@@ -47,3 +47,13 @@ def test_pool_is_the_streams_first_items_cached():
         pool[4]
     with pytest.raises(ValueError, match="count ≥ 1"):
         SynthPool(seed=3, count=0)
+
+
+def test_items_carry_the_occluder_on_request():
+    plain, with_occluder = SynthStream(seed=5, size=56)[2], SynthStream(seed=5, size=56, with_occluder=True)[2]
+    assert "occluder_mask" not in plain
+    assert torch.equal(plain["target_depth"], with_occluder["target_depth"])
+    occluder = with_occluder["occluder_mask"] > 0
+    hidden = (with_occluder["amodal_mask"] > 0) & ~(with_occluder["visible_mask"] > 0)
+    # the occluder is the only object added to the scene, so it covers every hidden pixel
+    assert occluder.shape == (1, 56, 56) and bool(hidden.any()) and bool((hidden <= occluder).all())

@@ -27,16 +27,19 @@ class SynthStream:
         seed: the stream's seed; held-out sets use another one.
         size: image side (a multiple of 14 for Amodal-DAV2).
         buckets: visible-ratio buckets to cycle through.
+        with_occluder: items also carry ``occluder_mask`` (1, S, S), the occluder's visible
+            pixels (for the explorer; training does not read it).
 
     Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``amodal_mask``, ``visible_mask``,
     ``observed_depth``, ``target_depth`` (1, S, S) float32; ``bucket`` and ``id`` strings.
     """
 
-    def __init__(self, seed: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS):
+    def __init__(self, seed: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS, with_occluder: bool = False):
         unknown = sorted(set(buckets) - set(BUCKET_RANGES))
         if unknown or not buckets:
             raise ValueError(f"buckets must be a non-empty subset of {sorted(BUCKET_RANGES)}, got {buckets}")
         self.seed, self.size, self.buckets = seed, size, tuple(buckets)
+        self.with_occluder = with_occluder
 
     def __len__(self):
         raise TypeError("SynthStream is endless")
@@ -56,7 +59,7 @@ class SynthStream:
         def map_(x):
             return torch.from_numpy(np.asarray(x, np.float32))[None]
 
-        return {
+        item = {
             "image": torch.from_numpy(np.asarray(composite.image, np.float32)).permute(2, 0, 1).contiguous(),
             "amodal_mask": map_(occlusion.amodal_mask),
             "visible_mask": map_(occlusion.visible_mask),
@@ -65,6 +68,9 @@ class SynthStream:
             "bucket": bucket,
             "id": f"synth-{self.seed}-{index}",
         }
+        if self.with_occluder:
+            item["occluder_mask"] = map_(occlusion.occluder_mask)
+        return item
 
 
 class SynthPool:
