@@ -2,8 +2,9 @@
 
 ``python -m amodal.run_notebooks --profile quick`` runs ``notebooks/NN_*.ipynb`` in order,
 each into ``runs/<profile>/<notebook>/`` (the executed notebook, its figures and its
-``metrics.json``), and prints a summary table at the end. A failing notebook does not
-stop the others; the exit status is non-zero if any failed.
+``metrics.json``), prints a summary table at the end and writes ``runs/<profile>/report.html``
+(:mod:`amodal.report`: metrics, figures, tables beside the paper's, environment, timings).
+A failing notebook does not stop the others; the exit status is non-zero if any failed.
 """
 from __future__ import annotations
 
@@ -112,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_notebook(path, args.profile, output_root, parameters))
     print()
     print(summary_table(results))
-    print(f"\noutputs in {output_root}")
+    from amodal.report import write_report
+
+    print(f"\noutputs in {output_root}; report: {write_report(output_root, results, args.profile)}")
     return 0 if all(r.ok for r in results) else 1
 
 
