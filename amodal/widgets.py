@@ -194,20 +194,22 @@ class PhotoWidget(_FigureWidget):
         photos: name → path of the photos to pick from (default :func:`photo_files`).
         ply_folder: where "export PLY" writes ``<photo>.ply`` (default ``runs/explorer``).
         max_side: the longer side photos are scaled to.
+        name: the starting photo's name (its entry in ``photos`` is shown as picked).
     """
 
     MODES = ("visible: click", "amodal: brush", "amodal: erase")
 
     def __init__(self, session: PhotoSession, photos: dict | None = None, ply_folder: str | os.PathLike | None = None,
-                 max_side: int = 384, figsize=(9, 7.5)):
+                 max_side: int = 384, name: str = "photo", figsize=(9, 7.5)):
         from amodal.paths import runs_dir
 
         super().__init__(figsize)
         self.session, self.max_side = session, max_side
         self.ply_folder = Path(ply_folder) if ply_folder is not None else runs_dir() / "explorer"
         self.photos = photo_files() if photos is None else dict(photos)
-        self.name = "photo"
-        self.photo = widgets.Dropdown(options=["(as given)", *self.photos], description="photo")
+        self.name = Path(name).stem
+        self.photo = widgets.Dropdown(options=["(as given)", *self.photos], description="photo",
+                                      value=name if name in self.photos else "(as given)")
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
         self.mode = widgets.ToggleButtons(options=self.MODES).add_class("amodal-mode")
         self.radius = widgets.IntSlider(min=1, max=40, value=round(session.brush.radius), description="brush")
@@ -216,7 +218,7 @@ class PhotoWidget(_FigureWidget):
                    "clear M_a": self.session_call("clear_amodal"), "run": self.session_call("run"), "export PLY": self.export}
         for name, button in self.buttons.items():
             button.on_click(lambda _, act=actions[name]: act())
-        self.photo.observe(lambda change: self._quiet or self.load(self.photos[change["new"]], change["new"]), "value")
+        self.photo.observe(self._on_pick, "value")
         self.upload.observe(self._on_upload, "value")
         self.message = widgets.HTML()
         self.figure.canvas.mpl_connect("button_press_event", self.on_press)
@@ -244,6 +246,10 @@ class PhotoWidget(_FigureWidget):
         self.name = Path(name).stem
         self.radius.value = round(self.session.brush.radius)
         self.redraw()
+
+    def _on_pick(self, change) -> None:
+        if change["new"] in self.photos:
+            self.load(self.photos[change["new"]], change["new"])
 
     def _on_upload(self, change) -> None:
         if change["new"]:
@@ -323,8 +329,7 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
         raise FileNotFoundError("no sample photo in data_samples/images for the photo tab")
     session = PhotoSession.from_photo(first, model=model, sam=load_sam(sam_checkpoint, sam_model, device) if sam_checkpoint else None,
                                       input_size=input_size)
-    photo = PhotoWidget(session, choices, ply_folder)
-    photo.name = first.stem
+    photo = PhotoWidget(session, choices, ply_folder, name=first.name)
     children, titles = [explorer.widget, photo.widget], ["dataset", "your own photo"]
     if samples is not None:
         children.append(SampleBrowserWidget(SampleBrowser(samples)).widget)

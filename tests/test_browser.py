@@ -1,0 +1,198 @@
+"""The explorer in a real browser: ``python -m amodal explore`` started on loopback by the test,
+Chromium driven by Playwright; the reproduction report opened the same way.
+
+What the programmatic tests (test_widgets.py) cannot see: that Voila serves the page, the
+widgets render, a control moved in the browser reaches the kernel and the figure that comes
+back changes, and that a mouse stroke paints the amodal mask through ipympl's pointer events.
+
+Chromium is Debian's ``/usr/bin/chromium`` (Playwright cannot download its own browser
+here). Run as root (a CI container, a fresh machine under ``make test``), the test installs
+it with ``apt-get install -y chromium`` itself. Elsewhere, without it, the test is skipped
+with the command that enables it — except where ``CI`` is set: there it fails.
+Screenshots go to ``runs/browser/`` (explorer.png, photo.png, report.png).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from amodal.paths import repo_root
+
+CHROMIUM = Path(os.environ.get("AMODAL_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+SHOTS = repo_root() / "runs" / "browser"
+ENABLE = ("install Chromium (sudo apt-get install -y chromium) or run the tests as root, which installs it; "
+          "AMODAL_CHROMIUM=/path/to/chromium points at another build")
+
+
+def ensure_chromium() -> Path | None:
+    """The Chromium binary, installed with apt-get first when running as root and it is missing."""
+    if CHROMIUM.is_file():
+        return CHROMIUM
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "chromium"]
+        if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
+            subprocess.run(install, env=env, capture_output=True, timeout=900)
+    return CHROMIUM if CHROMIUM.is_file() else None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = ensure_chromium()
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Chromium at {CHROMIUM} and it could not be installed: {ENABLE}")
+        pytest.skip(f"no Chromium at {CHROMIUM}: {ENABLE}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``python -m amodal explore`` with a tiny random Amodal-DAV2, on a free loopback port."""
+    import torch
+
+    from amodal.models.amodal_dav2 import AmodalDAV2
+    from amodal.models.configs import TINY
+
+    folder = tmp_path_factory.mktemp("explore")
+    torch.manual_seed(0)
+    AmodalDAV2(TINY).save_pretrained(folder / "model")
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AMODAL_RUNS_DIR": str(folder / "runs"),
+           # the kernel imports this checkout, whatever is installed
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root()), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "amodal", "explore", "--model", str(folder / "model"), "--count", "6",
+               "--size", "56", "--input-size", "56", "--port", str(port)]
+    log = open(folder / "voila.log", "w")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url + "voila/static/voila.js", timeout=5) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the explorer did not start: {(folder / 'voila.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    os.killpg(process.pid, signal.SIGTERM)  # Voila and the kernel it started
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
+def _status(page, index: int = 0) -> str:
+    return page.locator(".amodal-status").nth(index).inner_text()
+
+
+def _settled(figure, before: bytes | None = None, timeout: float = 60.0) -> bytes:
+    """The figure's picture once it differs from ``before`` and two views 0.5 s apart agree."""
+    deadline = time.monotonic() + timeout
+    last = figure.screenshot()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        shot = figure.screenshot()
+        if shot == last and shot != before:
+            return shot
+        last = shot
+    raise AssertionError("the figure did not change and settle in time")
+
+
+def test_explorer_page_follows_a_control(browser, server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1250})
+    page.goto(server, timeout=180_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.amodal-status')].some(e => e.innerText.includes('draw 1'))",
+                           timeout=180_000)
+    figure = page.locator(".jupyter-matplotlib-figure").first
+    before = _settled(figure)
+    assert "Amodal-DAV2" in _status(page)
+    page.select_option(".amodal-source select", label="fill: plane")
+    page.wait_for_function("() => document.querySelector('.amodal-status').innerText.includes('fill: plane · row')",
+                           timeout=60_000)
+    assert "draw 2" in _status(page)
+    after = _settled(figure, before)  # the kernel's new picture reached the page
+    assert after != before
+    page.screenshot(path=str(SHOTS / "explorer.png"), full_page=True)
+    page.close()
+
+
+def test_photo_tab_paints_the_amodal_mask_with_the_mouse(browser, server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1250})
+    page.goto(server, timeout=180_000)
+    page.wait_for_function("() => document.querySelectorAll('.amodal-status').length >= 2", timeout=180_000)
+    page.get_by_text("your own photo", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('.amodal-status')[1].innerText.includes('0 px in M_a')",
+                           timeout=60_000)
+    page.locator(".amodal-mode").get_by_text("amodal: brush").click()
+    figure = page.locator(".jupyter-matplotlib-figure").nth(1)
+    figure.scroll_into_view_if_needed()
+    before = _settled(figure)
+    canvas = figure.locator("canvas").last.bounding_box()
+    x, y, w, h = canvas["x"], canvas["y"], canvas["width"], canvas["height"]
+    # the photo is the top-left panel (subplot 2, 2, 1: about 0.16–0.44 of the width, 0.12–0.47 of the height)
+    page.mouse.move(x + 0.22 * w, y + 0.22 * h)
+    page.mouse.down()
+    for k in range(1, 9):
+        page.mouse.move(x + (0.22 + 0.02 * k) * w, y + (0.22 + 0.02 * k) * h)
+    page.mouse.up()
+    page.wait_for_function("() => /[1-9][0-9]* px in M_a/.test(document.querySelectorAll('.amodal-status')[1].innerText)",
+                           timeout=60_000)
+    painted = int(re.search(r"(\d+) px in M_a", _status(page, 1)).group(1))
+    assert painted > 50
+    assert _settled(figure, before) != before
+    page.screenshot(path=str(SHOTS / "photo.png"), full_page=True)
+    page.close()
+
+
+def test_report_page_shows_its_embedded_figure(browser, tmp_path):
+    from amodal.report import write_report
+    from amodal.run_notebooks import NotebookResult
+
+    folder = tmp_path / "07_explorer"
+    folder.mkdir()
+    shot = SHOTS / "explorer.png"
+    png = shot.read_bytes() if shot.is_file() else base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    (folder / "explorer.png").write_bytes(png)
+    (folder / "metrics.json").write_text(json.dumps({"figures": ["explorer.png"], "metrics": {"samples": 6, "rmse": 0.05}}))
+    path = write_report(tmp_path, [NotebookResult("07_explorer", 42.0, True)], "quick")
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto(path.as_uri())
+    assert page.locator("h1").inner_text().startswith("amodal: reproduction report")
+    widths = page.eval_on_selector_all("img", "images => images.map(i => i.complete ? i.naturalWidth : 0)")
+    assert widths and all(w > 0 for w in widths)  # the embedded PNG decodes in the browser
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
+    page.close()
