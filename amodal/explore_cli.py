@@ -34,7 +34,6 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photos", type=Path, default=None, help="the photos an ADIW folder was built from, to recover its occluders (default data_samples/images)")
     parser.add_argument("--count", type=int, default=24, help="how many samples to load (default 24)")
     parser.add_argument("--size", type=int, default=112, help="the samples' side, a multiple of 14 (default 112)")
-    parser.add_argument("--input-size", type=int, default=518, help="the square side the network sees on photos (default 518)")
     parser.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM for the photo's clicks (default: the classical random-walker fallback)")
     parser.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint (default vit_h)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -58,7 +57,7 @@ def app_settings(args: argparse.Namespace) -> dict:
         return None if path is None else str(Path(path).resolve())
 
     return {"data": args.data if args.data == "synth" else absolute(args.data), "model": model, "report": absolute(args.report),
-            "photos": absolute(args.photos), "count": args.count, "size": args.size, "input_size": args.input_size,
+            "photos": absolute(args.photos), "count": args.count, "size": args.size,
             "sam_checkpoint": absolute(args.sam_checkpoint), "sam_model": args.sam_model, "device": args.device}
 
 

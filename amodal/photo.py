@@ -18,8 +18,9 @@
    out of it (the far end of a bar behind a box), and there the brush adds
    the rest. ``M_a`` always includes ``M_vis``.
 4. **Depth**: ``D_o`` from the base depth (a Depth Anything V2, any ``DepthEstimator``, a
-   map, or the toy row prior when no weights are at hand), then :func:`amodal.inference.predict`:
-   the amodal network inside ``M_a``, ``D_o`` outside, the 3×3 mean over the seam.
+   map, or the toy row prior when no weights are at hand), then :func:`amodal.inference.predict`
+   (at the side the network was trained at): the amodal network inside ``M_a``, ``D_o``
+   outside, the 3×3 mean over the seam.
 5. **Export**: the object's points as PLY (:mod:`amodal.export`).
 """
 from __future__ import annotations
@@ -165,13 +166,11 @@ class PhotoSession:
         base: where ``D_o`` comes from (see :func:`observed_depth_of`).
         sam: a ``SamPredictor`` (:func:`load_sam`), or ``None`` for the classical fallback.
         brush_radius: in pixels (default: 2 % of the longer side, at least 2).
-        input_size: the square side the network sees (default 518; see :func:`amodal.inference.predict`).
     """
 
-    def __init__(self, image: np.ndarray, model=None, base="row-prior", sam=None, brush_radius: float | None = None,
-                 input_size: int | None = None):
+    def __init__(self, image: np.ndarray, model=None, base="row-prior", sam=None, brush_radius: float | None = None):
         self.image = read_photo(image, max_side=None)
-        self.model, self.base, self.sam, self.input_size = model, base, sam, input_size
+        self.model, self.base, self.sam = model, base, sam
         self.clicks: list[tuple[float, float]] = []
         self.visible_mask = np.zeros(self.image.shape[:2], bool)
         self.brush = Brush(self.image.shape[:2], brush_radius or max(2.0, 0.02 * max(self.image.shape[:2])))
@@ -248,8 +247,9 @@ class PhotoSession:
             raise ValueError("no Amodal-DAV2 model: pass model= (a network or a checkpoint path)")
         if not self.amodal_mask.any():
             raise ValueError("the amodal mask is empty: click the visible part, then paint or use the convex hull")
+        # M_vis goes along: a fill_residual network corrects a fill from the visible part
         self.depth = predict(self.image, self.amodal_mask, self.model, observed_depth=self.observed_depth,
-                             input_size=self.input_size)
+                             visible_mask=self.visible_mask)
         self.message = f"amodal depth of {self.amodal_mask.sum()} object pixels ({self.hidden_mask.sum()} hidden)"
         return self.depth
 

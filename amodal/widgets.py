@@ -189,8 +189,8 @@ class PhotoWidget(_FigureWidget):
     """Your own photo (:class:`~amodal.photo.PhotoSession`): pick or upload, click, paint, run, export.
 
     Args:
-        session: the session to start from (its model, base depth, SAM and input size are kept
-            for every photo loaded later).
+        session: the session to start from (its model, base depth and SAM are kept for every
+            photo loaded later).
         photos: name → path of the photos to pick from (default :func:`photo_files`).
         ply_folder: where "export PLY" writes ``<photo>.ply`` (default ``runs/explorer``).
         max_side: the longer side photos are scaled to.
@@ -241,8 +241,7 @@ class PhotoWidget(_FigureWidget):
     def load(self, photo, name: str = "photo") -> None:
         """Start a new session on ``photo`` (path, bytes or array) with the same model and settings."""
         s = self.session
-        self.session = PhotoSession.from_photo(photo, self.max_side, model=s.model, base=s.base, sam=s.sam,
-                                               input_size=s.input_size)
+        self.session = PhotoSession.from_photo(photo, self.max_side, model=s.model, base=s.base, sam=s.sam)
         self.name = Path(name).stem
         self.radius.value = round(self.session.brush.radius)
         self.redraw()
@@ -303,7 +302,7 @@ class PhotoWidget(_FigureWidget):
 
 
 def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, count: int = 24, size: int = 112,
-                 photos=None, device: str = "cpu", input_size: int = 518, sam_checkpoint=None, sam_model: str = "vit_h",
+                 photos=None, device: str = "cpu", sam_checkpoint=None, sam_model: str = "vit_h",
                  samples=None, ply_folder: str | os.PathLike | None = None) -> widgets.Tab:
     """The explorer's tabs: the dataset, your own photo and (given ``samples``) DepthFM's samples.
 
@@ -313,7 +312,6 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
         report: an evaluation folder (or its ``samples.csv``) to sort by; default: score the model here.
         count, size: how many items, and their side.
         photos: the photos an ADIW folder was built from (recovers occluders), default ``data_samples/images``.
-        input_size: the square side the network sees on photos.
         sam_checkpoint, sam_model: SAM for the photo's clicks (default: the classical fallback).
         samples: (n, 1, H, W) Amodal-DepthFM samples for the third tab.
     """
@@ -327,8 +325,7 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
     first = next(iter(choices.values()), None)
     if first is None:
         raise FileNotFoundError("no sample photo in data_samples/images for the photo tab")
-    session = PhotoSession.from_photo(first, model=model, sam=load_sam(sam_checkpoint, sam_model, device) if sam_checkpoint else None,
-                                      input_size=input_size)
+    session = PhotoSession.from_photo(first, model=model, sam=load_sam(sam_checkpoint, sam_model, device) if sam_checkpoint else None)
     photo = PhotoWidget(session, choices, ply_folder, name=first.name)
     children, titles = [explorer.widget, photo.widget], ["dataset", "your own photo"]
     if samples is not None:

@@ -87,7 +87,7 @@ def server(tmp_path_factory):
            # the kernel imports this checkout, whatever is installed
            "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root()), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "amodal", "explore", "--model", str(folder / "model"), "--count", "6",
-               "--size", "56", "--input-size", "56", "--port", str(port)]
+               "--size", "56", "--port", str(port)]
     log = open(folder / "voila.log", "w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"

@@ -122,7 +122,7 @@ def test_clicks_prompt_sam_when_given():
 
 
 def test_run_pastes_into_observed_depth_and_exports_ply(model, tmp_path):
-    session = PhotoSession(_square_photo(), model=model, input_size=56)
+    session = PhotoSession(_square_photo(), model=model)
     with pytest.raises(ValueError, match="empty"):
         session.run()
     session.visible_mask[20:60, 20:40] = True
@@ -142,3 +142,19 @@ def test_run_pastes_into_observed_depth_and_exports_ply(model, tmp_path):
     np.testing.assert_array_equal(colours, session.image[session.amodal_mask])  # coloured from the photo
     with pytest.raises(ValueError, match="no Amodal-DAV2"):
         PhotoSession(_square_photo()).run()
+
+
+def test_run_gives_a_fill_residual_model_the_visible_mask():
+    import dataclasses
+
+    from amodal.models.amodal_dav2 import AmodalDAV2
+
+    torch.manual_seed(0)
+    model = AmodalDAV2(dataclasses.replace(TINY, fill_residual=0.2)).eval()
+    session = PhotoSession(_square_photo(), model=model)
+    session.visible_mask[20:60, 20:40] = True
+    session.complete_hull()
+    session.brush.press(50, 40)
+    session.brush.release()
+    depth = session.run()
+    assert depth.shape == (80, 80) and np.isfinite(depth).all()

@@ -85,7 +85,7 @@ def _send(widget, name, x, y, button=1):
 
 
 def test_photo_widget_clicks_brush_hull_run_and_export(model, tmp_path):
-    w = PhotoWidget(PhotoSession(_photo(), model=model, input_size=56), photos={}, ply_folder=tmp_path)
+    w = PhotoWidget(PhotoSession(_photo(), model=model), photos={}, ply_folder=tmp_path)
     for x, y in ((14, 14), (66, 14), (66, 66), (14, 66)):
         _send(w, "button_press_event", x, y)
         _send(w, "button_release_event", x, y)
@@ -140,7 +140,7 @@ def test_photo_widget_loads_picked_and_uploaded_photos(model, tmp_path):
 
 
 def test_explorer_app_has_its_tabs(model):
-    app = explorer_app(model=model, count=3, size=56, input_size=56, samples=torch.rand(3, 1, 8, 8))
+    app = explorer_app(model=model, count=3, size=56, samples=torch.rand(3, 1, 8, 8))
     assert [app.get_title(k) for k in range(3)] == ["dataset", "your own photo", "DepthFM samples"]
     assert app.explorer.current.source == "Amodal-DAV2" and app.photo.session.model is model
     assert len(explorer_app(count=2, size=56).children) == 2  # no model: the fills only
