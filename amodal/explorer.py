@@ -340,6 +340,28 @@ def load_model(model, device: str = "cpu"):
     return model.to(device).eval()
 
 
+def model_or_stand_in(path, device: str = "cpu", seed: int = 0):
+    """The Amodal-DAV2 at ``path`` (a relative path is read from the checkout) or, where there is
+    none, a random ``TINY`` network that runs every code path (its predictions mean nothing).
+
+    Returns:
+        ``(model, sentence)``: the network in eval mode and a sentence saying which it is.
+    """
+    import torch
+
+    from amodal.models.amodal_dav2 import AmodalDAV2
+    from amodal.models.configs import TINY
+    from amodal.paths import repo_root
+
+    if path is not None:
+        found = Path(path) if Path(path).is_absolute() else repo_root() / path
+        if found.exists():
+            return load_model(found, device), f"Amodal-DAV2 from {path}"
+    torch.manual_seed(seed)
+    return (AmodalDAV2(TINY).to(device).eval(),
+            f"no checkpoint at {path}: a random tiny Amodal-DAV2 stands in (its predictions mean nothing)")
+
+
 def predictors_for(model=None, baselines: Iterable[str] = ("harmonic", "plane", "observed")) -> dict[str, Callable]:
     """Prediction sources: ``"Amodal-DAV2"`` (when a model is given) first, then the named fills."""
     from amodal.baselines import BASELINES
@@ -378,7 +400,8 @@ def adiw_items(root: str | os.PathLike, size: int | None = None, count: int | No
     records = [(shard, r) for shard, r in manifest_records(root) if r["type"] == "sample"][:count]
     if not records:
         raise FileNotFoundError(f"no ADIW samples in {root} (a folder written by `python -m amodal build`)")
-    build_size = json.loads((root / "build.json").read_text()).get("size") if (root / "build.json").is_file() else None
+    settings = json.loads((root / "build.json").read_text()) if (root / "build.json").is_file() else {}
+    build_size = settings.get("config", {}).get("size")
     items = []
     for shard, record in records:
         s = read_sample(shard, record)

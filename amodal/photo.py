@@ -100,6 +100,27 @@ def convex_hull_completion(visible_mask: np.ndarray) -> np.ndarray:
     return convex_hull_image(visible) | visible if visible.any() else np.zeros_like(visible)
 
 
+def outline_clicks(mask: np.ndarray, count: int = 10, margin: float = 0.08) -> list[tuple[float, float]]:
+    """The clicks a person would make around an object, for demos and tests: ``count`` points
+    evenly spaced along the outline of ``mask``, each pushed away from its centroid by
+    ``margin`` of the object's size (so the polygon they make holds the object with room to spare)."""
+    from skimage.measure import find_contours
+
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("outline_clicks needs a non-empty mask")
+    contour = max(find_contours(np.pad(mask, 1).astype(float), 0.5), key=len) - 1  # (N, 2) rows, cols
+    steps = np.linalg.norm(np.diff(contour, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(steps)])
+    points = np.stack([np.interp(np.linspace(0, arc[-1], count, endpoint=False), arc, contour[:, k]) for k in (0, 1)], 1)
+    rows, cols = np.nonzero(mask)
+    centre = np.array([rows.mean(), cols.mean()])
+    size = max(np.ptp(rows), np.ptp(cols)) + 1
+    away = points - centre
+    points = points + margin * size * away / np.maximum(np.linalg.norm(away, axis=1, keepdims=True), 1e-9)
+    return [(float(c), float(r)) for r, c in points]
+
+
 def read_photo(photo, max_side: int | None = 384) -> np.ndarray:
     """A photo (path, bytes or array) as (H, W, 3) uint8 RGB, the longer side at most ``max_side``."""
     from PIL import Image

@@ -98,6 +98,7 @@ def draw_points(ax, points: dict, title: str | None = None) -> None:
                        depthshade=False)
     ax.set_xlabel("x", fontsize=7), ax.set_ylabel("z (far)", fontsize=7), ax.set_zlabel("y", fontsize=7)
     ax.tick_params(labelsize=6)
+    ax.locator_params(nbins=3)
     if any(len(p) for p in points.values()):
         ax.legend(fontsize=7, loc="upper left", markerscale=4)
     if title:

@@ -183,7 +183,7 @@ def test_adiw_items_recover_the_occluder_from_the_source_photo(tmp_path):
 
     write_sources(tmp_path / "src", 3)
     build(find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b"), tmp_path / "adiw", BrightnessDepth(),
-          BuildConfig(samples_per_image=2, seed=0), progress=False)
+          BuildConfig(samples_per_image=2, seed=0, size=80), progress=False)  # photos resized: the builder's size is read back
     plain = adiw_items(tmp_path / "adiw")
     assert plain and "occluder_mask" not in plain[0]
     found = adiw_items(tmp_path / "adiw", photos=tmp_path / "src" / "images", count=3)
