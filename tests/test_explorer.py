@@ -212,3 +212,14 @@ def test_sample_browser_mean_spread_and_stepping():
     assert SampleBrowser(samples[:, None]).samples.shape == (5, 4, 6)  # (n, 1, 1, H, W) as the sampler gives
     with pytest.raises(ValueError, match="one input"):
         SampleBrowser(rng.random((5, 2, 4, 6)))
+
+
+def test_model_or_stand_in(tmp_path):
+    from amodal.explorer import model_or_stand_in
+    from amodal.models.amodal_dav2 import AmodalDAV2
+
+    model, sentence = model_or_stand_in(tmp_path / "missing")
+    assert model.config == TINY and "stands in" in sentence and not model.training
+    AmodalDAV2(TINY).save_pretrained(tmp_path / "model")
+    loaded, sentence = model_or_stand_in(tmp_path / "model")
+    assert isinstance(loaded, AmodalDAV2) and "stands in" not in sentence

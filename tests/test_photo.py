@@ -158,3 +158,17 @@ def test_run_gives_a_fill_residual_model_the_visible_mask():
     session.brush.release()
     depth = session.run()
     assert depth.shape == (80, 80) and np.isfinite(depth).all()
+
+
+def test_outline_clicks_surround_the_object():
+    from amodal.photo import outline_clicks
+    from amodal.segment_classical import polygon_mask
+
+    mask = np.zeros((60, 80), bool)
+    mask[20:40, 25:55] = True
+    clicks = outline_clicks(mask, count=10, margin=0.1)
+    assert len(clicks) == 10
+    assert not any(mask[int(round(y)), int(round(x))] for x, y in clicks)  # every click lies outside
+    assert (polygon_mask(clicks, mask.shape) >= mask).all()  # and their polygon holds the object
+    with pytest.raises(ValueError, match="non-empty"):
+        outline_clicks(np.zeros((5, 5), bool))
