@@ -34,16 +34,14 @@ pre{background:#f7f7f7;padding:8px;overflow-x:auto}section{border-top:2px solid 
 
 
 def headline_metrics(metrics: dict, most: int = MOST_METRICS, prefix: str = "") -> list[tuple[str, float]]:
-    """The first ``most`` numbers of a (nested) metrics dict as ``(name, value)``; booleans are not numbers."""
-    found = []
+    """The first ``most`` numbers of a (nested) metrics dict as ``(name, value)``: a level's own
+    numbers before those of its sub-dicts (joined by ``/``); booleans are not numbers."""
+    found = [(f"{prefix}{k}", v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            found += headline_metrics(value, most, name + "/")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            found.append((name, value))
         if len(found) >= most:
             break
+        if isinstance(value, dict):
+            found += headline_metrics(value, most - len(found), f"{prefix}{key}/")
     return found[:most]
 
 

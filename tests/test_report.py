@@ -35,8 +35,8 @@ def _fake_run(root):
 
 def test_headline_metrics_flattens_numbers_only():
     metrics = {"rmse": 0.5, "ok": True, "nested": {"d1": 0.9, "text": "a", "deeper": {"n": 3}}, "last": 1}
-    assert headline_metrics(metrics) == [("rmse", 0.5), ("nested/d1", 0.9), ("nested/deeper/n", 3), ("last", 1)]
-    assert headline_metrics(metrics, most=2) == [("rmse", 0.5), ("nested/d1", 0.9)]
+    assert headline_metrics(metrics) == [("rmse", 0.5), ("last", 1), ("nested/d1", 0.9), ("nested/deeper/n", 3)]
+    assert headline_metrics(metrics, most=3) == [("rmse", 0.5), ("last", 1), ("nested/d1", 0.9)]
 
 
 def test_report_is_self_contained_with_metrics_figures_tables_environment_and_timings(tmp_path):
