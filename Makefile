@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# Every notebook executed by papermill into runs/$(PROFILE)/, then a summary table.
+# Every notebook executed by papermill into runs/$(PROFILE)/, then a summary table and runs/$(PROFILE)/report.html.
 reproduce: install
 	$(BIN)/python -m amodal.run_notebooks --profile $(PROFILE)
 
 # Library tests, notebook conventions, papermill parameters, and every notebook under nbval.
+# tests/test_browser.py drives Chromium; run as root it installs Debian's chromium itself (README).
 test: install
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider

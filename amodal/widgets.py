@@ -111,8 +111,8 @@ class DatasetExplorer(_FigureWidget):
         self.widget = widgets.VBox([
             widgets.HBox([self.bucket, self.sort_by, self.worst_first]),
             widgets.HBox([self.sample, self.source]),
-            widgets.HBox([widgets.Label("overlay:"), *self.layers.values(), self.error_scale]),
-            widgets.HBox([self.orientation, self.position]),
+            widgets.HBox([widgets.Label("overlay:"), *self.layers.values()]),
+            widgets.HBox([self.orientation, self.position, self.error_scale]),
             self.view, self.status,
         ])
         self.current = None

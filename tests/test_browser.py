@@ -7,8 +7,9 @@ back changes, and that a mouse stroke paints the amodal mask through ipympl's po
 
 Chromium is Debian's ``/usr/bin/chromium`` (Playwright cannot download its own browser
 here). Run as root (a CI container, a fresh machine under ``make test``), the test installs
-it with ``apt-get install -y chromium`` itself. Elsewhere, without it, the test is skipped
-with the command that enables it — except where ``CI`` is set: there it fails.
+it with ``apt-get install -y chromium`` itself, and fails if it cannot. Elsewhere, without
+it, the test is skipped with the command that enables it — except where ``CI`` is set:
+there it fails.
 Screenshots go to ``runs/browser/`` (explorer.png, photo.png, report.png).
 """
 from __future__ import annotations
@@ -37,11 +38,15 @@ ENABLE = ("install Chromium (sudo apt-get install -y chromium) or run the tests 
           "AMODAL_CHROMIUM=/path/to/chromium points at another build")
 
 
+def _as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def ensure_chromium() -> Path | None:
     """The Chromium binary, installed with apt-get first when running as root and it is missing."""
     if CHROMIUM.is_file():
         return CHROMIUM
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+    if _as_root() and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         install = ["apt-get", "install", "-y", "chromium"]
         if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
@@ -50,14 +55,22 @@ def ensure_chromium() -> Path | None:
     return CHROMIUM if CHROMIUM.is_file() else None
 
 
+def _missing(what: str):
+    """Where the test must run (CI, or root, who can install), a failure; elsewhere a skip saying how to enable it."""
+    if os.environ.get("CI") or _as_root():
+        pytest.fail(f"{what}: {ENABLE}")
+    pytest.skip(f"{what}: {ENABLE}")
+
+
 @pytest.fixture(scope="module")
 def browser():
     chromium = ensure_chromium()
     if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"no Chromium at {CHROMIUM} and it could not be installed: {ENABLE}")
-        pytest.skip(f"no Chromium at {CHROMIUM}: {ENABLE}")
-    from playwright.sync_api import sync_playwright
+        _missing(f"no Chromium at {CHROMIUM}" + (" (apt-get install failed)" if _as_root() else ""))
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright is not installed (pip install -e '.[test]')")
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
@@ -196,3 +209,21 @@ def test_report_page_shows_its_embedded_figure(browser, tmp_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
     page.close()
+
+
+def test_a_missing_browser_skips_only_where_nobody_can_install_it(monkeypatch):
+    """The gate itself, without a browser: a skip saying how to enable it; a failure under CI or root."""
+    import sys as _sys
+
+    this = _sys.modules[__name__]
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(this, "_as_root", lambda: False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        _missing("no Chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no Chromium"):
+        _missing("no Chromium")
+    monkeypatch.delenv("CI")
+    monkeypatch.setattr(this, "_as_root", lambda: True)
+    with pytest.raises(pytest.fail.Exception):
+        _missing("no Chromium")
