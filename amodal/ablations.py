@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -114,6 +113,24 @@ def ssi_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
     return ((aligned - target.double()).abs() * mask).sum().float() / mask.sum().clamp(min=1)
 
 
+def aligned_to_observed(predictor):
+    """``predictor`` followed by the least-squares scale and shift to ``D_o`` on ``M_vis``, clipped
+    to [0, 1] — the aligned metric's own rule, applied before scoring, for a network (SSI) whose
+    raw output may be negative. Falls back to the clipped raw output when the fit is undetermined."""
+    import numpy as np
+
+    def predict(item):
+        raw = np.asarray(predictor(item), np.float64)
+        visible = (item["visible_mask"][0].numpy() > 0.5) & (item["amodal_mask"][0].numpy() > 0.5)
+        try:
+            raw = align(raw, item["observed_depth"][0].numpy().astype(np.float64), visible)
+        except ValueError:
+            pass
+        return np.clip(raw, 0.0, 1.0).astype(np.float32)
+
+    return predict
+
+
 def build_variant(variant: Variant, seed: int = 2024) -> torch.nn.Module:
     """The tiny network of ``variant``, randomly initialised from ``seed``."""
     torch.manual_seed(seed)
@@ -191,13 +208,15 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
         variant = VARIANTS[name]
         if not variant.trains:
             continue
-        start = time.perf_counter()
         models[name] = _train(variant, recipe, data, output / name, progress)
-        timings[name] = time.perf_counter() - start
+        timings[name] = _logged_seconds(output / name)
     for name in names:
         variant = VARIANTS[name]
         model = models[name if variant.trains else "full"]
-        summary = summarise(evaluate_items(model_predictor(model), items, progress=progress))
+        predictor = model_predictor(model)
+        if variant.loss == "ssi":  # its output lives in no fixed frame: put it in D_o's before scoring
+            predictor = aligned_to_observed(predictor)
+        summary = summarise(evaluate_items(predictor, items, progress=progress))
         results[name] = score(summary, variant)
     report = {
         "command": command,
@@ -231,9 +250,8 @@ def run_data_scale(output: str | Path, steps: int = 400, pool: int = 1500, held_
     rows = []
     for fraction in fractions:
         count = max(1, round(pool * fraction))
-        start = time.perf_counter()
         model = _train(chosen, recipe, SynthPool(seed, count, recipe.input_size), output / f"scale-{count}", progress)
-        seconds = time.perf_counter() - start
+        seconds = _logged_seconds(output / f"scale-{count}")
         summary = summarise(evaluate_items(model_predictor(model), items, progress=progress))
         rows.append({"fraction": fraction, "scenes": count, "train_seconds": seconds, **score(summary, chosen)})
     report = {"command": command, "machine": machine(), "variant": variant, "steps": steps,
@@ -271,6 +289,18 @@ def _held_out(count: int, seed: int, size: int) -> list[dict]:
 
     stream = SynthStream(seed, size)
     return [stream[k] for k in range(count)]
+
+
+def _logged_seconds(folder: Path) -> float:
+    """Training seconds of a run from its ``log.csv`` (each step's batch over its samples/s),
+    so that a run loaded or resumed later still reports the time its steps took."""
+    import csv
+
+    from amodal.training.state import CHECKPOINT_NAME
+
+    batch = torch.load(folder / CHECKPOINT_NAME, map_location="cpu", weights_only=False)["recipe"]["batch_size"]
+    with open(folder / "log.csv", newline="") as handle:
+        return sum(batch / float(row["samples_per_s"]) for row in csv.DictReader(handle))
 
 
 def _train(variant: Variant, recipe, data, folder: Path, progress: bool) -> torch.nn.Module:

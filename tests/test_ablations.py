@@ -90,3 +90,16 @@ def test_command_line(tmp_path, capsys):
 
     assert main(["ablate", "--variants", "nope", "--output", str(tmp_path)]) == 2
     assert "unknown variant" in capsys.readouterr().err
+
+
+def test_ssi_predictions_are_put_in_the_observed_frame_before_scoring():
+    from amodal.ablations import aligned_to_observed
+
+    amodal = torch.zeros(1, 8, 8)
+    amodal[:, 2:6, 2:6] = 1
+    visible = amodal.clone()
+    visible[:, :, 4:] = 0
+    observed = torch.linspace(0, 1, 64).view(1, 8, 8)
+    item = {"amodal_mask": amodal, "visible_mask": visible, "observed_depth": observed}
+    out = aligned_to_observed(lambda it: -3 * it["observed_depth"][0].numpy() + 7)(item)  # an affine copy, negated
+    np.testing.assert_allclose(out, observed[0].numpy(), atol=1e-5)
