@@ -35,7 +35,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--recipe", required=True, help=f"one of: {', '.join(sorted(RECIPES))}")
     parser.add_argument("--data", required=True,
-                        help="'synth' (an endless stream of synthetic scenes), a folder of our ADIW shards, "
+                        help="'synth' (an endless stream of synthetic scenes), 'bend' (notebook 04's toy, whose "
+                        "hidden part bends either way), a folder of our ADIW shards, "
                         "or a folder in the official layout (occlusion/, whole_mask/, depth_da_update_*/)")
     parser.add_argument("--split", type=Path, help="official layout only: a split list (data_split/sam/train.txt)")
     parser.add_argument("--output", required=True, type=Path, help="run folder: log.csv, checkpoint.pt, model/")
@@ -87,11 +88,15 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def build_data(spec: str, recipe, split: Path | None = None):
-    """``synth``, our shards, or the official layout → a dataset of training items."""
+    """``synth``, ``bend``, our shards, or the official layout → a dataset of training items."""
     if spec == "synth":
         from amodal.training.data import SynthStream
 
         return SynthStream(seed=recipe.seed, size=recipe.input_size)
+    if spec == "bend":
+        from amodal.training.data import BendStream
+
+        return BendStream(seed=recipe.seed, size=recipe.input_size)
     from amodal.adiw.dataset import open_dataset
 
     return open_dataset(spec, recipe.input_size, split)
