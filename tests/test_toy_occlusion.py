@@ -1,9 +1,12 @@
 """The toy world of notebook 04: its hidden part bends either way, and the image does not say which."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from amodal.models.depthfm import tiny_amodal_depthfm
-from amodal.toy_occlusion import ambiguous_occlusion_batch, held_out_scenes, score_modes, train_toy
+from amodal.toy_occlusion import (ambiguous_occlusion_batch, held_out_scenes, held_out_seeds, mode_coverage, score_modes,
+                                  train_toy)
 
 
 def test_toy_scenes_hide_the_bend_behind_the_bar():
@@ -76,3 +79,32 @@ def test_score_modes_on_samples_placed_by_hand():
     assert not score.meets(both_modes=0.6) and not score.meets(min_fraction=0.4) and not score.meets(rmse_ratio=0.05)
     with pytest.raises(ValueError, match="hidden pixel"):
         score_modes(samples, modes, torch.zeros_like(hidden))
+
+
+class _ModeSampler(torch.nn.Module):
+    """A stand-in model whose sample k is exactly the away shape (k even) or the towards one (k odd)."""
+
+    def __init__(self, seeds):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        self.modes = held_out_scenes(seeds)["modes"]
+        self.seen = []
+
+    def sample(self, image, *, amodal_mask, observed_depth, visible_mask, n, steps, generator, align):
+        self.seen.append((image.shape[0], n, steps, align))
+        start = sum(b for b, *_ in self.seen[:-1])
+        modes = self.modes[:, start:start + image.shape[0]]
+        samples = torch.stack([modes[k % 2] for k in range(n)])
+        return SimpleNamespace(samples=samples)
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_mode_coverage_of_a_sampler_that_alternates_the_two_shapes(align):
+    seeds = held_out_seeds(5)
+    model = _ModeSampler(seeds)
+    score = mode_coverage(model, seeds, n=4, steps=3, batch=2, align=align)
+    assert model.seen == [(2, 4, 3, align), (2, 4, 3, align), (1, 4, 3, align)]
+    assert score.nearer.tolist() == [[0] * 5, [1] * 5, [0] * 5, [1] * 5]
+    assert score.both_modes == 1.0 and score.mode_fractions == (0.5, 0.5)
+    assert score.rmse_nearer == pytest.approx(0.0, abs=1e-6) and score.rmse_mean_shape > 0.1
+    assert score.meets()

@@ -380,8 +380,22 @@ class AmodalDepthFM(DepthFM):
 
 TINY_LATENTS = ("pool", "space-to-depth")
 
+# Named configurations of :func:`tiny_amodal_depthfm`, for recipes that train one from
+# scratch (``Recipe.tiny_model``):
+# - ``pooled-8``: the default, a 4-channel average-pooled 8×8 latent of a 32² scene: the
+#   tests' and the untrained quick profile's model. Blurs edges (see
+#   :mod:`amodal.models.autoencoders`), so its samples cannot be scored on a small toy.
+# - ``lossless-16``: the lossless space-to-depth latent at stride 2 (12 channels, 16×16
+#   for a 32² scene), attention only at the 8×8 level, where it is cheap: the model of
+#   ``amodal-depthfm-tiny-synth``.
+TINY_MODELS: dict[str, dict[str, Any]] = {
+    "pooled-8": {},
+    "lossless-16": {"latent": "space-to-depth", "downsample": 2, "attention_resolutions": [2]},
+}
 
-def tiny_amodal_depthfm(downsample: int = 4, seed: int = 0, latent: str = "pool", **hparams: Any) -> AmodalDepthFM:
+
+def tiny_amodal_depthfm(downsample: int = 4, seed: int = 0, latent: str = "pool", noising_step: int = NOISING_STEP,
+                        **hparams: Any) -> AmodalDepthFM:
     """A randomly initialised Amodal-DepthFM small enough for a CPU (the quick profile).
 
     Same code paths as the full model: an LDM-configured diffusers UNet widened to
@@ -413,4 +427,4 @@ def tiny_amodal_depthfm(downsample: int = 4, seed: int = 0, latent: str = "pool"
         torch.manual_seed(seed)
         unet = build_unet(config)
         embedding = torch.randn(1, 4, config["context_dim"], generator=torch.Generator().manual_seed(seed))
-        return AmodalDepthFM.from_depthfm(DepthFM(unet, autoencoder, embedding))
+        return AmodalDepthFM.from_depthfm(DepthFM(unet, autoencoder, embedding, noising_step))

@@ -135,10 +135,15 @@ def build_model(recipe, init: str | None, vae: str | None = None):
         model.set_gradient_checkpointing(recipe.activation_checkpointing)
         return model, amodal_dav2_objective(recipe.loss_region, recipe.silog_lambda), list(model.parameters())
     if recipe.model == "amodal-depthfm":
-        from amodal.models.depthfm import AmodalDepthFM, tiny_amodal_depthfm
+        from amodal.flow_matching import NOISING_STEP
+        from amodal.models.depthfm import TINY_MODELS, AmodalDepthFM, tiny_amodal_depthfm
 
         if random_init:
-            model = tiny_amodal_depthfm(seed=recipe.seed)
+            name = recipe.tiny_model or "pooled-8"
+            if name not in TINY_MODELS:
+                raise ValueError(f"recipe {recipe.name!r}: unknown tiny_model {name!r} ({', '.join(TINY_MODELS)})")
+            model = tiny_amodal_depthfm(seed=recipe.seed, noising_step=recipe.noising_step or NOISING_STEP,
+                                        **TINY_MODELS[name])
         else:
             model = AmodalDepthFM.from_depthfm(init, vae=vae)
         model.autoencoder.requires_grad_(False)  # the VAE is frozen
