@@ -35,3 +35,9 @@ def runs_dir() -> Path:
     """
     override = os.environ.get("AMODAL_RUNS_DIR")
     return Path(override) if override else repo_root() / "runs"
+
+
+def checkpoints_dir() -> Path:
+    """``checkpoints/`` of the checkout: weights this repository trained itself, each folder
+    with a ``MODEL_CARD.md`` that says how (the command, the data, the machine)."""
+    return repo_root() / "checkpoints"

@@ -108,3 +108,17 @@ def test_mode_coverage_of_a_sampler_that_alternates_the_two_shapes(align):
     assert score.both_modes == 1.0 and score.mode_fractions == (0.5, 0.5)
     assert score.rmse_nearer == pytest.approx(0.0, abs=1e-6) and score.rmse_mean_shape > 0.1
     assert score.meets()
+
+
+def test_the_shipped_toy_model_samples_both_shapes_of_held_out_scenes():
+    """checkpoints/amodal-depthfm-tiny-synth loads and, on 12 held-out scenes, reaches both shapes."""
+    from amodal.models.autoencoders import SpaceToDepthAutoencoder
+    from amodal.models.depthfm import AmodalDepthFM
+    from amodal.paths import checkpoints_dir
+
+    model = AmodalDepthFM.from_pretrained(checkpoints_dir() / "amodal-depthfm-tiny-synth").eval()
+    assert isinstance(model.autoencoder, SpaceToDepthAutoencoder) and model.noising_step == 400
+    score = mode_coverage(model, held_out_seeds(12), n=8, steps=4, batch=12)
+    assert score.both_modes >= 0.5 and min(score.mode_fractions) >= 0.25
+    # nearer to a shape than the mean shape is (the card's 48 scenes: 0.58 of it; the goal, 0.5, is not met)
+    assert score.rmse_nearer < 0.75 * score.rmse_mean_shape

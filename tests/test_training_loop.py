@@ -209,3 +209,15 @@ def test_tensorboard_gets_the_logged_scalars_where_installed(tmp_path, monkeypat
     train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=2), tmp_path, progress=False)
     assert written[0] == ("folder", str(tmp_path / "tensorboard")) and written[-1] == ("closed",)
     assert ("train/loss", 1) in written and ("train/lr", 2) in written and ("train/grad_norm", 2) in written
+
+
+def test_a_checkpoint_older_than_a_recipe_field_resumes_when_the_field_keeps_its_default(tmp_path):
+    train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=1), tmp_path, progress=False)
+    record = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del record["recipe"]["tiny_model"]  # as written before Recipe.tiny_model existed
+    torch.save(record, tmp_path / "checkpoint.pt")
+    result = train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=2), tmp_path, resume=True, progress=False)
+    assert result.step == 2
+    with pytest.raises(ValueError, match=r"other settings \(tiny_model: None → 'pooled-8'\)"):
+        train(_model(), amodal_dav2_objective(), _data(), _recipe(tiny_model="pooled-8"), tmp_path, resume=True,
+              progress=False)
