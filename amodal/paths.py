@@ -38,7 +38,8 @@ def runs_dir() -> Path:
 
 
 def checkpoints_dir() -> Path:
-    """``checkpoints/`` of the checkout: the small models this repository trained and ships."""
+    """``checkpoints/`` of the checkout: weights this repository trained itself, each folder
+    with a ``MODEL_CARD.md`` that says how (the command, the data, the machine)."""
     return repo_root() / "checkpoints"
 
 

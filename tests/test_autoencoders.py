@@ -1,9 +1,10 @@
-"""The autoencoders: SD's VAE as DepthFM uses it, found in a diffusers folder."""
+"""The autoencoders: SD's VAE as DepthFM uses it, found in a diffusers folder; the pixel-space stand-ins."""
 import numpy as np
 import pytest
 import torch
 
-from amodal.models.autoencoders import SDAutoencoder, load_autoencoder
+from amodal.models.autoencoders import (PixelAutoencoder, SDAutoencoder, SpaceToDepthAutoencoder,
+                                        autoencoder_from_spec, load_autoencoder)
 from depthfm_testdata import tiny_sd_vae
 
 
@@ -26,3 +27,30 @@ def test_sd_autoencoder_encodes_the_scaled_posterior_mean_and_decodes_back(tmp_p
                                    rtol=1e-5, atol=1e-6)
     with pytest.raises(FileNotFoundError):
         load_autoencoder(tmp_path / "nowhere")
+
+
+def test_space_to_depth_autoencoder_is_lossless_and_puts_each_block_in_channels():
+    autoencoder = SpaceToDepthAutoencoder(2)
+    assert (autoencoder.latent_channels, autoencoder.downsample) == (12, 2)
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).view(2, 3, 4, 6)
+    z = autoencoder.encode(x)
+    assert z.shape == (2, 12, 2, 3)
+    # channel c·4 + 2·i + j of latent pixel (h, w) is colour c of pixel (2h + i, 2w + j), by hand
+    for c, i, j, h, w in [(0, 0, 0, 0, 0), (1, 1, 0, 1, 2), (2, 1, 1, 0, 1)]:
+        assert z[1, c * 4 + 2 * i + j, h, w] == x[1, c, 2 * h + i, 2 * w + j]
+    assert torch.equal(autoencoder.decode(z), x)
+    rebuilt = autoencoder_from_spec(autoencoder.spec(), None, None)
+    assert isinstance(rebuilt, SpaceToDepthAutoencoder) and rebuilt.downsample == 2
+    assert load_autoencoder(autoencoder) is autoencoder
+    with pytest.raises(ValueError, match="downsample"):
+        SpaceToDepthAutoencoder(0)
+
+
+def test_the_pooling_autoencoder_blurs_what_space_to_depth_keeps():
+    # a 1-pixel bright column: pooling by 4 spreads it over the block, space-to-depth keeps it
+    x = torch.zeros(1, 3, 8, 8)
+    x[..., 5] = 1.0
+    pooled = PixelAutoencoder(4, 4)
+    assert float(pooled.decode(pooled.encode(x))[0, 0, 0, 5]) < 0.5
+    s2d = SpaceToDepthAutoencoder(4)
+    assert torch.equal(s2d.decode(s2d.encode(x)), x)

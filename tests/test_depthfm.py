@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.models.autoencoders import PixelAutoencoder, SDAutoencoder
+from amodal.models.autoencoders import PixelAutoencoder, SDAutoencoder, SpaceToDepthAutoencoder
 from amodal.models.depthfm import AmodalDepthFM, DepthFM, tiny_amodal_depthfm
 from amodal.models.ldm_convert import tiny_ldm_hparams, write_depthfm_checkpoint
 from depthfm_testdata import inputs, randomised_unet, tiny_depthfm, tiny_sd_vae
@@ -400,3 +400,23 @@ def test_time_grid_draws_t_on_the_official_400_point_grid():
     u = torch.rand(2, generator=g).double().numpy()
     np.testing.assert_allclose(seen["t"].double().numpy(), np.floor(400 * u) / 400, atol=1e-7)
     assert np.all(np.round(seen["t"].double().numpy() * 400, 4) % 1 == 0)
+
+
+def test_tiny_model_on_the_lossless_latent_saves_and_loads(tmp_path):
+    pooled = tiny_amodal_depthfm(seed=0)
+    assert pooled.unet.config.in_channels == 10 and isinstance(pooled.autoencoder, PixelAutoencoder)
+    model = tiny_amodal_depthfm(downsample=2, seed=0, latent="space-to-depth")
+    assert isinstance(model.autoencoder, SpaceToDepthAutoencoder)
+    assert (model.unet.config.in_channels, model.unet.config.out_channels) == (2 * 12 + 2, 12)
+    # depth survives the codec exactly (up to float rounding), edges included
+    depth = torch.rand(1, 1, 16, 16)
+    torch.testing.assert_close(model.decode_depth(model.encode_depth(depth)), depth, rtol=0, atol=1e-6)
+    model.save_pretrained(tmp_path / "m")
+    loaded = AmodalDepthFM.from_pretrained(tmp_path / "m")
+    assert isinstance(loaded.autoencoder, SpaceToDepthAutoencoder) and loaded.autoencoder.downsample == 2
+    image, mask, observed, _ = inputs()
+    sample = lambda m: m.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2,  # noqa: E731
+                                align=False, generator=torch.Generator().manual_seed(0)).samples
+    assert torch.equal(sample(model), sample(loaded))
+    with pytest.raises(ValueError, match="latent must be one of"):
+        tiny_amodal_depthfm(latent="vae")

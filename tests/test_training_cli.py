@@ -97,6 +97,8 @@ def test_sigkill_between_checkpoints_then_resume_equals_uninterrupted(tmp_path):
 
 
 @pytest.mark.parametrize("recipe, size", [("amodal-dav2-b-paper", "tiny"), ("amodal-depthfm-paper", None)])
+
+
 def test_paper_recipes_run_from_the_command_line_at_tiny_size(tmp_path, recipe, size):
     """Both paper recipes, tiny networks, two steps on synth: a log, a checkpoint and a loadable model."""
     from amodal.models.amodal_dav2 import AmodalDAV2
@@ -124,3 +126,32 @@ def test_tiny_synth_recipe_trains_a_fill_residual_model_with_validation(tmp_path
     assert [r["step"] for r in rows] == ["1", "2"] and 0 < float(rows[-1]["hidden_rmse_x100"]) < 100
     model = AmodalDAV2.from_pretrained(tmp_path / "model")
     assert model.config.fill_residual == 0.2 and model.needs_visible_mask
+
+
+def test_tiny_synth_recipe_trains_the_lossless_toy_model_from_the_command_line(tmp_path):
+    """amodal-depthfm-tiny-synth on --data bend: two steps, a log, a model that loads and samples."""
+    from amodal.models.autoencoders import SpaceToDepthAutoencoder
+    from amodal.models.depthfm import AmodalDepthFM
+
+    out = _cli("--recipe", "amodal-depthfm-tiny-synth", "--data", "bend", "--init", "none", "--quiet",
+               "--set", "batch_size=4", "--set", "batch_per_device=2", "--set", "max_steps=2", "--output", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert [step for step, _ in _losses(tmp_path)] == ["1", "2"]
+    model = AmodalDepthFM.from_pretrained(tmp_path / "model")
+    assert isinstance(model.autoencoder, SpaceToDepthAutoencoder) and model.autoencoder.downsample == 2
+    assert model.noising_step == 400 and model.unet.config.in_channels == 2 * 12 + 2
+
+
+def test_bend_data_and_the_tiny_model_choice():
+    recipe = get_recipe("amodal-depthfm-tiny-synth")
+    data = build_data("bend", recipe)
+    assert type(data).__name__ == "BendStream" and data[0]["image"].shape == (3, 32, 32) and data.seed == recipe.seed
+    module, _, _ = build_model(recipe, "none")
+    assert type(module.model.autoencoder).__name__ == "SpaceToDepthAutoencoder"
+    # the paper recipe with --init none still builds the default tiny model, as before
+    module, _, _ = build_model(get_recipe("amodal-depthfm-paper"), "none")
+    assert type(module.model.autoencoder).__name__ == "PixelAutoencoder" and module.model.noising_step == 400
+    with pytest.raises(ValueError, match="unknown tiny_model 'huge'"):
+        build_model(get_recipe("amodal-depthfm-tiny-synth", tiny_model="huge"), "none")
+    assert parse_overrides(["tiny_model=pooled-8", "noising_step=120"]) == {"tiny_model": "pooled-8", "noising_step": 120}
+    assert parse_overrides(["tiny_model=none"]) == {"tiny_model": None}

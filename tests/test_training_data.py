@@ -1,10 +1,11 @@
-"""The synthetic training stream: exact, seeded, buckets cycled."""
+"""The synthetic training streams: exact, seeded, buckets cycled; the toy's scenes, stateless."""
 import numpy as np
 import pytest
 import torch
 
 from amodal.metrics import visible_ratio_bucket
-from amodal.training.data import SynthStream
+from amodal.toy_occlusion import ambiguous_occlusion_batch, held_out_seeds, scene_seed
+from amodal.training.data import BendStream, SynthStream
 
 
 def test_items_are_exact_and_repeatable():
@@ -57,3 +58,31 @@ def test_items_carry_the_occluder_on_request():
     hidden = (with_occluder["amodal_mask"] > 0) & ~(with_occluder["visible_mask"] > 0)
     # the occluder is the only object added to the scene, so it covers every hidden pixel
     assert occluder.shape == (1, 56, 56) and bool(hidden.any()) and bool((hidden <= occluder).all())
+
+
+def test_bend_stream_items_are_the_toys_scenes_and_repeatable():
+    stream = BendStream(seed=3)
+    with pytest.raises(TypeError, match="endless"):
+        len(stream)
+    with pytest.raises(IndexError):
+        stream[-1]
+    items = [stream[k] for k in range(4)]
+    for k, item in enumerate(items):
+        # item k is the one scene the generator seeded scene_seed(3, k) draws
+        scene = ambiguous_occlusion_batch(1, 32, torch.Generator().manual_seed(scene_seed(3, k)))
+        assert all(torch.equal(item[key], scene[key][0]) for key in ("image", "amodal_mask", "visible_mask",
+                                                                     "observed_depth", "target_depth"))
+        assert item["image"].shape == (3, 32, 32) and item["target_depth"].shape == (1, 32, 32)
+        assert item["bend"] == float(scene["bend"][0]) and item["id"] == f"bend-3-{k}"
+    # stateless: any order, any new stream object, gives the same item
+    again = BendStream(seed=3)
+    assert torch.equal(again[2]["target_depth"], items[2]["target_depth"])
+    assert not torch.equal(BendStream(seed=4)[2]["image"], items[2]["image"])
+    assert {item["bend"] for item in [stream[k] for k in range(20)]} == {-1.0, 1.0}
+
+
+def test_held_out_scenes_are_not_training_scenes():
+    # 64-bit scene seeds: the first 10,000 of a training stream and the held-out ones share none
+    held = set(held_out_seeds(48))
+    assert len(held) == 48 and not held & {scene_seed(2024, k) for k in range(10_000)}
+    assert scene_seed(2024, 5) == scene_seed(2024, 5) != scene_seed(2025, 5)

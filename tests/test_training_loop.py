@@ -240,3 +240,15 @@ def test_validation_rows_are_written_and_change_nothing_of_training(tmp_path):
     with open(tmp_path / "split" / "validation.csv", newline="") as handle:
         # step 3 was the end of the first run, so it was validated too; no step twice
         assert [r["step"] for r in csv.DictReader(handle)] == ["2", "3", "4", "6"]
+
+
+def test_a_checkpoint_older_than_a_recipe_field_resumes_when_the_field_keeps_its_default(tmp_path):
+    train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=1), tmp_path, progress=False)
+    record = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del record["recipe"]["tiny_model"]  # as written before Recipe.tiny_model existed
+    torch.save(record, tmp_path / "checkpoint.pt")
+    result = train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=2), tmp_path, resume=True, progress=False)
+    assert result.step == 2
+    with pytest.raises(ValueError, match=r"other settings \(tiny_model: None → 'pooled-8'\)"):
+        train(_model(), amodal_dav2_objective(), _data(), _recipe(tiny_model="pooled-8"), tmp_path, resume=True,
+              progress=False)

@@ -34,3 +34,12 @@ def test_names_and_overrides():
         get_recipe("dav2")
     with pytest.raises(ValueError, match=r"no field\(s\) \['steps'\]"):
         get_recipe("amodal-depthfm-paper", steps=3)
+
+
+def test_tiny_synth_recipe_is_ours_and_leaves_the_paper_recipes_as_they_were():
+    r = get_recipe("amodal-depthfm-tiny-synth")
+    assert (r.model, r.size, r.init, r.trainable, r.tiny_model) == ("amodal-depthfm", None, None, "unet", "lossless-16")
+    assert (r.input_size, r.batch_size, r.batch_per_device, r.flip_p, r.noising_step) == (32, 16, 16, 0.0, 400)
+    assert r.decay_steps == r.max_steps and r.warmup_steps < r.max_steps
+    # a field added with a default: every paper recipe keeps it unset
+    assert all(RECIPES[name].tiny_model is None for name in RECIPES if name.endswith("-paper"))

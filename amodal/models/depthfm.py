@@ -52,6 +52,7 @@ from amodal.flow_matching import (
 from amodal.models.autoencoders import (
     PixelAutoencoder,
     SDAutoencoder,
+    SpaceToDepthAutoencoder,
     autoencoder_from_spec,
     load_autoencoder,
     local_load_options,
@@ -377,13 +378,48 @@ class AmodalDepthFM(DepthFM):
         return DepthSamples(samples, *ensemble_statistics(samples))
 
 
-def tiny_amodal_depthfm(downsample: int = 4, seed: int = 0, **hparams: Any) -> AmodalDepthFM:
+TINY_LATENTS = ("pool", "space-to-depth")
+
+# Named configurations of :func:`tiny_amodal_depthfm`, for recipes that train one from
+# scratch (``Recipe.tiny_model``):
+# - ``pooled-8``: the default, a 4-channel average-pooled 8×8 latent of a 32² scene: the
+#   tests' and the untrained quick profile's model. Blurs edges (see
+#   :mod:`amodal.models.autoencoders`), so its samples cannot be scored on a small toy.
+# - ``lossless-16``: the lossless space-to-depth latent at stride 2 (12 channels, 16×16
+#   for a 32² scene), attention only at the 8×8 level, where it is cheap: the model of
+#   ``amodal-depthfm-tiny-synth``.
+TINY_MODELS: dict[str, dict[str, Any]] = {
+    "pooled-8": {},
+    "lossless-16": {"latent": "space-to-depth", "downsample": 2, "attention_resolutions": [2]},
+}
+
+
+def tiny_amodal_depthfm(downsample: int = 4, seed: int = 0, latent: str = "pool", noising_step: int = NOISING_STEP,
+                        **hparams: Any) -> AmodalDepthFM:
     """A randomly initialised Amodal-DepthFM small enough for a CPU (the quick profile).
 
-    Same code paths as the full model: an LDM-configured diffusers UNet widened 8 → 10
-    with zero channels, a pixel-space :class:`PixelAutoencoder` in place of the VAE.
+    Same code paths as the full model: an LDM-configured diffusers UNet widened to
+    ``2·C + 2`` input channels with zero guidance weights, a pixel-space autoencoder in
+    place of the VAE.
+
+    Args:
+        downsample: the latent's stride.
+        seed: the initial weights (the caller's random stream is left untouched).
+        latent: ``"pool"``: :class:`PixelAutoencoder` (4 channels, average-pooled, blurs
+            edges); ``"space-to-depth"``: :class:`SpaceToDepthAutoencoder` (``3·r²``
+            channels, lossless; what a toy whose samples are aligned on a small visible
+            part needs, see :mod:`amodal.models.autoencoders`).
+        hparams: overrides of :func:`~amodal.models.ldm_convert.tiny_ldm_hparams`
+            (``model_channels``, ``channel_mult``, ...).
     """
-    config = tiny_ldm_hparams(**hparams)
+    if latent == "pool":
+        autoencoder = PixelAutoencoder(4, downsample)
+    elif latent == "space-to-depth":
+        autoencoder = SpaceToDepthAutoencoder(downsample)
+    else:
+        raise ValueError(f"latent must be one of {TINY_LATENTS}, got {latent!r}")
+    channels = autoencoder.latent_channels
+    config = tiny_ldm_hparams(**{"in_channels": 2 * channels, "out_channels": channels, **hparams})
     # Layers initialise from the global RNG (diffusers' and the widened conv_in's): fork it so
     # the caller's stream is untouched, and only the CPU's (devices=[]): forking CUDA's too
     # would create a CUDA context for CPU work and fail in forked data-loader workers.
@@ -391,4 +427,4 @@ def tiny_amodal_depthfm(downsample: int = 4, seed: int = 0, **hparams: Any) -> A
         torch.manual_seed(seed)
         unet = build_unet(config)
         embedding = torch.randn(1, 4, config["context_dim"], generator=torch.Generator().manual_seed(seed))
-        return AmodalDepthFM.from_depthfm(DepthFM(unet, PixelAutoencoder(4, downsample), embedding))
+        return AmodalDepthFM.from_depthfm(DepthFM(unet, autoencoder, embedding, noising_step))

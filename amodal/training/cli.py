@@ -35,7 +35,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--recipe", required=True, help=f"one of: {', '.join(sorted(RECIPES))}")
     parser.add_argument("--data", required=True,
-                        help="'synth' (an endless stream of synthetic scenes), a folder of our ADIW shards, "
+                        help="'synth' (an endless stream of synthetic scenes), 'bend' (notebook 04's toy, whose "
+                        "hidden part bends either way), a folder of our ADIW shards, "
                         "or a folder in the official layout (occlusion/, whole_mask/, depth_da_update_*/)")
     parser.add_argument("--split", type=Path, help="official layout only: a split list (data_split/sam/train.txt)")
     parser.add_argument("--output", required=True, type=Path, help="run folder: log.csv, checkpoint.pt, model/")
@@ -89,13 +90,17 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def build_data(spec: str, recipe, split: Path | None = None):
-    """``synth``, our shards, or the official layout → a dataset of training items."""
+    """``synth``, ``bend``, our shards, or the official layout → a dataset of training items."""
     if spec == "synth":
         from amodal.training.data import SynthPool, SynthStream
 
         if recipe.synth_pool:
             return SynthPool(seed=recipe.seed, count=recipe.synth_pool, size=recipe.input_size)
         return SynthStream(seed=recipe.seed, size=recipe.input_size)
+    if spec == "bend":
+        from amodal.training.data import BendStream
+
+        return BendStream(seed=recipe.seed, size=recipe.input_size)
     from amodal.adiw.dataset import open_dataset
 
     return open_dataset(spec, recipe.input_size, split)
@@ -135,10 +140,15 @@ def build_model(recipe, init: str | None, vae: str | None = None):
         model.set_gradient_checkpointing(recipe.activation_checkpointing)
         return model, amodal_dav2_objective(recipe.loss_region, recipe.silog_lambda), list(model.parameters())
     if recipe.model == "amodal-depthfm":
-        from amodal.models.depthfm import AmodalDepthFM, tiny_amodal_depthfm
+        from amodal.flow_matching import NOISING_STEP
+        from amodal.models.depthfm import TINY_MODELS, AmodalDepthFM, tiny_amodal_depthfm
 
         if random_init:
-            model = tiny_amodal_depthfm(seed=recipe.seed)
+            name = recipe.tiny_model or "pooled-8"
+            if name not in TINY_MODELS:
+                raise ValueError(f"recipe {recipe.name!r}: unknown tiny_model {name!r} ({', '.join(TINY_MODELS)})")
+            model = tiny_amodal_depthfm(seed=recipe.seed, noising_step=recipe.noising_step or NOISING_STEP,
+                                        **TINY_MODELS[name])
         else:
             model = AmodalDepthFM.from_depthfm(init, vae=vae)
         model.autoencoder.requires_grad_(False)  # the VAE is frozen

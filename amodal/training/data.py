@@ -1,4 +1,4 @@
-"""Training data for :func:`amodal.training.loop.train`: an endless, seeded stream of synthetic occlusions.
+"""Training data for :func:`amodal.training.loop.train`: endless, seeded streams of synthetic occlusions.
 
 Item ``k`` of :class:`SynthStream` is the synthetic occlusion of seed ``(seed, k)``
 (:func:`amodal.adiw.synthetic.synth_occlusion`), its bucket cycled easy → mid → hard, with
@@ -10,6 +10,9 @@ stream needs no state to resume, and held-out sets are other seeds.
 :class:`SynthPool` is the first ``count`` items of a stream, rendered once and kept in
 memory: a finite training set (walked in shuffled epochs) for a CPU, where rendering
 every step's scenes anew would cost more than the step itself.
+:class:`BendStream` is the same idea for the toy of notebook 04
+(:mod:`amodal.toy_occlusion`), whose hidden part bends towards or away from the camera
+with equal chance: the data of the tiny Amodal-DepthFM (recipe ``amodal-depthfm-tiny-synth``).
 """
 from __future__ import annotations
 
@@ -98,3 +101,37 @@ class SynthPool:
         if index not in self._cache:
             self._cache[index] = self.stream[index]
         return self._cache[index]
+
+
+class BendStream:
+    """Endless scenes of notebook 04's toy, whose hidden part bends either way (``--data bend``).
+
+    Item ``k`` is the one scene :func:`amodal.toy_occlusion.ambiguous_occlusion_batch`
+    draws from the generator seeded :func:`amodal.toy_occlusion.scene_seed` ``(seed, k)``:
+    the same ``k`` always gives the same item (no state to resume), and held-out sets
+    take another stream seed (:func:`amodal.toy_occlusion.held_out_seeds`).
+
+    Args:
+        seed: the stream's seed.
+        size: image side ``S`` (a multiple of the model's :attr:`size_multiple`).
+        slope: how far the hidden part bends (:func:`ambiguous_occlusion_batch`).
+
+    Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``amodal_mask``, ``visible_mask``,
+    ``observed_depth``, ``target_depth`` (1, S, S) float32; ``bend`` (±1, a float) and ``id``.
+    """
+
+    def __init__(self, seed: int, size: int = 32, slope: float = 0.3):
+        self.seed, self.size, self.slope = seed, size, slope
+
+    def __len__(self):
+        raise TypeError("BendStream is endless")
+
+    def __getitem__(self, index: int) -> dict:
+        from amodal.toy_occlusion import ambiguous_occlusion_batch, scene_seed
+
+        if index < 0:
+            raise IndexError(f"index must be ≥ 0, got {index}")
+        generator = torch.Generator().manual_seed(scene_seed(self.seed, index))
+        scene = ambiguous_occlusion_batch(1, self.size, generator, self.slope)
+        item = {k: v[0] for k, v in scene.items() if k != "bend"}
+        return {**item, "bend": float(scene["bend"][0]), "id": f"bend-{self.seed}-{index}"}

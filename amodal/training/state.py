@@ -9,7 +9,7 @@ killed while saving keeps the previous checkpoint.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,10 @@ def load_checkpoint(folder: str | Path, recipe) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume: {path} does not exist")
     record = torch.load(path, map_location="cpu", weights_only=False)
-    theirs, ours = record["recipe"], asdict(recipe)
+    # A field added to Recipe after the checkpoint was written has its default there
+    # (fields are only ever added with a default that keeps older recipes as they were).
+    defaults = {f.name: f.default for f in fields(recipe) if f.default is not MISSING}
+    theirs, ours = {**defaults, **record["recipe"]}, asdict(recipe)
     changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k) and k != "max_steps")
     if changed:
         detail = ", ".join(f"{k}: {theirs.get(k)!r} → {ours.get(k)!r}" for k in changed)
