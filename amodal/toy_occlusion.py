@@ -1,12 +1,17 @@
-"""A toy world whose hidden depth is ambiguous, and a short training loop for it.
+"""A toy world whose hidden depth is ambiguous, a short training loop, and a score for its samples.
 
-The quick profile has no trained Amodal-DepthFM and no GPU, so notebook 04 trains the
-tiny model (:func:`amodal.models.depthfm.tiny_amodal_depthfm`) for a few hundred steps
-on scenes made for the point of a *generative* amodal model (paper §3.3): the visible
-part of an object says nothing about how its hidden part continues, so the right answer
-is a distribution with two modes, and the samples' spread should rise behind the
+The scenes are made for the point of a *generative* amodal model (paper §3.3): the
+visible part of an object says nothing about how its hidden part continues, so the right
+answer is a distribution with two modes, and the samples' spread should rise behind the
 occluder. The scenes are built on the CPU from a CPU generator, so a seed gives the same
 scenes on any device; they are then moved to the model's device.
+
+:func:`train_toy` is a few-second loop for experiments; the model notebook 04 loads,
+``checkpoints/amodal-depthfm-tiny-synth``, was trained by ``python -m amodal train`` on
+the same scenes (:class:`amodal.training.data.BendStream`). :func:`mode_coverage` asks
+whether a model's samples reach *both* hidden shapes of held-out scenes
+(:func:`held_out_seeds`): which shape each sample is nearer to, how many scenes get both,
+and how far the samples are from their shape against the mean shape.
 """
 from __future__ import annotations
 
