@@ -58,8 +58,9 @@ def model_predictor(model: torch.nn.Module) -> Predictor:
 
 def depthfm_predictor(model: torch.nn.Module, samples: int = 4, steps: int = 4, seed: int = 0) -> Predictor:
     """An Amodal-DepthFM: the mean of ``samples`` draws (``steps`` Euler steps each), every draw
-    aligned to ``D_o`` on ``M_vis`` as at the paper's inference. The noise of item ``k`` comes
-    from a generator seeded by ``(seed, k)``, so a rerun gives the same numbers.
+    aligned to ``D_o`` on ``M_vis`` as at the paper's inference. The noise of the ``k``-th call comes
+    from a generator seeded by ``seed`` and ``k``, so a rerun over the same items in the same
+    order gives the same numbers.
     """
     device = next(model.parameters()).device
     counter = iter(range(10**12))

@@ -13,33 +13,24 @@ It prints a table of the numbers that ``checkpoints/*/MODEL_CARD.md`` quotes.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import torch
 
 
-def plot_curve(log_csv: Path, png: Path) -> None:
+def plot_curve(run: Path, png: Path) -> None:
+    """The run's loss against step (:func:`amodal.training.curves.plot_run`), on a log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    with open(log_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    step = np.array([int(r["step"]) for r in rows])
-    loss = np.array([float(r["loss"]) for r in rows])
-    window = 100
-    smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+    from amodal.training.curves import plot_run
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(step, loss, color="0.8", lw=0.5, label="loss per step")
-    ax.plot(step[window - 1:], smooth, color="C0", label=f"mean of {window} steps")
+    plot_run(run, ax=ax, window=100)
     ax.set_yscale("log")
-    ax.set_xlabel("optimiser step")
     ax.set_ylabel("flow-matching MSE on M_a (latent)")
-    ax.set_title(log_csv.parent.name, fontsize=9)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     print(f"wrote {png}")
@@ -54,7 +45,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="the model folder (default RUN/model)")
     parser.add_argument("--png", type=Path, help="where the curve goes (default RUN/training_curve.png)")
     args = parser.parse_args()
-    plot_curve(args.run / "log.csv", args.png or args.run / "training_curve.png")
+    plot_curve(args.run, args.png or args.run / "training_curve.png")
     model = AmodalDepthFM.from_pretrained(args.model or args.run / "model").eval()
     seeds = held_out_seeds(48)
     print("| samples | Euler steps | scenes with both shapes | away | towards | hidden RMSE, nearer shape | mean shape |")
