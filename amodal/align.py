@@ -338,3 +338,55 @@ def align(pred, target, mask, *, check: bool = True):
                      mask.reshape(1, 1, *pred.shape[-2:]), check=check).reshape(pred.shape)
     scale, shift = scale_shift(pred, target, mask, check=check)
     return (np.asarray(pred, np.float64) * scale + shift).astype(np.asarray(pred).dtype, copy=False)
+
+
+def align_shift(pred, target, mask):
+    """``pred`` plus the least-squares *shift* alone (scale fixed at 1) that matches ``target`` on ``mask``.
+
+    The shift is the mean of ``target − pred`` over ``mask``, accumulated in float64.
+    Where the scale is ill-conditioned, fit this instead: on a nearly flat fit region the
+    least-squares scale is about ``var(target) / (var(target) + e²)`` for an error ``e`` of
+    the prediction there, so a small error flattens the whole aligned map, the part
+    outside the region included (the hidden bend of notebook 04's toy, for one).
+
+    Args:
+        pred, target, mask: numpy arrays or torch tensors of one shape, ``(H, W)``,
+            ``(1, H, W)`` or ``(B, 1, H, W)`` (one shift per sample); ``mask`` bool or {0, 1}.
+
+    Returns:
+        ``pred`` shifted, same type, dtype, device and shape.
+
+    Raises:
+        ValueError: mismatched shapes, a sample without a mask pixel, or NaN/inf inside the mask.
+    """
+    _check_shapes(pred, target, mask)
+    batched = pred.ndim == 4
+    if _is_torch(pred):
+        import torch
+
+        p, g = pred.reshape(pred.shape[0] if batched else 1, -1), target.reshape(pred.shape[0] if batched else 1, -1)
+        m = mask.reshape(p.shape) > 0
+        difference = torch.where(m, g.to(torch.float64) - p.to(torch.float64), torch.zeros((), dtype=torch.float64,
+                                                                                             device=p.device))
+        count = m.sum(1)
+        bad_values = (~torch.isfinite(difference)).any(1)
+        shift = difference.sum(1) / count.clamp(min=1)
+        problems = torch.stack([count == 0, bad_values]).cpu()
+    else:
+        p = np.asarray(pred, np.float64).reshape(pred.shape[0] if batched else 1, -1)
+        g = np.asarray(target, np.float64).reshape(p.shape)
+        m = np.asarray(mask).reshape(p.shape) > 0
+        difference = np.where(m, g - p, 0.0)
+        count = m.sum(1)
+        bad_values = (~np.isfinite(difference)).any(1)
+        shift = difference.sum(1) / np.maximum(count, 1)
+        problems = np.stack([count == 0, bad_values])
+    for row, reason in zip(problems, ("has no mask pixel", "has NaN or inf inside the mask")):
+        if row.any():
+            where = int(np.flatnonzero(np.asarray(row))[0])
+            raise ValueError(f"sample {where} {reason}; cannot fit a shift")
+    if _is_torch(pred):
+        shape = (-1, 1, 1, 1) if batched else ()
+        return (pred.to(torch.float64) + (shift.view(shape) if batched else shift[0])).to(pred.dtype)
+    shifted = np.asarray(pred, np.float64) + (shift[:, None, None, None] if batched else shift[0])
+    return shifted.astype(np.asarray(pred).dtype, copy=False)

@@ -36,6 +36,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=518, help="network input side (default 518; synth: the scene size)")
     parser.add_argument("--count", type=int, default=200, help="synth: number of held-out scenes (default 200)")
     parser.add_argument("--seed", type=int, default=2026, help="synth: the held-out stream's seed (default 2026)")
+    parser.add_argument("--shapes", choices=("simple", "rich"), default="simple",
+                        help="synth: the scenes' shape families (amodal.synth.SHAPE_SETS; default simple)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--samples", type=int, default=4, help="Amodal-DepthFM: draws averaged per sample (default 4)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass of a model (default 8)")
@@ -47,7 +49,7 @@ def load_items(args) -> list:
     if args.data == "synth":
         from amodal.training.data import SynthStream
 
-        stream = SynthStream(seed=args.seed, size=args.size)
+        stream = SynthStream(seed=args.seed, size=args.size, shapes=args.shapes)
         return [stream[k] for k in range(args.count)]
     if args.data == "middlebury":
         from amodal.middlebury import middlebury_items

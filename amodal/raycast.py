@@ -272,4 +272,150 @@ class Silhouette:
         return t, normal, uv
 
 
-Shape = Plane | Sphere | Box | Cylinder | Silhouette
+def rotation(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
+    """Rotation local → world ``(3, 3)``: ``roll`` about ``z``, then ``pitch`` about ``x``, then ``yaw`` about ``y``."""
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    cr, sr = math.cos(roll), math.sin(roll)
+    about_x = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+    about_z = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
+    return _yaw(yaw) @ about_x @ about_z
+
+
+def _as_rotation(value) -> np.ndarray:
+    matrix = np.asarray(value, float)
+    if matrix.shape != (3, 3) or not np.allclose(matrix @ matrix.T, np.eye(3), atol=1e-9):
+        raise ValueError(f"rotation must be an orthonormal (3, 3) matrix, got {matrix.tolist()}")
+    return matrix
+
+
+@dataclass
+class Ellipsoid:
+    """An ellipsoid with semi-axes ``radii`` along its local axes, turned by ``rotation`` (local → world).
+
+    Curvature that differs along each axis and a tilt that the visible part only hints at.
+    """
+
+    center: tuple[float, float, float]
+    radii: tuple[float, float, float]
+    rotation: tuple = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    texture: int = 0
+    kind: str = "ellipsoid"
+
+    def bounding_radius(self) -> float:
+        return float(max(self.radii))
+
+    def half_height(self) -> float:
+        """Half the ellipsoid's extent along the world ``y`` axis (to stand it on the ground)."""
+        rot = _as_rotation(self.rotation)
+        return float(np.sqrt(((rot[1] * np.asarray(self.radii, float)) ** 2).sum()))
+
+    def hit(self, rays):
+        rot = _as_rotation(self.rotation)
+        radii = np.asarray(self.radii, float)
+        # in the local frame scaled by 1/radii the ellipsoid is the unit sphere; t is unchanged
+        origin = (-np.asarray(self.center, float) @ rot) / radii
+        d = (rays @ rot) / radii
+        a = np.einsum("ij,ij->i", d, d)
+        b = 2.0 * d @ origin
+        c = origin @ origin - 1.0
+        disc = b * b - 4 * a * c
+        t = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2 * a)
+        t = np.where((disc >= 0) & (t > 1e-6), t, np.inf)
+        unit = origin + d * np.where(np.isfinite(t), t, 0.0)[:, None]  # on the unit sphere
+        normal = (unit / radii) @ rot.T  # gradient of Σ (x_i / r_i)², in world axes
+        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+        uv = np.stack([np.arctan2(unit[:, 0], -unit[:, 2]) / (2 * np.pi) + 0.5,
+                       np.arccos(np.clip(unit[:, 1], -1, 1)) / np.pi], 1)
+        return t, normal, uv
+
+
+@dataclass
+class Polyhedron:
+    """A convex polyhedron: the box ``|x_i| ≤ half_i`` cut by planes ``n_k · x ≤ o_k``, in local
+    coordinates, turned by ``rotation`` (local → world) about ``center``.
+
+    Pyramids, wedges, tilted boxes and random faceted solids are all boxes with cuts; their
+    corners and edges are what a smooth fill of the hidden part cannot guess. A ray meets a
+    convex solid where it has entered every half-space: the largest entering ``t`` over the
+    planes, if it is before the smallest leaving one.
+
+    Args:
+        cut_normals: ``K`` local plane normals (need not be unit); cut_offsets: their ``o_k``.
+    """
+
+    center: tuple[float, float, float]
+    half: tuple[float, float, float]
+    cut_normals: tuple = ()
+    cut_offsets: tuple = ()
+    rotation: tuple = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    texture: int = 0
+    kind: str = "polyhedron"
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unit outward normals ``(6 + K, 3)`` and offsets ``(6 + K,)`` of every face, local frame."""
+        half = np.asarray(self.half, float)
+        normals = np.concatenate([np.eye(3), -np.eye(3)])
+        offsets = np.concatenate([half, half])
+        if len(self.cut_normals):
+            cuts = np.asarray(self.cut_normals, float).reshape(-1, 3)
+            cut_offsets = np.asarray(self.cut_offsets, float).reshape(-1)
+            if len(cut_offsets) != len(cuts):
+                raise ValueError(f"{len(cuts)} cut normals but {len(cut_offsets)} cut offsets")
+            norms = np.linalg.norm(cuts, axis=1)
+            if (norms == 0).any():
+                raise ValueError("a cut normal is zero")
+            normals = np.concatenate([normals, cuts / norms[:, None]])
+            offsets = np.concatenate([offsets, cut_offsets / norms])
+        return normals, offsets
+
+    def vertices(self) -> np.ndarray:
+        """The corners ``(V, 3)`` in the local frame: every meeting of three faces inside all others."""
+        normals, offsets = self.planes()
+        found = []
+        count = len(normals)
+        for i in range(count):
+            for j in range(i + 1, count):
+                for k in range(j + 1, count):
+                    system = normals[[i, j, k]]
+                    if abs(np.linalg.det(system)) < 1e-9:
+                        continue
+                    point = np.linalg.solve(system, offsets[[i, j, k]])
+                    if (normals @ point <= offsets + 1e-9).all():
+                        found.append(point)
+        if not found:
+            raise ValueError("the cuts leave nothing of the box")
+        return np.unique(np.round(np.array(found), 12), axis=0)
+
+    def bounding_radius(self) -> float:
+        return float(np.linalg.norm(self.vertices(), axis=1).max())
+
+    def half_height(self) -> float:
+        """How far the lowest corner lies below ``center`` along the world ``y`` axis (``y`` points down)."""
+        return float((self.vertices() @ _as_rotation(self.rotation).T)[:, 1].max())
+
+    def hit(self, rays):
+        rot = _as_rotation(self.rotation)
+        normals, offsets = self.planes()
+        origin = -np.asarray(self.center, float) @ rot
+        d = rays @ rot
+        denom = d @ normals.T  # (N, F): < 0 where the ray enters that face's half-space
+        room = offsets - normals @ origin  # (F,): > 0 while the camera is inside the half-space
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_plane = room / denom
+        entering = np.where(denom < 0, t_plane, -np.inf)
+        leaving = np.where(denom > 0, t_plane, np.inf)
+        parallel_outside = ((denom == 0) & (room < 0)).any(1)
+        face = np.argmax(entering, axis=1)
+        t_in = entering[np.arange(len(rays)), face]
+        t_out = leaving.min(1)
+        t = np.where((t_in <= t_out) & (t_in > 1e-6) & ~parallel_outside, t_in, np.inf)
+        local = origin + d * np.where(np.isfinite(t), t, 0.0)[:, None]
+        n_local = normals[face]
+        # texture: the hit point's two coordinates across the face's dominant axis, scaled to [0, 1]
+        axis = np.argmax(np.abs(n_local), axis=1)
+        other = local / (2 * np.asarray(self.half, float)) + 0.5
+        uv = np.where((axis == 0)[:, None], other[:, [2, 1]], np.where((axis == 1)[:, None], other[:, [0, 2]], other[:, [0, 1]]))
+        return t, n_local @ rot.T, uv
+
+
+Shape = Plane | Sphere | Box | Cylinder | Silhouette | Ellipsoid | Polyhedron

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.align import _centred_moments, _flat_batches, _solve, align, scale_shift
+from amodal.align import _centred_moments, _flat_batches, _solve, align, align_shift, scale_shift
 
 
 def lstsq_reference(pred, target, mask):
@@ -308,3 +308,35 @@ def test_cuda_gives_the_cpu_values_and_gradients_without_a_sync():
         align(*on_gpu, check=False)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_align_shift_is_the_mean_difference_on_the_mask(backend):
+    rng = np.random.default_rng(4)
+    pred = rng.random((3, 1, 9, 7)).astype(np.float32)
+    target = rng.random((3, 1, 9, 7)).astype(np.float32)
+    mask = rng.random((3, 1, 9, 7)) < 0.4
+    pred[~mask] = np.nan  # outside the mask anything goes
+    expected = [float(np.mean(target[b][mask[b]].astype(np.float64) - pred[b][mask[b]])) for b in range(3)]
+    args = (pred, target, mask) if backend == "numpy" else tuple(map(torch.from_numpy, (pred, target, mask)))
+    shifted = np.asarray(align_shift(*args))
+    assert shifted.dtype == np.float32 and shifted.shape == pred.shape
+    for b in range(3):
+        np.testing.assert_allclose(shifted[b][mask[b]], pred[b][mask[b]] + expected[b], rtol=1e-6)
+        # the shift is the least-squares one: the residual on the mask has zero mean
+        assert abs(np.mean(target[b][mask[b]].astype(np.float64) - shifted[b][mask[b]])) < 1e-6
+    single = align_shift(pred[0, 0], target[0, 0], mask[0, 0])
+    np.testing.assert_allclose(single[mask[0, 0]], shifted[0, 0][mask[0, 0]], rtol=1e-7)
+
+
+def test_align_shift_errors():
+    pred, target = np.zeros((2, 1, 4, 4)), np.ones((2, 1, 4, 4))
+    mask = np.ones((2, 1, 4, 4), bool)
+    mask[1] = False
+    with pytest.raises(ValueError, match="sample 1 has no mask pixel"):
+        align_shift(pred, target, mask)
+    target[0, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="sample 0 has NaN or inf"):
+        align_shift(pred, target, np.ones_like(mask))
+    with pytest.raises(ValueError, match="same shape"):
+        align_shift(pred, target[:, :, :2], mask)

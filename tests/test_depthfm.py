@@ -118,6 +118,14 @@ def test_alignment_is_least_squares_to_observed_depth_on_visible_pixels():
         np.testing.assert_allclose(aligned.samples[k, 0, 0].numpy(), s * p + t, atol=1e-5)
     with pytest.raises(ValueError, match="visible_mask"):
         model.sample(image, amodal_mask=mask, observed_depth=observed)
+    shifted = model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, n=2, steps=2,
+                           generator=torch.Generator().manual_seed(5), align="shift")
+    for k in range(2):  # the shift alone: the mean visible difference to D_o added, the relief kept
+        p = raw.samples[k, 0, 0].double().numpy()
+        offset = np.mean(observed[0, 0].double().numpy()[v] - p[v])
+        np.testing.assert_allclose(shifted.samples[k, 0, 0].numpy(), p + offset, atol=1e-5)
+    with pytest.raises(ValueError, match="align must be"):
+        model.sample(image, amodal_mask=mask, observed_depth=observed, visible_mask=visible, align="scale")
 
 
 def test_bad_inputs_fail_clearly():

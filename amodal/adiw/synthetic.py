@@ -108,6 +108,7 @@ def synth_occlusion(
     textures: Sequence[np.ndarray] | None = None,
     silhouettes: Sequence[np.ndarray] = (),
     attempts: int = 40,
+    shapes: str = "simple",
 ) -> SynthOcclusion:
     """A seeded synthetic occlusion whose target's visible ratio lies in ``visible_range``.
 
@@ -118,12 +119,13 @@ def synth_occlusion(
         seed: same seed, same result.
         size: image side.
         visible_range: ``(low, high)``: ``low < r ≤ high``.
-        textures, silhouettes: see :func:`amodal.synth.random_scene`.
+        textures, silhouettes, shapes: see :func:`amodal.synth.random_scene`.
     """
     rng = np.random.default_rng([seed, 7919])
     low, high = visible_range
     for _ in range(50):
-        scene = random_scene(int(rng.integers(2**31)), size, textures, n_objects=(2, 4), silhouettes=silhouettes)
+        scene = random_scene(int(rng.integers(2**31)), size, textures, n_objects=(2, 4), silhouettes=silhouettes,
+                             shapes=shapes)
         background = render(scene)
         targets = _complete_targets(background)
         if not targets:

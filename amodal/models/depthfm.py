@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from amodal.align import align as least_squares_align
+from amodal.align import align_shift
 from amodal.atomic import atomic_directory
 from amodal.checks import check_guidance, check_image
 from amodal.flow_matching import (
@@ -344,7 +345,7 @@ class AmodalDepthFM(DepthFM):
     @torch.no_grad()
     def sample(self, image: torch.Tensor, *, amodal_mask: torch.Tensor, observed_depth: torch.Tensor,
                visible_mask: torch.Tensor | None = None, n: int = 1, steps: int = 4,
-               generator: torch.Generator | None = None, align: bool = True) -> DepthSamples:
+               generator: torch.Generator | None = None, align: bool | str = True) -> DepthSamples:
         """``n`` independent amodal depth samples, aligned to ``D_o`` on the visible pixels.
 
         Args:
@@ -355,7 +356,9 @@ class AmodalDepthFM(DepthFM):
                 fitted to ``D_o`` (the model is trained on ``M_a`` only, so only the
                 object's visible pixels are trustworthy for the fit).
             n: number of samples; steps: Euler steps; generator: for repeatability.
-            align: ``False`` returns the raw samples.
+            align: ``True`` (the paper): least-squares scale and shift; ``"shift"``: the shift
+                alone (:func:`amodal.align.align_shift`, for a nearly flat visible part, where
+                the fitted scale collapses); ``False`` returns the raw samples.
 
         Returns:
             :class:`DepthSamples` (samples ``(n, B, 1, H, W)``, mean, spread).
@@ -365,16 +368,19 @@ class AmodalDepthFM(DepthFM):
                 outside [0, 1], an empty ``M_a``), ``align`` without ``visible_mask``, too few
                 visible pixels.
         """
-        if align and visible_mask is None:
+        if align not in (True, False, "shift"):
+            raise ValueError(f"align must be True, False or 'shift', got {align!r}")
+        if align is not False and visible_mask is None:
             raise ValueError("alignment needs visible_mask (M_vis); pass it or align=False")
         # The only value check of a sampling run (one device read-back); the velocity
         # function below checks nothing, so it compiles whole.
         check_guidance(image, amodal_mask, observed_depth, visible_mask)
         samples = self._samples(image, n, steps, generator, amodal_mask=amodal_mask, observed_depth=observed_depth)
-        if align:
+        if align is not False:
+            fit = least_squares_align if align is True else align_shift
             fit_mask = (visible_mask > 0).repeat(n, 1, 1, 1)
-            samples = least_squares_align(samples.flatten(0, 1), observed_depth.repeat(n, 1, 1, 1).to(samples.dtype),
-                                          fit_mask).unflatten(0, (n, image.shape[0]))
+            samples = fit(samples.flatten(0, 1), observed_depth.repeat(n, 1, 1, 1).to(samples.dtype),
+                          fit_mask).unflatten(0, (n, image.shape[0]))
         return DepthSamples(samples, *ensemble_statistics(samples))
 
 

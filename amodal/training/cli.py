@@ -95,8 +95,9 @@ def build_data(spec: str, recipe, split: Path | None = None):
         from amodal.training.data import SynthPool, SynthStream
 
         if recipe.synth_pool:
-            return SynthPool(seed=recipe.seed, count=recipe.synth_pool, size=recipe.input_size)
-        return SynthStream(seed=recipe.seed, size=recipe.input_size)
+            return SynthPool(seed=recipe.seed, count=recipe.synth_pool, size=recipe.input_size,
+                             shapes=recipe.synth_shapes)
+        return SynthStream(seed=recipe.seed, size=recipe.input_size, shapes=recipe.synth_shapes)
     if spec == "bend":
         from amodal.training.data import BendStream
 
@@ -171,7 +172,7 @@ def run_train(args: argparse.Namespace) -> int:
             from amodal.training.validation import synth_validator
 
             # another seed than the training stream's (recipe.seed) and the evaluation's default (2026)
-            validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size)
+            validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size, recipe.synth_shapes)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -32,17 +32,24 @@ class SynthStream:
         buckets: visible-ratio buckets to cycle through.
         with_occluder: items also carry ``occluder_mask`` (1, S, S), the occluder's visible
             pixels (for the explorer; training does not read it).
+        shapes: the shape families of the scenes, a key of :data:`amodal.synth.SHAPE_SETS`
+            (``"rich"`` adds corners, edges, tilted curvature and extruded silhouettes).
 
     Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``amodal_mask``, ``visible_mask``,
     ``observed_depth``, ``target_depth`` (1, S, S) float32; ``bucket`` and ``id`` strings.
     """
 
-    def __init__(self, seed: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS, with_occluder: bool = False):
+    def __init__(self, seed: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS, with_occluder: bool = False,
+                 shapes: str = "simple"):
+        from amodal.synth import SHAPE_SETS
+
         unknown = sorted(set(buckets) - set(BUCKET_RANGES))
         if unknown or not buckets:
             raise ValueError(f"buckets must be a non-empty subset of {sorted(BUCKET_RANGES)}, got {buckets}")
+        if shapes not in SHAPE_SETS:
+            raise ValueError(f"unknown shape set {shapes!r}; known: {', '.join(SHAPE_SETS)}")
         self.seed, self.size, self.buckets = seed, size, tuple(buckets)
-        self.with_occluder = with_occluder
+        self.with_occluder, self.shapes = with_occluder, shapes
 
     def __len__(self):
         raise TypeError("SynthStream is endless")
@@ -54,7 +61,7 @@ class SynthStream:
             raise IndexError(f"index must be ≥ 0, got {index}")
         bucket = self.buckets[index % len(self.buckets)]
         seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
-        occlusion = synth_occlusion(seed, self.size, BUCKET_RANGES[bucket])
+        occlusion = synth_occlusion(seed, self.size, BUCKET_RANGES[bucket], shapes=self.shapes)
         composite = occlusion.composite
         disparity = 1.0 / composite.depth
         observed = (disparity - disparity.min()) / (disparity.max() - disparity.min())
@@ -69,7 +76,7 @@ class SynthStream:
             "observed_depth": map_(observed),
             "target_depth": map_(occlusion.exact_target),
             "bucket": bucket,
-            "id": f"synth-{self.seed}-{index}",
+            "id": f"synth-{self.seed}-{index}" if self.shapes == "simple" else f"synth-{self.shapes}-{self.seed}-{index}",
         }
         if self.with_occluder:
             item["occluder_mask"] = map_(occlusion.occluder_mask)
@@ -77,7 +84,7 @@ class SynthStream:
 
 
 class SynthPool:
-    """The first ``count`` items of ``SynthStream(seed, size, buckets)``, rendered on first use.
+    """The first ``count`` items of ``SynthStream(seed, size, buckets, shapes=shapes)``, rendered on first use.
 
     A finite dataset (``len`` = ``count``), so the trainer walks it in shuffled epochs.
     Items are rendered lazily and cached: a resumed run renders what it reads again,
@@ -85,10 +92,11 @@ class SynthPool:
     0.3 MB an item in memory.
     """
 
-    def __init__(self, seed: int, count: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS):
+    def __init__(self, seed: int, count: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS,
+                 shapes: str = "simple"):
         if count < 1:
             raise ValueError(f"a synthetic pool needs count ≥ 1, got {count}")
-        self.stream = SynthStream(seed, size, buckets)
+        self.stream = SynthStream(seed, size, buckets, shapes=shapes)
         self.count = count
         self._cache: dict[int, dict] = {}
 

@@ -57,6 +57,8 @@ class Recipe:
             (ours, for memory: on for ViT-L; it changes no number, only memory and time).
         synth_pool: with ``--data synth``, train on a fixed pool of this many scenes
             (:class:`~amodal.training.data.SynthPool`) instead of the endless stream.
+        synth_shapes: with ``--data synth``, the shape families of the scenes (a key of
+            :data:`amodal.synth.SHAPE_SETS`); validation draws from the same set.
         tiny_model: Amodal-DepthFM from random weights (``--init none``) only: which
             :data:`amodal.models.depthfm.TINY_MODELS` configuration to build (``None``: the
             default tiny model of the tests and the quick profile).
@@ -88,6 +90,7 @@ class Recipe:
     activation_checkpointing: bool = False
     synth_pool: int | None = None
     tiny_model: str | None = None
+    synth_shapes: str = "simple"
 
     @property
     def accumulation(self) -> int:

@@ -15,8 +15,10 @@ from amodal.evaluate import evaluate_items, model_predictor, summarise
 from amodal.training.data import SynthStream
 
 
-def synth_validator(seed: int, count: int = 48, size: int = 112) -> Callable[[torch.nn.Module], dict[str, float]]:
-    """``validate(model)`` for :func:`amodal.training.loop.train`, on ``count`` scenes of ``seed``.
+def synth_validator(seed: int, count: int = 48, size: int = 112,
+                    shapes: str = "simple") -> Callable[[torch.nn.Module], dict[str, float]]:
+    """``validate(model)`` for :func:`amodal.training.loop.train`, on ``count`` scenes of ``seed``
+    drawn from the shape set ``shapes`` (:data:`amodal.synth.SHAPE_SETS`).
 
     The scenes are rendered once, here (about 35 ms each at 112²).
 
@@ -26,7 +28,7 @@ def synth_validator(seed: int, count: int = 48, size: int = 112) -> Callable[[to
     """
     if count < 1:
         raise ValueError(f"validation needs count ≥ 1 scenes, got {count}")
-    stream = SynthStream(seed, size)
+    stream = SynthStream(seed, size, shapes=shapes)
     items = [stream[k] for k in range(count)]
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
