@@ -221,7 +221,7 @@ def score_modes(samples: torch.Tensor, modes: torch.Tensor, hidden_mask: torch.T
 
 @torch.no_grad()
 def mode_coverage(model: AmodalDepthFM, seeds: Sequence[int], n: int = 8, steps: int = 4, size: int = 32,
-                  slope: float = 0.3, sample_seed: int = 0, batch: int = 16, align: bool = False) -> ModeCoverage:
+                  slope: float = 0.3, sample_seed: int = 0, batch: int = 16, align: bool | str = False) -> ModeCoverage:
     """Draw ``n`` samples of each held-out scene and score them with :func:`score_modes`.
 
     The samples are scored as the model draws them (``align=False``): the toy's
@@ -231,7 +231,10 @@ def mode_coverage(model: AmodalDepthFM, seeds: Sequence[int], n: int = 8, steps:
     so the fitted scale is ``var(D_o) / (var(D_o) + e²)`` for a visible error ``e``: an
     error of 0.013 halves every sample's hidden bend, and the exact shapes, passed through
     the average-pooling toy latent, get a scale of about ±0.1 and all land on one side.
-    ``align=True`` scores what :meth:`AmodalDepthFM.sample` returns by default.
+    ``align=True`` scores what :meth:`AmodalDepthFM.sample` returns by default;
+    ``align="shift"`` fits the shift alone (:func:`amodal.align.align_shift`), which is
+    well-conditioned on a flat visible part and removes a sample's offset from the plate's
+    level without touching its bend.
 
     Args:
         model: a trained Amodal-DepthFM.
@@ -239,7 +242,8 @@ def mode_coverage(model: AmodalDepthFM, seeds: Sequence[int], n: int = 8, steps:
         n: samples per scene; steps: Euler steps.
         sample_seed: seeds the CPU generator of the samples' noise.
         batch: scenes per call of the model (memory only).
-        align: align each sample to ``D_o`` on the visible pixels before scoring.
+        align: ``False``, ``True`` or ``"shift"``: how each sample is aligned to ``D_o`` on
+            the visible pixels before scoring (:meth:`AmodalDepthFM.sample`).
     """
     device = next(model.parameters()).device
     scenes = held_out_scenes(seeds, size, slope)

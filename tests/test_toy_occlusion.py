@@ -98,7 +98,7 @@ class _ModeSampler(torch.nn.Module):
         return SimpleNamespace(samples=samples)
 
 
-@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("align", [False, True, "shift"])
 def test_mode_coverage_of_a_sampler_that_alternates_the_two_shapes(align):
     seeds = held_out_seeds(5)
     model = _ModeSampler(seeds)

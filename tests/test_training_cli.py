@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from amodal.training.cli import build_data, build_model, parse_overrides
-from amodal.training.recipes import get_recipe
+from amodal.training.recipes import RECIPES, get_recipe
 
 
 def test_overrides_are_typed():
@@ -126,6 +126,16 @@ def test_tiny_synth_recipe_trains_a_fill_residual_model_with_validation(tmp_path
     assert [r["step"] for r in rows] == ["1", "2"] and 0 < float(rows[-1]["hidden_rmse_x100"]) < 100
     model = AmodalDAV2.from_pretrained(tmp_path / "model")
     assert model.config.fill_residual == 0.2 and model.needs_visible_mask
+
+
+def test_rich_recipe_draws_its_pool_and_validation_from_the_rich_shapes(tmp_path):
+    recipe = get_recipe("amodal-dav2-tiny-synth-rich", input_size=42, synth_pool=2)
+    assert (recipe.synth_shapes, RECIPES["amodal-dav2-tiny-synth"].synth_shapes) == ("rich", "simple")
+    data = build_data("synth", recipe)
+    assert len(data) == 2 and data[0]["id"].startswith("synth-rich-")
+    out = _cli("--recipe", "amodal-dav2-tiny-synth", "--data", "synth", "--init", "none", "--quiet",
+               "--set", "synth_shapes=cubist", "--output", str(tmp_path))
+    assert out.returncode == 2 and "unknown shape set 'cubist'" in out.stderr
 
 
 def test_tiny_synth_recipe_trains_the_lossless_toy_model_from_the_command_line(tmp_path):
