@@ -131,6 +131,7 @@ def flow_matching_loss(
         t: ``(B,)`` times in [0, 1].
         mask: optional ``(B, 1, h, w)`` bool/{0,1} at latent size; the error is averaged
             over the masked positions and all channels (Amodal-DepthFM uses ``M_a``).
+            Non-negative weights work too: the mean is then weighted by them.
 
     Returns:
         Scalar loss.

@@ -188,7 +188,7 @@ def test_training_loss_is_flow_matching_on_the_documented_inputs():
     x1 = latent of (1 − D)·2 − 1 on 3 channels; loss = MSE to x1 − x0 over M_a↓, all rebuilt
     here in float64 from the same random draws (ε first, then t ~ U[0, 1))."""
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())  # PixelAutoencoder(4, downsample=2)
-    image, mask, observed, _ = inputs()
+    image, mask, observed, visible = inputs()
     target = torch.rand(observed.shape, generator=torch.Generator().manual_seed(7))
     seen = {}
     model.unet.register_forward_hook(
@@ -218,6 +218,19 @@ def test_training_loss_is_flow_matching_on_the_documented_inputs():
     latent_mask = np.broadcast_to(mask[:, :, ::2, ::2].numpy() > 0, x0.shape)
     error = (seen["v"].detach().double().numpy() - (x1 - x0)) ** 2
     assert loss.item() == pytest.approx(error[latent_mask].mean(), rel=1e-4)
+    # ours: the hidden pixels weigh 1 + w, the same draws (same generator seed) otherwise
+    weighted = model.training_loss(image, target, amodal_mask=mask, observed_depth=observed, visible_mask=visible,
+                                   hidden_weight=2.0, generator=torch.Generator().manual_seed(3))
+    hidden = (mask[:, :, ::2, ::2] > 0) & (visible[:, :, ::2, ::2] <= 0)
+    assert hidden.any() and (mask[:, :, ::2, ::2] > 0).logical_and(~hidden).any()
+    weights = latent_mask * (1 + 2.0 * np.broadcast_to(hidden.numpy(), x0.shape))
+    assert weighted.item() == pytest.approx((error * weights).sum() / weights.sum(), rel=1e-4)
+    assert weighted.item() != pytest.approx(loss.item(), rel=1e-3)
+    with pytest.raises(ValueError, match="needs visible_mask"):
+        model.training_loss(image, target, amodal_mask=mask, observed_depth=observed, hidden_weight=1.0)
+    with pytest.raises(ValueError, match="≥ 0"):
+        model.training_loss(image, target, amodal_mask=mask, observed_depth=observed, visible_mask=visible,
+                            hidden_weight=-1.0)
 
 
 def test_guidance_maps_are_keyword_only_so_a_depthfm_style_call_cannot_bind_them_wrongly():

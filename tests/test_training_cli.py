@@ -156,8 +156,17 @@ def test_bend_data_and_the_tiny_model_choice():
     recipe = get_recipe("amodal-depthfm-tiny-synth")
     data = build_data("bend", recipe)
     assert type(data).__name__ == "BendStream" and data[0]["image"].shape == (3, 32, 32) and data.seed == recipe.seed
-    module, _, _ = build_model(recipe, "none")
+    module, objective, _ = build_model(recipe, "none")
     assert type(module.model.autoencoder).__name__ == "SpaceToDepthAutoencoder"
+    # the recipe's hidden_loss_weight reaches the loss: weighting the hidden pixels changes it
+    weighted, _, _ = build_model(get_recipe("amodal-depthfm-tiny-synth", hidden_loss_weight=3.0), "none")
+    assert (module.hidden_weight, weighted.hidden_weight) == (0.0, 3.0)
+    batch = {k: v[None] if torch.is_tensor(v) else v for k, v in data[0].items()}
+    losses = []
+    for m in (module, weighted):
+        torch.manual_seed(0)
+        losses.append(objective(m, batch).item())
+    assert losses[0] != pytest.approx(losses[1], rel=1e-4)
     # the paper recipe with --init none still builds the default tiny model, as before
     module, _, _ = build_model(get_recipe("amodal-depthfm-paper"), "none")
     assert type(module.model.autoencoder).__name__ == "PixelAutoencoder" and module.model.noising_step == 400

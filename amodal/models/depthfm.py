@@ -323,7 +323,8 @@ class AmodalDepthFM(DepthFM):
 
     def training_loss(self, image: torch.Tensor, target_depth: torch.Tensor, *, amodal_mask: torch.Tensor,
                       observed_depth: torch.Tensor, generator: torch.Generator | None = None,
-                      time_grid: int | None = None) -> torch.Tensor:
+                      time_grid: int | None = None, visible_mask: torch.Tensor | None = None,
+                      hidden_weight: float = 0.0) -> torch.Tensor:
         """Flow-matching loss on the whole object ``M_a`` (paper: better than hidden-only).
 
         Args:
@@ -333,13 +334,23 @@ class AmodalDepthFM(DepthFM):
             observed_depth: ``(B, 1, H, W)`` ``D_o`` in [0, 1] (keyword only).
             generator: drives the noise and the times (any device).
             time_grid: draw ``t`` on ``k / time_grid`` (official: 400) rather than ``U[0, 1)``.
+            visible_mask, hidden_weight: ours, not the paper's: with ``hidden_weight = w > 0``
+                the hidden pixels (``M_a ∧ ¬M_vis``, which needs ``visible_mask``) weigh
+                ``1 + w`` in the mean, the visible ones 1; 0 (the default) is the paper's loss.
 
         Returns:
             Scalar loss.
         """
-        check_guidance(image, amodal_mask, observed_depth)
+        check_guidance(image, amodal_mask, observed_depth, visible_mask)
         _check_map("target_depth", target_depth, image.shape[0], tuple(image.shape[2:]))
-        return self._flow_loss(image, target_depth, amodal_mask > 0, generator, time_grid,
+        if hidden_weight < 0:
+            raise ValueError(f"hidden_weight must be ≥ 0, got {hidden_weight}")
+        weight = (amodal_mask > 0).float()
+        if hidden_weight:
+            if visible_mask is None:
+                raise ValueError("hidden_weight needs visible_mask (M_vis) to know the hidden pixels")
+            weight = weight * (1 + hidden_weight * (visible_mask <= 0).float())
+        return self._flow_loss(image, target_depth, weight, generator, time_grid,
                                amodal_mask=amodal_mask, observed_depth=observed_depth)
 
     @torch.no_grad()
@@ -397,6 +408,7 @@ TINY_LATENTS = ("pool", "space-to-depth")
 TINY_MODELS: dict[str, dict[str, Any]] = {
     "pooled-8": {},
     "lossless-16": {"latent": "space-to-depth", "downsample": 2, "attention_resolutions": [2]},
+    "lossless-16-wide": {"latent": "space-to-depth", "downsample": 2, "attention_resolutions": [2], "model_channels": 64},
 }
 
 

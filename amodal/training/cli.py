@@ -153,7 +153,7 @@ def build_model(recipe, init: str | None, vae: str | None = None):
         else:
             model = AmodalDepthFM.from_depthfm(init, vae=vae)
         model.autoencoder.requires_grad_(False)  # the VAE is frozen
-        return FlowMatchingLoss(model, recipe.time_grid), flow_matching_objective, list(model.unet.parameters())
+        return FlowMatchingLoss(model, recipe.time_grid, recipe.hidden_loss_weight), flow_matching_objective, list(model.unet.parameters())
     raise ValueError(f"recipe {recipe.name!r}: unknown model {recipe.model!r}")
 
 

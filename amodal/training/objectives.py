@@ -60,18 +60,21 @@ class FlowMatchingLoss(torch.nn.Module):
     Args:
         model: an :class:`~amodal.models.depthfm.AmodalDepthFM`.
         time_grid: draw ``t`` on ``k / time_grid`` (official: 400), or ``U[0, 1)`` if ``None``.
+        hidden_weight: extra weight of the hidden pixels in the loss (0: the paper's).
 
     ``save_pretrained`` saves the wrapped model.
     """
 
-    def __init__(self, model: torch.nn.Module, time_grid: int | None = None):
+    def __init__(self, model: torch.nn.Module, time_grid: int | None = None, hidden_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.time_grid = time_grid
+        self.hidden_weight = hidden_weight
 
     def forward(self, batch: dict) -> torch.Tensor:
+        extra = {"visible_mask": batch["visible_mask"], "hidden_weight": self.hidden_weight} if self.hidden_weight else {}
         return self.model.training_loss(batch["image"], batch["target_depth"], amodal_mask=batch["amodal_mask"],
-                                        observed_depth=batch["observed_depth"], time_grid=self.time_grid)
+                                        observed_depth=batch["observed_depth"], time_grid=self.time_grid, **extra)
 
     def save_pretrained(self, folder):
         return self.model.save_pretrained(folder)

@@ -59,6 +59,8 @@ class Recipe:
             (:class:`~amodal.training.data.SynthPool`) instead of the endless stream.
         synth_shapes: with ``--data synth``, the shape families of the scenes (a key of
             :data:`amodal.synth.SHAPE_SETS`); validation draws from the same set.
+        hidden_loss_weight: Amodal-DepthFM only, ours: the hidden pixels weigh ``1 + w`` in the
+            flow-matching loss on ``M_a`` (0: the paper's loss).
         tiny_model: Amodal-DepthFM from random weights (``--init none``) only: which
             :data:`amodal.models.depthfm.TINY_MODELS` configuration to build (``None``: the
             default tiny model of the tests and the quick profile).
@@ -91,6 +93,7 @@ class Recipe:
     synth_pool: int | None = None
     tiny_model: str | None = None
     synth_shapes: str = "simple"
+    hidden_loss_weight: float = 0.0
 
     @property
     def accumulation(self) -> int:
