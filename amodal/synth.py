@@ -2,8 +2,9 @@ r"""Procedural 3-D scenes where the depth behind occluders is known exactly.
 
 No sensor measures depth behind an occluder, so ADIW's pseudo-labels (paper §3.1)
 can never be checked on photos. Here we build small worlds instead — a ground plane,
-a back wall, spheres, boxes, cylinders and extruded silhouettes, textured with
-photos — and ray-cast them with a pinhole camera. Because each object is intersected
+a back wall, spheres, boxes, cylinders and extruded silhouettes (and, in the *rich* shape
+set, pyramids, wedges, tilted boxes, faceted crystals and tilted ellipsoids: see
+:data:`SHAPE_SETS`), textured with photos — and ray-cast them with a pinhole camera. Because each object is intersected
 on its own as well as in the scene, we get for every object its **full** depth, the
 hidden surface included, next to what the camera sees.
 

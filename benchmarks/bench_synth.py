@@ -1,6 +1,6 @@
 """Synthetic scene rendering: culled renderer vs intersecting every object with every ray.
 
-    python benchmarks/bench_synth.py [--size 256] [--scenes 10] [--repeats 3]
+    python benchmarks/bench_synth.py [--size 256] [--scenes 10] [--repeats 3] [--shapes simple|rich]
 
 One core (torch and numpy threads are irrelevant here: the renderer is plain numpy, and
 ``OMP_NUM_THREADS=1`` is set before numpy loads). Prints best-of-N milliseconds per scene
@@ -32,15 +32,19 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--scenes", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shapes", choices=sorted(synth.SHAPE_SETS), default="simple",
+                        help="the shape set (rich: polyhedra and ellipsoids too)")
     args = parser.parse_args()
     silhouettes = [np.pad(np.ones((20, 12), bool), 2)]
-    scenes = [synth.random_scene(s, args.size, n_objects=(3, 5), silhouettes=silhouettes) for s in range(args.scenes)]
+    scenes = [synth.random_scene(s, args.size, n_objects=(3, 5), silhouettes=silhouettes, shapes=args.shapes)
+              for s in range(args.scenes)]
     for scene in scenes:
         assert np.array_equal(synth.render(scene).depth.ravel(), brute_force_depth(scene))
     culled = [1000 * best_seconds(lambda: synth.render(s), args.repeats) for s in scenes]
     brute = [1000 * best_seconds(lambda: brute_force_depth(s), args.repeats) for s in scenes]
     print(f"CPU: {cpu_name()}, 1 thread")
-    print(f"{args.scenes} scenes of {args.size}x{args.size}, 3-5 objects each (spheres, boxes, cylinders, silhouettes)")
+    kinds = ", ".join(synth.SHAPE_SETS[args.shapes]) + ("" if args.shapes == "rich" else ", silhouette")
+    print(f"{args.scenes} scenes of {args.size}x{args.size}, 3-5 objects each ({kinds})")
     print(f"{'renderer':<34} {'median ms':>10} {'max ms':>8}")
     print(f"{'render (culled, RGB+masks+depth)':<34} {np.median(culled):>10.1f} {np.max(culled):>8.1f}")
     print(f"{'baseline: all rays, depth only':<34} {np.median(brute):>10.1f} {np.max(brute):>8.1f}")
