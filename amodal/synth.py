@@ -4,9 +4,9 @@ No sensor measures depth behind an occluder, so ADIW's pseudo-labels (paper §3.
 can never be checked on photos. Here we build small worlds instead — a ground plane,
 a back wall, spheres, boxes, cylinders and extruded silhouettes (and, in the *rich* shape
 set, pyramids, wedges, tilted boxes, faceted crystals and tilted ellipsoids: see
-:data:`SHAPE_SETS`), textured with photos — and ray-cast them with a pinhole camera. Because each object is intersected
-on its own as well as in the scene, we get for every object its **full** depth, the
-hidden surface included, next to what the camera sees.
+:data:`SHAPE_SETS`), textured with photos — and ray-cast them with a pinhole camera.
+Because each object is intersected on its own as well as in the scene, we get for every
+object its **full** depth, the hidden surface included, next to what the camera sees.
 
 The camera and the shapes, and where a ray hits each, live in :mod:`amodal.raycast`
 (their names are importable from here too); this module textures and lights the

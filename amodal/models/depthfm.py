@@ -379,16 +379,16 @@ class AmodalDepthFM(DepthFM):
                 outside [0, 1], an empty ``M_a``), ``align`` without ``visible_mask``, too few
                 visible pixels.
         """
-        if align not in (True, False, "shift"):
+        if not (isinstance(align, bool) or align == "shift"):
             raise ValueError(f"align must be True, False or 'shift', got {align!r}")
-        if align is not False and visible_mask is None:
+        if align and visible_mask is None:
             raise ValueError("alignment needs visible_mask (M_vis); pass it or align=False")
         # The only value check of a sampling run (one device read-back); the velocity
         # function below checks nothing, so it compiles whole.
         check_guidance(image, amodal_mask, observed_depth, visible_mask)
         samples = self._samples(image, n, steps, generator, amodal_mask=amodal_mask, observed_depth=observed_depth)
-        if align is not False:
-            fit = least_squares_align if align is True else align_shift
+        if align:
+            fit = align_shift if align == "shift" else least_squares_align
             fit_mask = (visible_mask > 0).repeat(n, 1, 1, 1)
             samples = fit(samples.flatten(0, 1), observed_depth.repeat(n, 1, 1, 1).to(samples.dtype),
                           fit_mask).unflatten(0, (n, image.shape[0]))
