@@ -209,7 +209,7 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
         if not variant.trains:
             continue
         models[name] = _train(variant, recipe, data, output / name, progress)
-        timings[name] = _logged_seconds(output / name)
+        timings[name] = _logged_seconds(output / name, recipe.batch_size)
     for name in names:
         variant = VARIANTS[name]
         model = models[name if variant.trains else "full"]
@@ -251,7 +251,7 @@ def run_data_scale(output: str | Path, steps: int = 400, pool: int = 1500, held_
     for fraction in fractions:
         count = max(1, round(pool * fraction))
         model = _train(chosen, recipe, SynthPool(seed, count, recipe.input_size), output / f"scale-{count}", progress)
-        seconds = _logged_seconds(output / f"scale-{count}")
+        seconds = _logged_seconds(output / f"scale-{count}", recipe.batch_size)
         summary = summarise(evaluate_items(model_predictor(model), items, progress=progress))
         rows.append({"fraction": fraction, "scenes": count, "train_seconds": seconds, **score(summary, chosen)})
     report = {"command": command, "machine": machine(), "variant": variant, "steps": steps,
@@ -291,14 +291,11 @@ def _held_out(count: int, seed: int, size: int) -> list[dict]:
     return [stream[k] for k in range(count)]
 
 
-def _logged_seconds(folder: Path) -> float:
-    """Training seconds of a run from its ``log.csv`` (each step's batch over its samples/s),
+def _logged_seconds(folder: Path, batch: int) -> float:
+    """Training seconds of a run from its ``log.csv`` (each step's ``batch`` over its samples/s),
     so that a run loaded or resumed later still reports the time its steps took."""
     import csv
 
-    from amodal.training.state import CHECKPOINT_NAME
-
-    batch = torch.load(folder / CHECKPOINT_NAME, map_location="cpu", weights_only=False)["recipe"]["batch_size"]
     with open(folder / "log.csv", newline="") as handle:
         return sum(batch / float(row["samples_per_s"]) for row in csv.DictReader(handle))
 

@@ -21,6 +21,7 @@ beside its Table 1).
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     from amodal.baselines import BASELINES
+    from amodal.synth import SHAPE_SETS
 
     parser.add_argument("--model", required=True, nargs="+",
                         help=f"one or more (compared side by side): an Amodal-DAV2 (model.safetensors or a saved folder), baseline:NAME ({', '.join(BASELINES)}), "
@@ -36,7 +37,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=518, help="network input side (default 518; synth: the scene size)")
     parser.add_argument("--count", type=int, default=200, help="synth: number of held-out scenes (default 200)")
     parser.add_argument("--seed", type=int, default=2026, help="synth: the held-out stream's seed (default 2026)")
-    parser.add_argument("--shapes", choices=("simple", "rich"), default="simple",
+    parser.add_argument("--shapes", choices=tuple(SHAPE_SETS), default="simple",
                         help="synth: the scenes' shape families (amodal.synth.SHAPE_SETS; default simple)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--samples", type=int, default=4, help="Amodal-DepthFM: draws averaged per sample (default 4)")

@@ -14,6 +14,7 @@ Every shape has ``hit(rays) -> (t, normal, uv)`` for rays from the origin: ``t``
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -371,20 +372,15 @@ class Polyhedron:
     def vertices(self) -> np.ndarray:
         """The corners ``(V, 3)`` in the local frame: every meeting of three faces inside all others."""
         normals, offsets = self.planes()
-        found = []
-        count = len(normals)
-        for i in range(count):
-            for j in range(i + 1, count):
-                for k in range(j + 1, count):
-                    system = normals[[i, j, k]]
-                    if abs(np.linalg.det(system)) < 1e-9:
-                        continue
-                    point = np.linalg.solve(system, offsets[[i, j, k]])
-                    if (normals @ point <= offsets + 1e-9).all():
-                        found.append(point)
-        if not found:
+        # every triple of faces at once (a render asks for the bounding ball of each object)
+        triples = np.array(list(itertools.combinations(range(len(normals)), 3)))
+        systems = normals[triples]  # (T, 3, 3)
+        solvable = np.abs(np.linalg.det(systems)) >= 1e-9
+        points = np.linalg.solve(systems[solvable], offsets[triples[solvable]][..., None])[..., 0]
+        inside = (points @ normals.T <= offsets + 1e-9).all(1)
+        if not inside.any():
             raise ValueError("the cuts leave nothing of the box")
-        return np.unique(np.round(np.array(found), 12), axis=0)
+        return np.unique(np.round(points[inside], 12), axis=0)
 
     def bounding_radius(self) -> float:
         return float(np.linalg.norm(self.vertices(), axis=1).max())

@@ -6,8 +6,7 @@ Usage::
 
 ``EVAL_FOLDER`` is the ``--output`` of ``python -m amodal evaluate ... --data synth``: one
 folder per model with its ``samples.csv``. Item ``k`` of the held-out stream is rendered
-again (:class:`amodal.training.data.SynthStream` draws it from seed ``(seed, k)``) to learn
-which shape the target is; the table averages each model's per-sample RMSE per shape.
+again (:meth:`amodal.training.data.SynthStream.occlusion`) to learn which shape the target is; the table averages each model's per-sample RMSE per shape.
 """
 from __future__ import annotations
 
@@ -18,15 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from amodal.training.data import SynthStream
 
-def target_kind(seed: int, index: int, size: int, shapes: str) -> str:
-    """The shape family of the target of item ``index`` of ``SynthStream(seed, size, shapes=shapes)``."""
-    from amodal.adiw.synthetic import synth_occlusion
-    from amodal.composite import BUCKET_RANGES
-    from amodal.metrics import BUCKETS
 
-    scene_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])  # as SynthStream draws it
-    occlusion = synth_occlusion(scene_seed, size, BUCKET_RANGES[BUCKETS[index % len(BUCKETS)]], shapes=shapes)
+def target_kind(stream: SynthStream, index: int) -> str:
+    """The shape family of the target of item ``index`` of ``stream``."""
+    occlusion = stream.occlusion(index)
     return occlusion.scene.objects[occlusion.target].kind
 
 
@@ -42,10 +38,10 @@ def main() -> None:
         raise SystemExit(f"no */samples.csv under {args.folder}")
     scores = {m.name: {r["id"]: float(r["raw_rmse"]) for r in csv.DictReader(open(m / "samples.csv"))} for m in models}
     ids = list(next(iter(scores.values())))
+    stream = SynthStream(args.seed, args.size, shapes=args.shapes)
     by_kind: dict[str, list[str]] = defaultdict(list)
     for sample_id in ids:
-        index = int(sample_id.rsplit("-", 1)[1])
-        by_kind[target_kind(args.seed, index, args.size, args.shapes)].append(sample_id)
+        by_kind[target_kind(stream, int(sample_id.rsplit("-", 1)[1]))].append(sample_id)
     print("| target shape | scenes | " + " | ".join(scores) + " |")
     print("|---|---|" + "---|" * len(scores))
     for kind, members in sorted(by_kind.items(), key=lambda kv: -len(kv[1])):

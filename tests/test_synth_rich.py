@@ -186,6 +186,9 @@ def test_rich_synth_stream_items():
     stream = SynthStream(seed=4, size=56, shapes="rich")
     item = stream[0]
     assert item["id"] == "synth-rich-4-0" and item["image"].shape == (3, 56, 56)
+    occlusion = stream.occlusion(0)  # what the item was made of, the target's shape included
+    assert np.array_equal(occlusion.amodal_mask, item["amodal_mask"][0].numpy() > 0)
+    assert occlusion.scene.objects[occlusion.target].kind in synth.SHAPE_SETS["rich"]
     hidden = (item["amodal_mask"] > 0) & (item["visible_mask"] == 0)
     assert hidden.any()
     assert np.array_equal(SynthPool(4, 2, 56, shapes="rich")[0]["target_depth"], item["target_depth"])

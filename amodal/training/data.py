@@ -54,14 +54,20 @@ class SynthStream:
     def __len__(self):
         raise TypeError("SynthStream is endless")
 
-    def __getitem__(self, index: int) -> dict:
+    def occlusion(self, index: int):
+        """The :class:`~amodal.adiw.synthetic.SynthOcclusion` behind item ``index`` (its scene,
+        renders and target), for what the item's tensors do not say, such as the target's shape."""
         from amodal.adiw.synthetic import synth_occlusion
 
         if index < 0:
             raise IndexError(f"index must be ≥ 0, got {index}")
         bucket = self.buckets[index % len(self.buckets)]
         seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
-        occlusion = synth_occlusion(seed, self.size, BUCKET_RANGES[bucket], shapes=self.shapes)
+        return synth_occlusion(seed, self.size, BUCKET_RANGES[bucket], shapes=self.shapes)
+
+    def __getitem__(self, index: int) -> dict:
+        occlusion = self.occlusion(index)
+        bucket = self.buckets[index % len(self.buckets)]
         composite = occlusion.composite
         disparity = 1.0 / composite.depth
         observed = (disparity - disparity.min()) / (disparity.max() - disparity.min())
