@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 # Every notebook executed by papermill into runs/$(PROFILE)/, then a summary table and runs/$(PROFILE)/report.html.
 reproduce: install
-	$(BIN)/python -m amodal.run_notebooks --profile $(PROFILE)
+	$(BIN)/python -m amodal.harness.run_notebooks --profile $(PROFILE)
 
 # Library tests, notebook conventions, papermill parameters, and every notebook under nbval.
 # tests/test_browser.py drives Chromium; run as root it installs Debian's chromium itself (README).

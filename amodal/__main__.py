@@ -9,7 +9,7 @@ Commands (``python -m amodal <command> --help`` for each):
   process or under ``torchrun``.
 - ``evaluate``: score a model, a fill baseline or saved predictions on the hidden region,
   per bucket, with bootstrap intervals, beside the paper's Table 1.
-- ``ablate``: the paper's ablations with the tiny model on synthetic scenes (:mod:`amodal.ablations`).
+- ``ablate``: the paper's ablations with the tiny model on synthetic scenes (:mod:`amodal.training.ablations`).
 - ``predict``: amodal depth for a photo (or a folder) and its amodal mask, written as a
   16-bit PNG, ``.npy``, a colour picture and optionally a PLY point cloud.
 - ``explore``: the explorer (samples, errors, cross-sections, your own photo) as a web app
@@ -26,11 +26,11 @@ import json
 import sys
 from pathlib import Path
 
-from amodal.ablate_cli import ABLATE_EXAMPLES, add_ablate_arguments, run_ablate
-from amodal.evaluate_cli import EVALUATE_EXAMPLES, add_evaluate_arguments, run_evaluate
-from amodal.explore_cli import EXPLORE_EXAMPLES, add_explore_arguments, run_explore
-from amodal.predict_cli import PREDICT_EXAMPLES, add_predict_arguments, run_predict
-from amodal.training.cli import TRAIN_EXAMPLES, add_train_arguments, run_train
+from amodal.cli.ablate import ABLATE_EXAMPLES, add_ablate_arguments, run_ablate
+from amodal.cli.evaluate import EVALUATE_EXAMPLES, add_evaluate_arguments, run_evaluate
+from amodal.cli.explore import EXPLORE_EXAMPLES, add_explore_arguments, run_explore
+from amodal.cli.predict import PREDICT_EXAMPLES, add_predict_arguments, run_predict
+from amodal.cli.train import TRAIN_EXAMPLES, add_train_arguments, run_train
 
 BUILD_EXAMPLES = """\
 examples:
@@ -100,14 +100,14 @@ def run_build(args: argparse.Namespace) -> int:
         return 2
     masks = args.masks
     if args.sam_checkpoint is not None:
-        from amodal.masks import write_sam_masks
+        from amodal.adiw.sam_masks import write_sam_masks
 
         masks = args.output / "masks"
         print(f"making SAM masks into {masks} ...")
         write_sam_masks(args.images, masks, args.sam_checkpoint, args.sam_model, device=args.device)
     depth = args.depth
     if depth != "row-prior":
-        from amodal.depth import load_estimator
+        from amodal.adiw.depth import load_estimator
 
         # check the path now (a clear error here beats one in every worker)
         if not Path(depth[5:] if depth.startswith("dav2:") else depth).exists():
@@ -146,7 +146,7 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from amodal.adiw.pix2gestalt import import_release
-    from amodal.depth import load_estimator
+    from amodal.adiw.depth import load_estimator
 
     try:
         report = import_release(args.release, args.sa1b_images, args.output, load_estimator(args.depth, device=args.device), fit=args.fit, progress=not args.quiet,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal.atomic import atomic_write, atomic_write_text
+from amodal.utils.atomic import atomic_write, atomic_write_text
 
 Z_OFFSET = 0.1  # keeps z = 1 / (d + offset) finite at d = 0 (the farthest pixel)
 
@@ -38,7 +38,7 @@ def colourise(depth: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8: ``Spectral_r`` on [0, 1], the outline of ``mask`` in white."""
     from matplotlib import colormaps
 
-    from amodal.viz import DEPTH_CMAP
+    from amodal.app.figures import DEPTH_CMAP
 
     rgb = colormaps[DEPTH_CMAP](np.clip(depth, 0, 1))[..., :3]
     if mask is not None:

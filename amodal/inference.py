@@ -28,17 +28,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from amodal.checks import check_guidance
-from amodal.depth import normalise_disparity
+from amodal.models.checks import check_guidance
+from amodal.adiw.depth import normalise_disparity
 from amodal.models.amodal_dav2 import INPUT_SIZE, image_to_tensor
-from amodal.preprocess import resample
+from amodal.models.preprocess import resample
 
 
 def predict(image, amodal_mask, model, base_model=None, observed_depth=None, visible_mask=None,
             blend: bool = True) -> np.ndarray:
     """Depth of the whole object given by ``amodal_mask``, pasted into the photo's depth.
 
-    The inputs are checked here, once (:func:`amodal.checks.check_guidance`), not inside
+    The inputs are checked here, once (:func:`amodal.models.checks.check_guidance`), not inside
     the network. The networks run in their own dtype and device (e.g. cast to bfloat16).
 
     Args:
@@ -79,7 +79,7 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None, vis
     check_guidance(rgb, mask, observed, visible)
     mask = mask > 0.5
     parameter = next(model.parameters())
-    # the paper's preprocessing, shared with training and evaluation (amodal.preprocess),
+    # the paper's preprocessing, shared with training and evaluation (amodal.models.preprocess),
     # at the side the network was trained at (518 for the paper's models)
     rasters = {"image": rgb[0], "amodal_mask": mask[0].float(), "observed_depth": observed[0].float()}
     if visible is not None and getattr(model, "needs_visible_mask", False):
@@ -122,7 +122,7 @@ def blend_border(observed_depth: torch.Tensor, amodal_depth: torch.Tensor, mask:
 def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:
     """(H, W) numpy / torch (also (1, H, W), (1, 1, H, W)) → (1, 1, H, W) float32 CPU torch.
 
-    Only the layout is checked here; the values are :func:`amodal.checks.check_guidance`'s job.
+    Only the layout is checked here; the values are :func:`amodal.models.checks.check_guidance`'s job.
     """
     tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value).float()
     tensor = tensor.reshape(tensor.shape[-2:]) if tensor.ndim > 2 and tensor.shape[:-2].numel() == 1 else tensor

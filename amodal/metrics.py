@@ -43,7 +43,7 @@ METRICS = ("rmse", "delta1", "absrel", "log10", "sqrel", "rmse_log", "delta2", "
 BUCKETS = ("easy", "mid", "hard")
 
 # Table 1 of the paper (ADIW test set, hidden region): RMSE ×100, δ1 in %. The paper's
-# numbers, printed beside every evaluation's own (amodal.evaluate.format_ci_table); this
+# numbers, printed beside every evaluation's own (amodal.evaluation.scoring.format_ci_table); this
 # repository has not reproduced them yet.
 PAPER_TABLE = {
     "Amodal-DAV2-S": {"rmse": 3.682, "delta1": 93.251},

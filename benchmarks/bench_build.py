@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amodal.adiw.build import BuildConfig, build, find_sources
-from amodal.paths import data_samples_dir
+from amodal.utils.paths import data_samples_dir
 from timing import cpu_name
 
 
@@ -50,7 +50,7 @@ class TimedLoader:
 
     def __call__(self, device=None):
         import amodal.models.amodal_dav2  # noqa: F401  (importing torch in a new worker is not reading weights)
-        from amodal.depth import load_estimator
+        from amodal.adiw.depth import load_estimator
 
         start = time.perf_counter()
         estimator = load_estimator(self.checkpoint, device=device or "cpu")

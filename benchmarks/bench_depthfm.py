@@ -27,7 +27,7 @@ import argparse
 import torch
 
 from amodal.models import depthfm
-from amodal.toy_occlusion import ambiguous_occlusion_batch
+from amodal.scenes.toy_occlusion import ambiguous_occlusion_batch
 from costs import PeakMemory, count_flops, release, tf32_note
 from timing import cpu_name, median_seconds
 

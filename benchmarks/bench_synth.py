@@ -17,7 +17,7 @@ import argparse  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from amodal import synth  # noqa: E402
+from amodal.scenes import synth  # noqa: E402
 from timing import best_seconds, cpu_name  # noqa: E402
 
 

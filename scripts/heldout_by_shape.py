@@ -6,7 +6,7 @@ Usage::
 
 ``EVAL_FOLDER`` is the ``--output`` of ``python -m amodal evaluate ... --data synth``: one
 folder per model with its ``samples.csv``. Item ``k`` of the held-out stream is rendered
-again (:meth:`amodal.training.data.SynthStream.occlusion`) to learn which shape the target is; the table averages each model's per-sample RMSE per shape.
+again (:meth:`amodal.data.streams.SynthStream.occlusion`) to learn which shape the target is; the table averages each model's per-sample RMSE per shape.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal.training.data import SynthStream
+from amodal.data.streams import SynthStream
 
 
 def target_kind(stream: SynthStream, index: int) -> str:

@@ -7,7 +7,7 @@ Run from the repository root::
 
 The photographs come from scikit-image's bundled samples (``skimage.data``, licences in
 ``data_samples/README.md``). Each object below is a rough polygon drawn by hand on a
-pixel grid, refined by a random walker (``amodal.segment_classical``); SAM's weights,
+pixel grid, refined by a random walker (``amodal.app.segment_classical``); SAM's weights,
 which produced SA-1B, are not used. An object listed with ``behind`` loses the pixels
 of those objects (they are in front of it), so masks are *visible* (modal) masks, as
 SA-1B's are. An object given as ``complement_of`` is everything not in those objects
@@ -29,8 +29,8 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageDraw
 
-from amodal.sa1b import annotation_from_mask, write_sa1b
-from amodal.segment_classical import soft_iou, stability_score, segment_from_polygon
+from amodal.adiw.sa1b import annotation_from_mask, write_sa1b
+from amodal.app.segment_classical import soft_iou, stability_score, segment_from_polygon
 
 JPEG_QUALITY = 90
 PREVIEW_SIDE = 320

@@ -6,9 +6,9 @@ Usage::
 
 ``RUN_FOLDER`` is the ``--output`` of ``python -m amodal train --data bend ...``: its
 ``log.csv`` becomes a loss-against-step plot, and its ``model/`` (or ``--model``) is scored
-on the held-out scenes of :func:`amodal.toy_occlusion.held_out_seeds` (48, or ``--scenes``),
+on the held-out scenes of :func:`amodal.scenes.toy_occlusion.held_out_seeds` (48, or ``--scenes``),
 8 samples each, as sampled, shift-aligned and least-squares aligned, at 4, 8 and 16 Euler
-steps (:func:`amodal.toy_occlusion.mode_coverage`), for each ``--sample-seeds``.
+steps (:func:`amodal.scenes.toy_occlusion.mode_coverage`), for each ``--sample-seeds``.
 It prints a table of the numbers that ``checkpoints/*/MODEL_CARD.md`` quotes.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def plot_curve(run: Path, png: Path) -> None:
 
 def main() -> None:
     from amodal.models.depthfm import AmodalDepthFM
-    from amodal.toy_occlusion import held_out_seeds, mode_coverage
+    from amodal.scenes.toy_occlusion import held_out_seeds, mode_coverage
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the training run's --output folder")

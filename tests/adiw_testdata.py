@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from amodal.sa1b import annotation_from_mask, write_sa1b
+from amodal.adiw.sa1b import annotation_from_mask, write_sa1b
 
 
 class BrightnessDepth:
     name = "brightness"
 
     def predict(self, images):
-        from amodal.depth import as_float_image, normalise_disparity
+        from amodal.adiw.depth import as_float_image, normalise_disparity
 
         return [normalise_disparity(as_float_image(i).mean(-1) + 1e-3 * np.arange(i.shape[0])[:, None]) for i in images]
 

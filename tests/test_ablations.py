@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.ablations import (PAPER_ABLATIONS, VARIANTS, GuidanceDrop, build_variant, format_ablations, run_ablations,
+from amodal.training.ablations import (PAPER_ABLATIONS, VARIANTS, GuidanceDrop, build_variant, format_ablations, run_ablations,
                               ssi_l1, trend, variant_objective)
 
 
@@ -76,7 +76,7 @@ def test_a_short_run_writes_the_json_and_resumes(tmp_path):
 
 
 def test_data_scale_trains_on_nested_pools(tmp_path):
-    from amodal.ablations import run_data_scale
+    from amodal.training.ablations import run_data_scale
 
     report = run_data_scale(tmp_path, steps=1, pool=8, held_out=2, fractions=(0.25, 1.0), progress=False)
     assert [r["scenes"] for r in report["rows"]] == [2, 8]
@@ -93,7 +93,7 @@ def test_command_line(tmp_path, capsys):
 
 
 def test_ssi_predictions_are_put_in_the_observed_frame_before_scoring():
-    from amodal.ablations import aligned_to_observed
+    from amodal.training.ablations import aligned_to_observed
 
     amodal = torch.zeros(1, 8, 8)
     amodal[:, 2:6, 2:6] = 1

@@ -9,7 +9,7 @@ from adiw_testdata import BrightnessDepth, disc
 from amodal.adiw.build import manifest_records
 from amodal.adiw.pix2gestalt import import_release, release_sources
 from amodal.adiw.sample import read_sample
-from amodal.composite import paste_occluder
+from amodal.adiw.composite import paste_occluder
 
 
 def make_release(root, ids=("10000015", "10000023")):

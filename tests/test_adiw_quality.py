@@ -6,9 +6,9 @@ import pytest
 
 from amodal.adiw.quality import label_quality, quality_table
 from amodal.adiw.synthetic import synth_occlusion, synth_sample
-from amodal.composite import BUCKET_RANGES
-from amodal.depth import OracleDepth
-from amodal.synth import disparity_range
+from amodal.adiw.composite import BUCKET_RANGES
+from amodal.adiw.depth import OracleDepth
+from amodal.scenes.synth import disparity_range
 
 
 @pytest.mark.parametrize("bucket", list(BUCKET_RANGES))

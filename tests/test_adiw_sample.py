@@ -113,10 +113,10 @@ def test_sample_files_reach_the_disk_before_the_manifest(tmp_path, monkeypatch, 
     # A manifest that commits a sample whose bytes a power cut could still lose is no
     # commit: every sample file must be flushed (file and folder) before the manifest is.
     import amodal.adiw.sample
-    import amodal.atomic
+    import amodal.utils.atomic
 
     flushed = []
-    for module in (amodal.atomic, amodal.adiw.sample):
+    for module in (amodal.utils.atomic, amodal.adiw.sample):
         monkeypatch.setattr(module, "fsync_path", lambda p: flushed.append(Path(p)))
     amodal_mask, visible, _ = layout()
     depth = np.full((30, 40), 0.5, np.float32)

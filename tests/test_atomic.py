@@ -1,10 +1,10 @@
-"""amodal.atomic: files and folders appear whole or not at all."""
+"""amodal.utils.atomic: files and folders appear whole or not at all."""
 import json
 import os
 
 import pytest
 
-from amodal.atomic import atomic_directory, atomic_write, atomic_write_json, atomic_write_text, remove_leftovers
+from amodal.utils.atomic import atomic_directory, atomic_write, atomic_write_json, atomic_write_text, remove_leftovers
 
 
 def test_text_and_json_round_trip(tmp_path):

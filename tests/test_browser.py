@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from amodal.paths import repo_root
+from amodal.utils.paths import repo_root
 
 CHROMIUM = Path(os.environ.get("AMODAL_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
@@ -190,8 +190,8 @@ def test_photo_tab_paints_the_amodal_mask_with_the_mouse(browser, server):
 
 
 def test_report_page_shows_its_embedded_figure(browser, tmp_path):
-    from amodal.report import write_report
-    from amodal.run_notebooks import NotebookResult
+    from amodal.harness.report import write_report
+    from amodal.harness.run_notebooks import NotebookResult
 
     folder = tmp_path / "07_explorer"
     folder.mkdir()

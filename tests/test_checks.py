@@ -1,8 +1,8 @@
-"""amodal.checks: one check of the guidance maps, at the API boundary."""
+"""amodal.models.checks: one check of the guidance maps, at the API boundary."""
 import pytest
 import torch
 
-from amodal.checks import check_guidance, check_image
+from amodal.models.checks import check_guidance, check_image
 
 
 def _maps(b=2, h=6, w=8):

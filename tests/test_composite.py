@@ -1,10 +1,10 @@
-"""Tests for amodal.composite: the overlap map against brute force, ranges, masks, seeds."""
+"""Tests for amodal.adiw.composite: the overlap map against brute force, ranges, masks, seeds."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from amodal.composite import BUCKET_RANGES, paste_occluder, visible_ratio_map
+from amodal.adiw.composite import BUCKET_RANGES, paste_occluder, visible_ratio_map
 
 
 def disc(shape, centre, radius):

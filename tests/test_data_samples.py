@@ -2,8 +2,8 @@
 import numpy as np
 from PIL import Image
 
-from amodal.paths import data_samples_dir
-from amodal.sa1b import load_masks
+from amodal.utils.paths import data_samples_dir
+from amodal.adiw.sa1b import load_masks
 
 MAX_BYTES = 10 * 1024 * 1024
 

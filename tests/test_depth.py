@@ -1,4 +1,4 @@
-"""Tests for amodal.depth: normalisation, the oracle stand-in, the toy prior, DAV2 batching."""
+"""Tests for amodal.adiw.depth: normalisation, the oracle stand-in, the toy prior, DAV2 batching."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from amodal.depth import (
+from amodal.adiw.depth import (
     DAV2Depth,
     DepthEstimator,
     OracleDepth,

@@ -276,7 +276,7 @@ def test_inputs_are_checked_with_one_read_back_and_the_velocity_compiles_whole(m
             return _original(self, *args, **kwargs)
         monkeypatch.setattr(torch.Tensor, name, counted)
     model.sample(image, amodal_mask=mask, observed_depth=observed, n=2, steps=2, align=False)
-    assert reads == ["tolist"]  # amodal.checks.check_guidance, once; nothing per Euler step
+    assert reads == ["tolist"]  # amodal.models.checks.check_guidance, once; nothing per Euler step
     reads.clear()
     model.training_loss(image, observed, amodal_mask=mask, observed_depth=observed)
     assert reads == ["tolist", "__bool__"]  # the guidance check, and the loss's empty-mask check at latent size

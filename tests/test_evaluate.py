@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from amodal.baselines import visible_mean
-from amodal.evaluate import evaluate_items, fill_predictor, model_predictor, summarise
+from amodal.evaluation.scoring import evaluate_items, fill_predictor, model_predictor, summarise
 
 
 def _item(hidden_value=0.5, ratio_cols=6):
@@ -50,7 +50,7 @@ def test_model_predictor_runs_the_model_on_the_item():
 
 def test_bootstrap_interval_matches_the_normal_closed_form():
     """For 4000 draws of N(0, 1) the 95 % interval of the mean is about ±1.96/√n around it."""
-    from amodal.evaluate import bootstrap_ci
+    from amodal.evaluation.scoring import bootstrap_ci
 
     values = np.random.default_rng(0).normal(size=4000)
     low, high = bootstrap_ci(values, resamples=4000)
@@ -64,7 +64,7 @@ def test_report_files(tmp_path):
     import csv
     import json
 
-    from amodal.evaluate import write_report
+    from amodal.evaluation.scoring import write_report
 
     items = [_item(0.5, 6), _item(0.4, 6), _item(0.5, 2), _item(0.3, 2)]
     records = evaluate_items(fill_predictor(visible_mean), items)
@@ -81,10 +81,10 @@ def test_report_files(tmp_path):
 
 
 def test_batched_evaluation_equals_one_by_one():
-    from amodal.evaluate import evaluate_items
+    from amodal.evaluation.scoring import evaluate_items
     from amodal.models.amodal_dav2 import AmodalDAV2
     from amodal.models.configs import TINY
-    from amodal.training.data import SynthStream
+    from amodal.data.streams import SynthStream
 
     torch.manual_seed(0)
     model = AmodalDAV2(TINY).eval()

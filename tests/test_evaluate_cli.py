@@ -17,7 +17,7 @@ def test_baseline_on_synth_writes_the_report(tmp_path, capsys):
 
 def test_saved_predictions_equal_the_baseline_they_came_from(tmp_path):
     from amodal.baselines import harmonic
-    from amodal.training.data import SynthStream
+    from amodal.data.streams import SynthStream
 
     folder = tmp_path / "pred"
     folder.mkdir()
@@ -60,11 +60,11 @@ def test_plain_dav2_baseline_is_its_normalised_depth(tmp_path):
     """dav2:CHECKPOINT scores Depth Anything V2 without guidance: min-max normalised infer_image."""
     import torch
 
-    from amodal.depth import normalise_disparity
-    from amodal.evaluate import base_depth_predictor
+    from amodal.adiw.depth import normalise_disparity
+    from amodal.evaluation.scoring import base_depth_predictor
     from amodal.models.amodal_dav2 import DepthAnythingV2
     from amodal.models.configs import TINY
-    from amodal.training.data import SynthStream
+    from amodal.data.streams import SynthStream
 
     torch.manual_seed(0)
     dav2 = DepthAnythingV2(TINY)
@@ -109,9 +109,9 @@ def test_amodal_depthfm_is_scored_by_its_aligned_mean(tmp_path):
 
     import torch
 
-    from amodal.evaluate import depthfm_predictor
+    from amodal.evaluation.scoring import depthfm_predictor
     from amodal.models.depthfm import tiny_amodal_depthfm
-    from amodal.training.data import SynthStream
+    from amodal.data.streams import SynthStream
 
     model = tiny_amodal_depthfm(seed=0)
     model.save_pretrained(tmp_path / "dfm")

@@ -5,8 +5,8 @@ from pathlib import Path
 import nbformat
 
 from amodal.__main__ import main, make_parser
-from amodal.explore_cli import DEFAULT_MODEL, app_notebook, app_settings, voila_command
-from amodal.paths import repo_root
+from amodal.cli.explore import DEFAULT_MODEL, app_notebook, app_settings, voila_command
+from amodal.utils.paths import repo_root
 
 
 def test_settings_are_absolute_and_the_default_model_is_used_only_where_it_exists(tmp_path):

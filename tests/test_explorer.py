@@ -1,11 +1,11 @@
-"""amodal.explorer: the sample table, overlays, the colour scale, cross-sections, points, the browser."""
+"""amodal.app.explorer: the sample table, overlays, the colour scale, cross-sections, points, the browser."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from amodal.explorer import (LAYER_COLOURS, Explorer, SampleBrowser, SampleTable, adiw_items, cross_section, depth_scale,
+from amodal.app.explorer import (LAYER_COLOURS, Explorer, SampleBrowser, SampleTable, adiw_items, cross_section, depth_scale,
                              item_maps, line_ends, line_through_hidden, load_items, load_model, object_points, overlay,
                              predictors_for, read_samples_csv, synth_items)
 from amodal.models.configs import TINY
@@ -150,7 +150,7 @@ def test_explorer_scores_filters_and_views(items):
 
 
 def test_explorer_takes_an_evaluation_table_and_a_model(items, tmp_path):
-    from amodal.evaluate import evaluate_items, fill_predictor, write_report
+    from amodal.evaluation.scoring import evaluate_items, fill_predictor, write_report
     from amodal.baselines import BASELINES
 
     write_report(evaluate_items(fill_predictor(BASELINES["plane"]), items), tmp_path, resamples=10)
@@ -215,7 +215,7 @@ def test_sample_browser_mean_spread_and_stepping():
 
 
 def test_model_or_stand_in(tmp_path):
-    from amodal.explorer import model_or_stand_in
+    from amodal.app.explorer import model_or_stand_in
     from amodal.models.amodal_dav2 import AmodalDAV2
 
     model, sentence = model_or_stand_in(tmp_path / "missing")

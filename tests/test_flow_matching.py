@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.flow_matching import (
+from amodal.models.flow_matching import (
     cosine_alpha_bar,
     draw,
     ensemble_statistics,

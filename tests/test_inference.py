@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
-from amodal.depth import normalise_disparity
+from amodal.adiw.depth import normalise_disparity
 from amodal.inference import blend_border, predict
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.mask_quality import given_mask, mask_quality_study, perturb_mask
+from amodal.evaluation.mask_quality import given_mask, mask_quality_study, perturb_mask
 
 
 def _square():

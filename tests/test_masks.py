@@ -1,4 +1,4 @@
-"""Tests for amodal.masks: a tiny random SAM's masks written as SA-1B JSON and read back."""
+"""Tests for amodal.adiw.sam_masks: a tiny random SAM's masks written as SA-1B JSON and read back."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 from segment_anything import SamAutomaticMaskGenerator
 
-from amodal.masks import sam_annotations, sam_generator, tiny_sam, write_sam_masks
-from amodal.sa1b import decode_mask, read_sa1b
+from amodal.adiw.sam_masks import sam_annotations, sam_generator, tiny_sam, write_sam_masks
+from amodal.adiw.sa1b import decode_mask, read_sa1b
 
 
 def generator():

@@ -1,7 +1,7 @@
 """The Middlebury yardstick: real disparity behind pasted occluders, in D_o's frame."""
 import numpy as np
 
-from amodal.middlebury import middlebury_items, motorcycle
+from amodal.data.middlebury import middlebury_items, motorcycle
 
 
 def test_scene_and_items():

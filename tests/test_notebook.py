@@ -1,4 +1,4 @@
-"""amodal.notebook: profiles, overrides, seeding and what a run writes."""
+"""amodal.harness.notebook: profiles, overrides, seeding and what a run writes."""
 import json
 import random
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.notebook import load_profile, resolve_device, setup_run
+from amodal.harness.notebook import load_profile, resolve_device, setup_run
 
 
 def test_profile_settings_and_overrides(tmp_path):
@@ -57,10 +57,10 @@ def test_resolve_device():
 def test_write_metrics_is_flushed_to_disk(tmp_path, monkeypatch):
     # metrics.json is what the notebook runner trusts afterwards: its bytes are flushed
     # before the rename makes it visible, and the folder after.
-    import amodal.atomic
+    import amodal.utils.atomic
 
     flushed = []
-    monkeypatch.setattr(amodal.atomic, "fsync_path", lambda p: flushed.append(Path(p)))
+    monkeypatch.setattr(amodal.utils.atomic, "fsync_path", lambda p: flushed.append(Path(p)))
     run = setup_run("02_scale_shift_alignment", "quick", tmp_path, seed=1, device="cpu")
     path = run.write_metrics({"rmse": 0.5})
     assert [p.name.startswith(".metrics.json.") for p in flushed] == [True, False] and flushed[1] == tmp_path

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from amodal.notebook import load_profile
-from amodal.paths import repo_root
-from amodal.run_notebooks import headline, notebook_paths, parse_parameters, run_notebook, summary_table
+from amodal.harness.notebook import load_profile
+from amodal.utils.paths import repo_root
+from amodal.harness.run_notebooks import headline, notebook_paths, parse_parameters, run_notebook, summary_table
 
 NOTEBOOKS = notebook_paths()
 IDS = [p.stem for p in NOTEBOOKS]

@@ -1,10 +1,10 @@
-"""Tests for amodal.objects: each threshold of the complete-object filter, on hand-made masks."""
+"""Tests for amodal.adiw.objects: each threshold of the complete-object filter, on hand-made masks."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from amodal.objects import ObjectFilter, check_object, ring_behind_fraction, ring_width, select_complete_objects, solidity
+from amodal.adiw.objects import ObjectFilter, check_object, ring_behind_fraction, ring_width, select_complete_objects, solidity
 
 
 def disc(shape=(100, 100), centre=(50, 50), radius=15):

@@ -2,7 +2,7 @@
 import re
 import tomllib
 
-from amodal.paths import repo_root
+from amodal.utils.paths import repo_root
 
 REQUIRED = {"torch", "torchvision", "timm", "diffusers", "segment-anything", "pycocotools", "numpy",
             "scikit-image", "matplotlib", "ipywidgets", "jupyterlab", "papermill", "nbval", "tqdm",

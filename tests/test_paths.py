@@ -1,5 +1,5 @@
-"""amodal.paths: the checkout's folders, and the runs folder override used by the tests."""
-from amodal.paths import checkpoints_dir, data_samples_dir, repo_root, runs_dir
+"""amodal.utils.paths: the checkout's folders, and the runs folder override used by the tests."""
+from amodal.utils.paths import checkpoints_dir, data_samples_dir, repo_root, runs_dir
 
 
 def test_repo_root_holds_the_project():

@@ -1,4 +1,4 @@
-"""amodal.photo: the brush, the convex hull, clicks → M_vis (classical and SAM), depth and PLY."""
+"""amodal.app.photo: the brush, the convex hull, clicks → M_vis (classical and SAM), depth and PLY."""
 import io
 
 import numpy as np
@@ -8,7 +8,7 @@ from PIL import Image
 
 from amodal.export import read_ply
 from amodal.models.configs import TINY
-from amodal.photo import Brush, PhotoSession, convex_hull_completion, observed_depth_of, read_photo
+from amodal.app.photo import Brush, PhotoSession, convex_hull_completion, observed_depth_of, read_photo
 
 
 def test_brush_press_paints_a_disc_of_lattice_points():
@@ -114,7 +114,7 @@ def test_clicks_make_the_visible_mask_with_the_classical_fallback():
 def test_clicks_prompt_sam_when_given():
     from segment_anything import SamPredictor
 
-    from amodal.masks import tiny_sam
+    from amodal.adiw.sam_masks import tiny_sam
 
     session = PhotoSession(_square_photo()[:64, :64], sam=SamPredictor(tiny_sam(64)))
     mask = session.click(30, 30)
@@ -161,8 +161,8 @@ def test_run_gives_a_fill_residual_model_the_visible_mask():
 
 
 def test_outline_clicks_surround_the_object():
-    from amodal.photo import outline_clicks
-    from amodal.segment_classical import polygon_mask
+    from amodal.app.photo import outline_clicks
+    from amodal.app.segment_classical import polygon_mask
 
     mask = np.zeros((60, 80), bool)
     mask[20:40, 25:55] = True

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchvision.transforms import InterpolationMode, Resize
 
-from amodal.preprocess import keep_aspect_shape, resample
+from amodal.models.preprocess import keep_aspect_shape, resample
 
 
 def _rasters(h=30, w=45):

@@ -1,4 +1,4 @@
-"""amodal.report: a self-contained page from a tiny fake executed notebook."""
+"""amodal.harness.report: a self-contained page from a tiny fake executed notebook."""
 import base64
 import io
 import json
@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from amodal.metrics import PAPER_TABLE
-from amodal.report import build_report, environment, headline_metrics, write_report
-from amodal.run_notebooks import NotebookResult
+from amodal.harness.report import build_report, environment, headline_metrics, write_report
+from amodal.harness.run_notebooks import NotebookResult
 
 
 def _png(colour) -> bytes:

@@ -1,4 +1,4 @@
-"""Tests for amodal.sa1b: RLE decoding against hand-made and numpy references, quirks, errors."""
+"""Tests for amodal.adiw.sa1b: RLE decoding against hand-made and numpy references, quirks, errors."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from amodal.sa1b import (
+from amodal.adiw.sa1b import (
     annotation_from_mask,
     decode_mask,
     encode_mask,
@@ -227,10 +227,10 @@ def test_write_is_atomic_and_leaves_nothing_behind(tmp_path):
 def test_write_is_durable_and_readable_by_all(tmp_path, monkeypatch):
     # The file's bytes are flushed before the rename and the folder after it, and the
     # file is mode 0644 even under a private umask (an annotation file is not a secret).
-    import amodal.atomic
+    import amodal.utils.atomic
 
     flushed = []
-    monkeypatch.setattr(amodal.atomic, "fsync_path", lambda p: flushed.append(os.fspath(p)))
+    monkeypatch.setattr(amodal.utils.atomic, "fsync_path", lambda p: flushed.append(os.fspath(p)))
     image = {"image_id": 11, "width": 9, "height": 6, "file_name": "sa_11.jpg"}
     old_umask = os.umask(0o077)
     try:

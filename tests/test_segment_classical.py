@@ -1,4 +1,4 @@
-"""Tests for amodal.segment_classical: polygon rasterising, trimap, SAM's stability score, walker."""
+"""Tests for amodal.app.segment_classical: polygon rasterising, trimap, SAM's stability score, walker."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from segment_anything.utils.amg import calculate_stability_score
 
-from amodal.segment_classical import (
+from amodal.app.segment_classical import (
     BACKGROUND,
     OBJECT,
     UNKNOWN,

@@ -1,4 +1,4 @@
-"""Tests for amodal.synth and amodal.raycast: ray-cast depth against closed forms, culling, masks, seeds."""
+"""Tests for amodal.scenes.synth and amodal.scenes.raycast: ray-cast depth against closed forms, culling, masks, seeds."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from amodal import synth
-from amodal.synth import Box, Camera, Cylinder, Scene, Silhouette, Sphere, render
+from amodal.scenes import synth
+from amodal.scenes.synth import Box, Camera, Cylinder, Scene, Silhouette, Sphere, render
 
 
 def centre_ray(camera):
@@ -150,8 +150,8 @@ def test_photo_textures_of_an_empty_folder(tmp_path):
 
 
 def test_public_names_are_importable_from_synth():
-    # The geometry lives in amodal.raycast; amodal.synth still offers every name it did.
-    from amodal import raycast
+    # The geometry lives in amodal.scenes.raycast; amodal.scenes.synth still offers every name it did.
+    from amodal.scenes import raycast
 
     for name in ("Camera", "Plane", "Sphere", "Box", "Cylinder", "Silhouette", "Shape"):
         assert getattr(synth, name) is getattr(raycast, name)

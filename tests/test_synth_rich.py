@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amodal import synth
-from amodal.raycast import Box, Camera, Ellipsoid, Polyhedron, Sphere, rotation
+from amodal.scenes import synth
+from amodal.scenes.raycast import Box, Camera, Ellipsoid, Polyhedron, Sphere, rotation
 
 
 def march(inside, rays, t_max=20.0, step=1e-3):
@@ -181,7 +181,7 @@ def test_shape_sets_in_scenes():
 
 
 def test_rich_synth_stream_items():
-    from amodal.training.data import SynthPool, SynthStream
+    from amodal.data.streams import SynthPool, SynthStream
 
     stream = SynthStream(seed=4, size=56, shapes="rich")
     item = stream[0]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from amodal.models.depthfm import tiny_amodal_depthfm
-from amodal.toy_occlusion import (ambiguous_occlusion_batch, held_out_scenes, held_out_seeds, mode_coverage, score_modes,
+from amodal.scenes.toy_occlusion import (ambiguous_occlusion_batch, held_out_scenes, held_out_seeds, mode_coverage, score_modes,
                                   train_toy)
 
 
@@ -114,7 +114,7 @@ def test_the_shipped_toy_model_samples_both_shapes_of_held_out_scenes():
     """checkpoints/amodal-depthfm-tiny-synth loads and, on 12 held-out scenes, reaches both shapes."""
     from amodal.models.autoencoders import SpaceToDepthAutoencoder
     from amodal.models.depthfm import AmodalDepthFM
-    from amodal.paths import checkpoints_dir
+    from amodal.utils.paths import checkpoints_dir
 
     model = AmodalDepthFM.from_pretrained(checkpoints_dir() / "amodal-depthfm-tiny-synth").eval()
     assert isinstance(model.autoencoder, SpaceToDepthAutoencoder) and model.noising_step == 400

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from amodal.training.cli import build_data, build_model, parse_overrides
+from amodal.cli.train import build_data, build_model, parse_overrides
 from amodal.training.recipes import RECIPES, get_recipe
 
 

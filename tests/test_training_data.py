@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from amodal.metrics import visible_ratio_bucket
-from amodal.toy_occlusion import ambiguous_occlusion_batch, held_out_seeds, scene_seed
-from amodal.training.data import BendStream, SynthStream
+from amodal.scenes.toy_occlusion import ambiguous_occlusion_batch, held_out_seeds, scene_seed
+from amodal.data.streams import BendStream, SynthStream
 
 
 def test_items_are_exact_and_repeatable():
@@ -35,7 +35,7 @@ def test_bad_buckets():
 
 
 def test_pool_is_the_streams_first_items_cached():
-    from amodal.training.data import SynthPool
+    from amodal.data.streams import SynthPool
 
     pool = SynthPool(seed=3, count=4, size=42)
     stream = SynthStream(seed=3, size=42)

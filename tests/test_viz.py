@@ -1,8 +1,8 @@
-"""amodal.viz: layout conversions and overlays (figures drawn headless)."""
+"""amodal.app.figures: layout conversions and overlays (figures drawn headless)."""
 import numpy as np
 import torch
 
-from amodal.viz import image_grid, mask_overlay, show_depth, to_hwc
+from amodal.app.figures import image_grid, mask_overlay, show_depth, to_hwc
 
 
 def test_to_hwc_moves_channels_and_drops_batch():

@@ -1,4 +1,4 @@
-"""amodal.widgets: set values, click buttons, send pointer events; the state and the figures follow.
+"""amodal.app.widgets: set values, click buttons, send pointer events; the state and the figures follow.
 
 Under the test suite's Agg backend the figures go into an Output; the pointer events are
 matplotlib MouseEvents sent through the canvas, the path ipympl's browser events take.
@@ -8,11 +8,11 @@ import pytest
 import torch
 from matplotlib.backend_bases import MouseEvent
 
-from amodal.explorer import Explorer, SampleBrowser, predictors_for, synth_items
+from amodal.app.explorer import Explorer, SampleBrowser, predictors_for, synth_items
 from amodal.export import read_ply
 from amodal.models.configs import TINY
-from amodal.photo import PhotoSession
-from amodal.widgets import DatasetExplorer, PhotoWidget, SampleBrowserWidget, explorer_app, photo_files
+from amodal.app.photo import PhotoSession
+from amodal.app.widgets import DatasetExplorer, PhotoWidget, SampleBrowserWidget, explorer_app, photo_files
 
 
 @pytest.fixture(scope="module")

@@ -70,10 +70,10 @@ from amodal.adiw.shards import (  # noqa: F401  (SKIP_REASONS, build_shard, Sour
     summarise,
     worker_devices,
 )
-from amodal.atomic import atomic_write_json, remove_leftovers
-from amodal.composite import BUCKET_RANGES, paste_occluder
+from amodal.utils.atomic import atomic_write_json, remove_leftovers
+from amodal.adiw.composite import BUCKET_RANGES, paste_occluder
 from amodal.metrics import visible_ratio_bucket
-from amodal.objects import ObjectFilter, select_complete_objects
+from amodal.adiw.objects import ObjectFilter, select_complete_objects
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -106,7 +106,7 @@ class BuildConfig:
             next source in name order (cyclic), whose objects pass the same filter without
             the ring test (its depth is not computed); this lets a photo with a single
             complete object still yield samples.
-        object_filter: thresholds of :class:`amodal.objects.ObjectFilter`.
+        object_filter: thresholds of :class:`amodal.adiw.objects.ObjectFilter`.
     """
 
     samples_per_image: int = 4
@@ -184,7 +184,7 @@ def load_source(source: Source, size: int | None = None) -> tuple[np.ndarray, li
     """
     from PIL import Image
 
-    from amodal.sa1b import decode_mask, read_sa1b
+    from amodal.adiw.sa1b import decode_mask, read_sa1b
 
     if not Path(source.image).is_file():
         raise SourceError("missing_image", f"image not found: {source.image}")
@@ -258,7 +258,7 @@ def process_source(
     Args:
         source: the image the targets come from.
         config: settings.
-        estimator: a :class:`amodal.depth.DepthEstimator`.
+        estimator: a :class:`amodal.adiw.depth.DepthEstimator`.
         partner: another source whose complete objects may serve as occluders
             (ignored when ``config.cross_image_occluders`` is off or it cannot be read).
         cache: decoded sources to reuse (the builder passes one per process).
@@ -403,7 +403,7 @@ def build(
     Args:
         sources: from :func:`find_sources`.
         output: the dataset folder (``build.json``, ``report.json``, ``shard-NNNNN/``).
-        depth: a :class:`amodal.depth.DepthEstimator`, a spec string (``"row-prior"``, a
+        depth: a :class:`amodal.adiw.depth.DepthEstimator`, a spec string (``"row-prior"``, a
             DAV2 checkpoint path), or a picklable factory (``functools.partial``); each
             process makes one model from a spec or factory, when it first has work.
         config: settings (default :class:`BuildConfig`).

@@ -1,6 +1,6 @@
 """A ``torch.utils.data.Dataset`` over built ADIW shards, for training (paper §4.1).
 
-Each item is one sample brought to ``size × size`` by :func:`amodal.preprocess.resample`
+Each item is one sample brought to ``size × size`` by :func:`amodal.models.preprocess.resample`
 (the paper's mode by default: every raster squashed to 518² with nearest-exact, as the
 official loader does; or ``"keep-aspect"``), with an optional random horizontal flip —
 the only augmentation of the paper. The trainer flips by itself
@@ -16,7 +16,7 @@ import torch
 
 from amodal.adiw.build import manifest_records
 from amodal.adiw.sample import read_sample
-from amodal.preprocess import resample
+from amodal.models.preprocess import resample
 
 
 class AdiwDataset(torch.utils.data.Dataset):
@@ -28,7 +28,7 @@ class AdiwDataset(torch.utils.data.Dataset):
         hflip: flip horizontally with probability ½ (training); the draw uses torch's RNG,
             so seeding torch (or the DataLoader's worker seed) makes it reproducible.
         buckets: keep only these buckets (default all).
-        mode: ``"paper"`` or ``"keep-aspect"`` (see :mod:`amodal.preprocess`).
+        mode: ``"paper"`` or ``"keep-aspect"`` (see :mod:`amodal.models.preprocess`).
 
     Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``observed_depth``,
     ``amodal_mask``, ``visible_mask``, ``target_depth`` (1, S, S) float32; ``bucket``

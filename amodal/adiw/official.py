@@ -12,7 +12,7 @@ number), these files under one root (facts of the official loader, ``SAMAmodalDa
 and the split lists ``data_split/sam/{train,val,...}.txt`` (in the official repository),
 one sample a line: ``images/sa_<id>.jpg depth/<id>_depth.png``; the id is read from the
 second column. Every raster is then brought to the network's size by
-:func:`amodal.preprocess.resample` (the paper's mode: a nearest-exact squash to 518² or
+:func:`amodal.models.preprocess.resample` (the paper's mode: a nearest-exact squash to 518² or
 512²). The bucket is the visible ratio's (:func:`amodal.metrics.visible_ratio_bucket`)
 at the files' resolution.
 """
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from amodal.metrics import visible_ratio_bucket
-from amodal.preprocess import resample
+from amodal.models.preprocess import resample
 
 LAYOUT = {
     "image": "occlusion/{id}_occlusion.png",
@@ -76,7 +76,7 @@ class OfficialAdiwDataset(torch.utils.data.Dataset):
         root: the folder holding the five sub-folders of :data:`LAYOUT`.
         split: an official split list, or ``None`` for every id in ``depth_da_update_combine/``.
         size: network input side (``None``: the files' size).
-        mode: ``"paper"`` (default) or ``"keep-aspect"``, see :mod:`amodal.preprocess`.
+        mode: ``"paper"`` (default) or ``"keep-aspect"``, see :mod:`amodal.models.preprocess`.
 
     Items are dicts like :class:`amodal.adiw.dataset.AdiwDataset`'s: ``image`` (3, S, S) in
     [0, 1]; ``observed_depth``, ``target_depth``, ``amodal_mask``, ``visible_mask`` (1, S, S);

@@ -101,7 +101,7 @@ def paper_label(composite, background, amodal_mask, visible_mask, estimator, dep
         composite: ``I_o``, ``(H, W, 3)`` uint8.
         background: ``I_b``, the original photo, ``(H', W', 3)`` uint8 (any size: it is squashed too).
         amodal_mask, visible_mask: ``(H, W)`` bool, on the composite.
-        estimator: a :class:`amodal.depth.DepthEstimator`; its output is resized to
+        estimator: a :class:`amodal.adiw.depth.DepthEstimator`; its output is resized to
             ``depth_size`` if it is not already.
         clip: clip the label to [0, 1] (ours) or let it wrap like the official cast.
 

@@ -175,7 +175,7 @@ def import_release(
         release: folder with ``occlusion/``, ``whole_mask/``, ``visible_object_mask/``.
         sa1b_images: folder of the original photos.
         output: dataset folder (resumable, like :func:`amodal.adiw.build.build`).
-        depth: a :class:`amodal.depth.DepthEstimator` or a spec string.
+        depth: a :class:`amodal.adiw.depth.DepthEstimator` or a spec string.
         fit: ``"visible"`` or ``"ring"``.
         mapping: optional JSON ``{id: original file name}``.
         label_mode: ``"ours"`` or ``"paper"`` (the official label script's recipe, see

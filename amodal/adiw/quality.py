@@ -6,7 +6,7 @@ build the label exactly as the photo pipeline does — ``D_o`` and ``D_b`` from 
 "model", least-squares fit, paste, clip — and score it against the exact hidden depth
 with the paper's metrics on the hidden region ``M_inv`` (:func:`amodal.metrics.sample_metrics`).
 
-Depth models compared (:class:`amodal.depth.OracleDepth` settings):
+Depth models compared (:class:`amodal.adiw.depth.OracleDepth` settings):
 
 - ``exact``: the true normalised disparity. The label should then be exact up to
   rounding, since ``D_o`` and ``D_b`` differ by an affine map on the unchanged pixels.
@@ -26,8 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from amodal.adiw.synthetic import synth_occlusion, synth_sample
-from amodal.composite import BUCKET_RANGES
-from amodal.depth import OracleDepth
+from amodal.adiw.composite import BUCKET_RANGES
+from amodal.adiw.depth import OracleDepth
 from amodal.metrics import aggregate_metrics, format_table, sample_metrics, visible_ratio_bucket
 
 DEPTH_MODELS = {

@@ -22,7 +22,7 @@ depend on how much of the target is visible.
 8 bit), ``<id>.masks.png`` (8 bit: 255 visible, 128 hidden, 0 elsewhere) and
 ``<id>.depth.npz`` with ``observed_depth`` and ``target_depth`` (float16, in [0, 1]).
 Every file is written under a temporary name, flushed to disk and renamed
-(:mod:`amodal.atomic`), so a reader never sees a half-written file.
+(:mod:`amodal.utils.atomic`), so a reader never sees a half-written file.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from amodal.align import scale_shift
-from amodal.atomic import atomic_write, atomic_write_text, fsync_path
+from amodal.utils.atomic import atomic_write, atomic_write_text, fsync_path
 
 FIT_REGIONS = ("visible", "ring")
 MASK_VISIBLE, MASK_HIDDEN = 255, 128
@@ -171,7 +171,7 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample, defer_fsync: boo
         sample: what to write.
         defer_fsync: rename each file into place first and flush the files and the
             folder at the end, rather than flushing file and folder for each file
-            (:func:`amodal.atomic.atomic_write`). Until this returns a crash may leave a
+            (:func:`amodal.utils.atomic.atomic_write`). Until this returns a crash may leave a
             named, incomplete file, which no manifest names yet: the builder writes it
             again. ``False`` for a folder that readers trust file by file.
     """

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from amodal.adiw.sample import read_manifest, write_manifest, write_sample
-from amodal.atomic import remove_leftovers
+from amodal.utils.atomic import remove_leftovers
 
 MANIFEST = "manifest.jsonl"
 SKIP_REASONS = (
@@ -77,13 +77,13 @@ def pending(records: Sequence[dict], names: Sequence[str], retry_errors: bool = 
 
 def make_estimator(depth, device: str | None = None):
     """A depth estimator from ``depth``: an estimator (returned as is), a spec string for
-    :func:`amodal.depth.load_estimator`, or a picklable factory (``functools.partial``).
+    :func:`amodal.adiw.depth.load_estimator`, or a picklable factory (``functools.partial``).
     A spec or factory is given ``device=device`` unless ``device`` is ``None``."""
     if hasattr(depth, "predict"):
         return depth
     options = {} if device is None else {"device": device}
     if isinstance(depth, str):
-        from amodal.depth import load_estimator
+        from amodal.adiw.depth import load_estimator
 
         return load_estimator(depth, **options)
     return depth(**options)
@@ -105,7 +105,7 @@ def build_shard(
         shard_dir: the shard's folder (owned by this process while it runs).
         sources: its :class:`amodal.adiw.build.Source` list.
         config: a :class:`amodal.adiw.build.BuildConfig`.
-        estimator: a :class:`amodal.depth.DepthEstimator`, or anything
+        estimator: a :class:`amodal.adiw.depth.DepthEstimator`, or anything
             :func:`make_estimator` takes (then made once, if there is work).
         processor: ``f(source, config, estimator, partner) -> (samples, record, depth_seconds)``
             (:func:`amodal.adiw.build.process_source`, or the pix2gestalt importer's).

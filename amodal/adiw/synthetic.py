@@ -19,10 +19,10 @@ from typing import Sequence
 import numpy as np
 
 from amodal.adiw.sample import AdiwSample, pseudo_label
-from amodal.composite import BUCKET_RANGES
-from amodal.depth import OracleDepth
+from amodal.adiw.composite import BUCKET_RANGES
+from amodal.adiw.depth import OracleDepth
 from amodal.metrics import visible_ratio_bucket
-from amodal.synth import Box, Cylinder, Render, Scene, Sphere, disparity_from_depth, disparity_range, random_scene, render
+from amodal.scenes.synth import Box, Cylinder, Render, Scene, Sphere, disparity_from_depth, disparity_range, random_scene, render
 
 
 @dataclass
@@ -119,7 +119,7 @@ def synth_occlusion(
         seed: same seed, same result.
         size: image side.
         visible_range: ``(low, high)``: ``low < r ≤ high``.
-        textures, silhouettes, shapes: see :func:`amodal.synth.random_scene`.
+        textures, silhouettes, shapes: see :func:`amodal.scenes.synth.random_scene`.
     """
     rng = np.random.default_rng([seed, 7919])
     low, high = visible_range

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from amodal.atomic import atomic_write, atomic_write_json
+from amodal.utils.atomic import atomic_write, atomic_write_json
 from amodal.models import checkpoints
 from amodal.models.configs import CONFIGS, TINY, DAV2Config, resolve_config, standard_size
 from amodal.models.dinov2 import PATCH_SIZE, DINOv2
@@ -138,7 +138,7 @@ class _DepthNetwork(nn.Module):
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (ours) into ``directory``.
 
-        Each file is written atomically (:func:`amodal.atomic.atomic_write`: temporary name,
+        Each file is written atomically (:func:`amodal.utils.atomic.atomic_write`: temporary name,
         fsync, rename), so neither is ever seen half-written. Two files cannot be replaced
         in one step without swapping the whole folder (``atomic_directory``), which would
         delete whatever else the folder holds; instead the weights carry their own config
@@ -302,7 +302,7 @@ class AmodalDAV2(_DepthNetwork):
         Only shapes are checked here: they are known when the graph is built, so the check
         costs no device sync and ``torch.compile(fullgraph=True)`` traces through it. The
         values (finite, in [0, 1], non-empty mask) are checked once at the API boundary
-        (:func:`amodal.inference.predict`, the datasets) with :func:`amodal.checks.check_guidance`.
+        (:func:`amodal.inference.predict`, the datasets) with :func:`amodal.models.checks.check_guidance`.
 
         Args:
             image: (B, 3, H, W), only its batch and size are read.

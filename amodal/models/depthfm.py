@@ -2,7 +2,7 @@ r"""DepthFM and Amodal-DepthFM on diffusers (paper §3.3; DepthFM, Gui et al. 20
 
 DepthFM is a latent flow-matching model: a Stable-Diffusion-2 UNet predicts the
 velocity that carries the latent of an image to the latent of its depth map
-(:mod:`amodal.flow_matching` holds the maths). Here the UNet is diffusers'
+(:mod:`amodal.models.flow_matching` holds the maths). Here the UNet is diffusers'
 :class:`~diffusers.UNet2DConditionModel` (built from the official checkpoint's
 ``ldm_hparams`` by :mod:`amodal.models.ldm_convert`) and the autoencoder SD's VAE
 (:mod:`amodal.models.autoencoders`: latents ×0.18215, the posterior's mode).
@@ -40,9 +40,9 @@ from torch import nn
 
 from amodal.align import align as least_squares_align
 from amodal.align import align_shift
-from amodal.atomic import atomic_directory
-from amodal.checks import check_guidance, check_image
-from amodal.flow_matching import (
+from amodal.utils.atomic import atomic_directory
+from amodal.models.checks import check_guidance, check_image
+from amodal.models.flow_matching import (
     NOISING_STEP,
     draw,
     ensemble_statistics,
@@ -77,7 +77,7 @@ class DepthSamples:
 
 def _check_map(name: str, x: torch.Tensor, batch: int, size: tuple[int, int]) -> None:
     # Shapes only, for the maps that are not guidance (target, loss mask); the guidance
-    # maps are checked, values included, by amodal.checks.check_guidance.
+    # maps are checked, values included, by amodal.models.checks.check_guidance.
     if x.ndim != 4 or x.shape[0] != batch or x.shape[1] != 1 or tuple(x.shape[2:]) != size:
         raise ValueError(f"{name} must have shape ({batch}, 1, {size[0]}, {size[1]}), got {tuple(x.shape)}")
 
@@ -129,7 +129,7 @@ class DepthFM(nn.Module):
         and, for SD's VAE, ``vae/``.
 
         All of it is written into a temporary sibling folder that then takes the place of
-        ``folder`` (:func:`amodal.atomic.atomic_directory`): a save that fails midway leaves
+        ``folder`` (:func:`amodal.utils.atomic.atomic_directory`): a save that fails midway leaves
         the previous model whole, never a UNet of one model beside the embedding of another.
 
         Raises:
@@ -375,7 +375,7 @@ class AmodalDepthFM(DepthFM):
             :class:`DepthSamples` (samples ``(n, B, 1, H, W)``, mean, spread).
 
         Raises:
-            ValueError: from :func:`amodal.checks.check_guidance` (shapes, NaN/inf, values
+            ValueError: from :func:`amodal.models.checks.check_guidance` (shapes, NaN/inf, values
                 outside [0, 1], an empty ``M_a``), ``align`` without ``visible_mask``, too few
                 visible pixels.
         """

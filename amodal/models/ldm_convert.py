@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from amodal.atomic import atomic_write
-from amodal.flow_matching import NOISING_STEP
+from amodal.utils.atomic import atomic_write
+from amodal.models.flow_matching import NOISING_STEP
 
 LDM_PREFIX = "model.diffusion_model."
 CHECKPOINT_KEYS = ("noising_step", "empty_text_embedding", "ldm_hparams", "state_dict")
@@ -243,7 +243,7 @@ def write_depthfm_checkpoint(path: str | Path, unet, empty_text_embedding: torch
                              ldm_hparams: dict[str, Any], noising_step: int = NOISING_STEP) -> Path:
     """Save a diffusers UNet in the official ``depthfm-v1.ckpt`` format (LDM names).
 
-    The file appears whole or not at all (:func:`amodal.atomic.atomic_write`).
+    The file appears whole or not at all (:func:`amodal.utils.atomic.atomic_write`).
     """
     state = diffusers_to_ldm({k: v.detach().cpu() for k, v in unet.state_dict().items()}, unet.config)
     checkpoint = {"noising_step": noising_step, "empty_text_embedding": empty_text_embedding.detach().cpu(),

@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from amodal.notebook import seed_everything
+from amodal.harness.notebook import seed_everything
 from amodal.training.order import SampleOrder, collate, micro_batch_positions
 from amodal.training.schedule import lr_factor
 from amodal.training.state import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state

@@ -56,9 +56,9 @@ class Recipe:
         activation_checkpointing: recompute the encoder's activations in the backward pass
             (ours, for memory: on for ViT-L; it changes no number, only memory and time).
         synth_pool: with ``--data synth``, train on a fixed pool of this many scenes
-            (:class:`~amodal.training.data.SynthPool`) instead of the endless stream.
+            (:class:`~amodal.data.streams.SynthPool`) instead of the endless stream.
         synth_shapes: with ``--data synth``, the shape families of the scenes (a key of
-            :data:`amodal.synth.SHAPE_SETS`); validation draws from the same set.
+            :data:`amodal.scenes.synth.SHAPE_SETS`); validation draws from the same set.
         hidden_loss_weight: Amodal-DepthFM only, ours: the hidden pixels weigh ``1 + w`` in the
             flow-matching loss on ``M_a`` (0: the paper's loss).
         tiny_model: Amodal-DepthFM from random weights (``--init none``) only: which
@@ -128,7 +128,7 @@ _DAV2_TINY_SYNTH = replace(
     validate_every=500, init=None, synth_pool=1500,
 )
 
-# The same on the rich shape set (amodal.synth.SHAPE_SETS: pyramids, wedges, tilted boxes,
+# The same on the rich shape set (amodal.scenes.synth.SHAPE_SETS: pyramids, wedges, tilted boxes,
 # faceted crystals, tilted ellipsoids, extruded silhouettes), from a larger pool (4,000
 # scenes, about 6 epochs) since 1,500 rich scenes overfitted (validation rose after step 500).
 # Made to ask whether training on the harder shapes helps on them: on 240 rich held-out

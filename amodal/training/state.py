@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from amodal.atomic import atomic_write
+from amodal.utils.atomic import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 

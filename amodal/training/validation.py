@@ -2,7 +2,7 @@
 
 The paper validates every 10k steps on held-out ADIW; on ``--data synth`` the trainer
 validates on synthetic scenes of another seed than the training stream's, scored by the
-evaluation's own code (:mod:`amodal.evaluate`: hidden pixels, +1e-5 offset, means over
+evaluation's own code (:mod:`amodal.evaluation.scoring`: hidden pixels, +1e-5 offset, means over
 samples), so the curve in ``validation.csv`` is in the units of the final table.
 """
 from __future__ import annotations
@@ -11,14 +11,14 @@ from typing import Callable
 
 import torch
 
-from amodal.evaluate import evaluate_items, model_predictor, summarise
-from amodal.training.data import SynthStream
+from amodal.evaluation.scoring import evaluate_items, model_predictor, summarise
+from amodal.data.streams import SynthStream
 
 
 def synth_validator(seed: int, count: int = 48, size: int = 112,
                     shapes: str = "simple") -> Callable[[torch.nn.Module], dict[str, float]]:
     """``validate(model)`` for :func:`amodal.training.loop.train`, on ``count`` scenes of ``seed``
-    drawn from the shape set ``shapes`` (:data:`amodal.synth.SHAPE_SETS`).
+    drawn from the shape set ``shapes`` (:data:`amodal.scenes.synth.SHAPE_SETS`).
 
     The scenes are rendered once, here (about 35 ms each at 112²).
 

@@ -10,7 +10,7 @@ Estimators:
 - :class:`DAV2Depth` — Depth Anything V2 from a checkpoint path, with the official
   keep-aspect preprocessing (``infer_image``), batched over images of one network size.
 - :class:`OracleDepth` — the stand-in for offline work: it knows the true disparity
-  of the images it has been shown (synthetic renders from :mod:`amodal.synth`) and
+  of the images it has been shown (synthetic renders from :mod:`amodal.scenes.synth`) and
   returns it exactly, or as a relative-depth model would — through an unknown
   per-image affine map (and optional gamma), with smooth and pixel noise.
 - :class:`RowPriorDepth` — a toy for photos without weights (lower in the image =

@@ -11,7 +11,7 @@ stream needs no state to resume, and held-out sets are other seeds.
 memory: a finite training set (walked in shuffled epochs) for a CPU, where rendering
 every step's scenes anew would cost more than the step itself.
 :class:`BendStream` is the same idea for the toy of notebook 04
-(:mod:`amodal.toy_occlusion`), whose hidden part bends towards or away from the camera
+(:mod:`amodal.scenes.toy_occlusion`), whose hidden part bends towards or away from the camera
 with equal chance: the data of the tiny Amodal-DepthFM (recipe ``amodal-depthfm-tiny-synth``).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from amodal.composite import BUCKET_RANGES
+from amodal.adiw.composite import BUCKET_RANGES
 from amodal.metrics import BUCKETS
 
 
@@ -32,7 +32,7 @@ class SynthStream:
         buckets: visible-ratio buckets to cycle through.
         with_occluder: items also carry ``occluder_mask`` (1, S, S), the occluder's visible
             pixels (for the explorer; training does not read it).
-        shapes: the shape families of the scenes, a key of :data:`amodal.synth.SHAPE_SETS`
+        shapes: the shape families of the scenes, a key of :data:`amodal.scenes.synth.SHAPE_SETS`
             (``"rich"`` adds corners, edges, tilted curvature and extruded silhouettes).
 
     Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``amodal_mask``, ``visible_mask``,
@@ -41,7 +41,7 @@ class SynthStream:
 
     def __init__(self, seed: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS, with_occluder: bool = False,
                  shapes: str = "simple"):
-        from amodal.synth import SHAPE_SETS
+        from amodal.scenes.synth import SHAPE_SETS
 
         unknown = sorted(set(buckets) - set(BUCKET_RANGES))
         if unknown or not buckets:
@@ -120,10 +120,10 @@ class SynthPool:
 class BendStream:
     """Endless scenes of notebook 04's toy, whose hidden part bends either way (``--data bend``).
 
-    Item ``k`` is the one scene :func:`amodal.toy_occlusion.ambiguous_occlusion_batch`
-    draws from the generator seeded :func:`amodal.toy_occlusion.scene_seed` ``(seed, k)``:
+    Item ``k`` is the one scene :func:`amodal.scenes.toy_occlusion.ambiguous_occlusion_batch`
+    draws from the generator seeded :func:`amodal.scenes.toy_occlusion.scene_seed` ``(seed, k)``:
     the same ``k`` always gives the same item (no state to resume), and held-out sets
-    take another stream seed (:func:`amodal.toy_occlusion.held_out_seeds`).
+    take another stream seed (:func:`amodal.scenes.toy_occlusion.held_out_seeds`).
 
     Args:
         seed: the stream's seed.
@@ -141,7 +141,7 @@ class BendStream:
         raise TypeError("BendStream is endless")
 
     def __getitem__(self, index: int) -> dict:
-        from amodal.toy_occlusion import ambiguous_occlusion_batch, scene_seed
+        from amodal.scenes.toy_occlusion import ambiguous_occlusion_batch, scene_seed
 
         if index < 0:
             raise IndexError(f"index must be ≥ 0, got {index}")

@@ -8,13 +8,13 @@ set, pyramids, wedges, tilted boxes, faceted crystals and tilted ellipsoids: see
 Because each object is intersected on its own as well as in the scene, we get for every
 object its **full** depth, the hidden surface included, next to what the camera sees.
 
-The camera and the shapes, and where a ray hits each, live in :mod:`amodal.raycast`
+The camera and the shapes, and where a ray hits each, live in :mod:`amodal.scenes.raycast`
 (their names are importable from here too); this module textures and lights the
 hits, renders scenes with their masks and depth, and draws random scenes. Depth is
 z-depth: the camera looks along ``+z``. Disparity is ``1 / z``;
 :func:`disparity_from_depth` turns a z-depth map into disparity min-max normalised
 per image, the convention of the whole package (larger = nearer).
-(:func:`amodal.depth.normalise_disparity` takes a disparity instead.)
+(:func:`amodal.adiw.depth.normalise_disparity` takes a disparity instead.)
 
 A 256×256 scene renders in a few tens of milliseconds on one core (see
 ``benchmarks/bench_synth.py``): every object is intersected with all rays at once in
@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from amodal.raycast import (
+from amodal.scenes.raycast import (
     Box, Camera, Cylinder, Ellipsoid, Plane, Polyhedron, Shape, Silhouette, Sphere, cached_rays, rotation,
 )
 
@@ -76,7 +76,7 @@ def photo_textures(folder: str | Path | None = None, size: int = 128) -> list[np
 
     if folder is None:
         try:
-            from amodal.paths import data_samples_dir
+            from amodal.utils.paths import data_samples_dir
 
             folder = data_samples_dir() / "images"
         except FileNotFoundError:

@@ -21,7 +21,7 @@ beside its Table 1).
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     from amodal.baselines import BASELINES
-    from amodal.synth import SHAPE_SETS
+    from amodal.scenes.synth import SHAPE_SETS
 
     parser.add_argument("--model", required=True, nargs="+",
                         help=f"one or more (compared side by side): an Amodal-DAV2 (model.safetensors or a saved folder), baseline:NAME ({', '.join(BASELINES)}), "
@@ -38,7 +38,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=200, help="synth: number of held-out scenes (default 200)")
     parser.add_argument("--seed", type=int, default=2026, help="synth: the held-out stream's seed (default 2026)")
     parser.add_argument("--shapes", choices=tuple(SHAPE_SETS), default="simple",
-                        help="synth: the scenes' shape families (amodal.synth.SHAPE_SETS; default simple)")
+                        help="synth: the scenes' shape families (amodal.scenes.synth.SHAPE_SETS; default simple)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--samples", type=int, default=4, help="Amodal-DepthFM: draws averaged per sample (default 4)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass of a model (default 8)")
@@ -48,12 +48,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def load_items(args) -> list:
     """The evaluation items ``--data`` names."""
     if args.data == "synth":
-        from amodal.training.data import SynthStream
+        from amodal.data.streams import SynthStream
 
         stream = SynthStream(seed=args.seed, size=args.size, shapes=args.shapes)
         return [stream[k] for k in range(args.count)]
     if args.data == "middlebury":
-        from amodal.middlebury import middlebury_items
+        from amodal.data.middlebury import middlebury_items
 
         return middlebury_items(args.count, args.size, args.seed)
     from amodal.adiw.dataset import open_dataset
@@ -62,8 +62,8 @@ def load_items(args) -> list:
 
 
 def load_predictor(spec: str, device: str, samples: int = 4):
-    """A predictor (:mod:`amodal.evaluate`) for ``--model``."""
-    from amodal.evaluate import fill_predictor, model_predictor
+    """A predictor (:mod:`amodal.evaluation.scoring`) for ``--model``."""
+    from amodal.evaluation.scoring import fill_predictor, model_predictor
 
     if spec.startswith("baseline:"):
         from amodal.baselines import BASELINES
@@ -73,12 +73,12 @@ def load_predictor(spec: str, device: str, samples: int = 4):
             raise ValueError(f"unknown baseline {name!r}; baselines: {', '.join(BASELINES)}")
         return fill_predictor(BASELINES[name])
     if spec.startswith("dav2:"):
-        from amodal.evaluate import base_depth_predictor
+        from amodal.evaluation.scoring import base_depth_predictor
         from amodal.models.amodal_dav2 import DepthAnythingV2
 
         return base_depth_predictor(DepthAnythingV2.from_pretrained(spec.split(":", 1)[1]).to(device).eval())
     if spec.startswith("depthfm:"):
-        from amodal.evaluate import depthfm_predictor
+        from amodal.evaluation.scoring import depthfm_predictor
         from amodal.models.depthfm import AmodalDepthFM
 
         model = AmodalDepthFM.from_pretrained(spec.split(":", 1)[1]).to(device).eval()
@@ -103,13 +103,13 @@ def load_predictor(spec: str, device: str, samples: int = 4):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from amodal.evaluate import evaluate_items, format_ci_table, format_comparison, write_comparison, write_report
+    from amodal.evaluation.scoring import evaluate_items, format_ci_table, format_comparison, write_comparison, write_report
 
     try:
         predictors = {spec: load_predictor(spec, args.device, args.samples) for spec in args.model}
         items = load_items(args)
         if args.data == "middlebury":  # models get the whole motorcycle; the unmeasured hidden pixels are not scored
-            from amodal.mask_quality import given_mask
+            from amodal.evaluation.mask_quality import given_mask
 
             predictors = {spec: given_mask(p) for spec, p in predictors.items()}
         records = {spec: evaluate_items(p, items, progress=not args.quiet, batch_size=args.batch_size) for spec, p in predictors.items()}

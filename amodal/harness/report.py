@@ -1,12 +1,12 @@
 """The reproduction report: ``runs/<profile>/report.html``, one self-contained page.
 
-``make reproduce`` (:mod:`amodal.run_notebooks`) executes every notebook into
+``make reproduce`` (:mod:`amodal.harness.run_notebooks`) executes every notebook into
 ``runs/<profile>/<notebook>/``. This module gathers from each folder
 
 - the **headline metrics**: the numbers of its ``metrics.json``, nested names joined by ``/``;
 - its **figures**: the PNGs the notebook saved (listed in ``metrics.json``), or else the
   ``image/png`` outputs of the executed notebook;
-- **evaluation tables**: every ``table.txt`` below it (:func:`amodal.evaluate.write_report`),
+- **evaluation tables**: every ``table.txt`` below it (:func:`amodal.evaluation.scoring.write_report`),
   with the paper's Table 1 (:data:`amodal.metrics.PAPER_TABLE`) beside them;
 
 and adds the **environment** (Python, platform, CPU or GPU, the versions of the pinned
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from amodal.atomic import atomic_write_text
+from amodal.utils.atomic import atomic_write_text
 
 MOST_METRICS = 12
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}

@@ -1,6 +1,6 @@
 """The explorer as ipywidgets: controls in, figures out (notebook 07, ``python -m amodal explore``).
 
-The logic lives in :mod:`amodal.explorer` and :mod:`amodal.photo` and is tested without
+The logic lives in :mod:`amodal.app.explorer` and :mod:`amodal.app.photo` and is tested without
 widgets; each class here only wires controls to it:
 
 - :class:`DatasetExplorer` — pick a sample, filter by bucket, sort by a metric; overlays,
@@ -26,10 +26,10 @@ from pathlib import Path
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from amodal.explorer import LAYERS, Explorer, SampleBrowser, SampleTable, load_items, load_model, predictors_for
+from amodal.app.explorer import LAYERS, Explorer, SampleBrowser, SampleTable, load_items, load_model, predictors_for
 from amodal.metrics import BUCKETS
-from amodal.photo import PhotoSession, load_sam
-from amodal.viz import draw_photo_session, draw_sample_browser, draw_sample_view, overlay_photo_masks
+from amodal.app.photo import PhotoSession, load_sam
+from amodal.app.figures import draw_photo_session, draw_sample_browser, draw_sample_view, overlay_photo_masks
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -82,7 +82,7 @@ class _FigureWidget:
 
 
 class DatasetExplorer(_FigureWidget):
-    """The dataset / evaluation explorer over an :class:`~amodal.explorer.Explorer`."""
+    """The dataset / evaluation explorer over an :class:`~amodal.app.explorer.Explorer`."""
 
     def __init__(self, explorer: Explorer, figsize=(13, 6.5)):
         super().__init__(figsize)
@@ -151,7 +151,7 @@ class DatasetExplorer(_FigureWidget):
 
 
 class SampleBrowserWidget(_FigureWidget):
-    """Step through the samples of a :class:`~amodal.explorer.SampleBrowser`."""
+    """Step through the samples of a :class:`~amodal.app.explorer.SampleBrowser`."""
 
     def __init__(self, browser: SampleBrowser, figsize=(10, 3.2)):
         super().__init__(figsize)
@@ -179,14 +179,14 @@ class SampleBrowserWidget(_FigureWidget):
 
 def photo_files(folder: str | os.PathLike | None = None) -> dict[str, Path]:
     """Name → path of the photos in ``folder`` (default ``data_samples/images``)."""
-    from amodal.paths import data_samples_dir
+    from amodal.utils.paths import data_samples_dir
 
     folder = Path(folder) if folder is not None else data_samples_dir() / "images"
     return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES} if folder.is_dir() else {}
 
 
 class PhotoWidget(_FigureWidget):
-    """Your own photo (:class:`~amodal.photo.PhotoSession`): pick or upload, click, paint, run, export.
+    """Your own photo (:class:`~amodal.app.photo.PhotoSession`): pick or upload, click, paint, run, export.
 
     Args:
         session: the session to start from (its model, base depth and SAM are kept for every
@@ -201,7 +201,7 @@ class PhotoWidget(_FigureWidget):
 
     def __init__(self, session: PhotoSession, photos: dict | None = None, ply_folder: str | os.PathLike | None = None,
                  max_side: int = 384, name: str = "photo", figsize=(9, 7.5)):
-        from amodal.paths import runs_dir
+        from amodal.utils.paths import runs_dir
 
         super().__init__(figsize)
         self.session, self.max_side = session, max_side
@@ -307,7 +307,7 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
     """The explorer's tabs: the dataset, your own photo and (given ``samples``) DepthFM's samples.
 
     Args:
-        data: ``"synth"`` or a folder (see :func:`amodal.explorer.load_items`).
+        data: ``"synth"`` or a folder (see :func:`amodal.app.explorer.load_items`).
         model: an Amodal-DAV2 or a checkpoint path; ``None``: the fills only, and no photo prediction.
         report: an evaluation folder (or its ``samples.csv``) to sort by; default: score the model here.
         count, size: how many items, and their side.
@@ -315,7 +315,7 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
         sam_checkpoint, sam_model: SAM for the photo's clicks (default: the classical fallback).
         samples: (n, 1, H, W) Amodal-DepthFM samples for the third tab.
     """
-    from amodal.paths import data_samples_dir
+    from amodal.utils.paths import data_samples_dir
 
     model = load_model(model, device)
     items = load_items(data, count, size, photos if photos is not None else data_samples_dir() / "images")

@@ -92,14 +92,14 @@ def parse_overrides(pairs: list[str]) -> dict:
 def build_data(spec: str, recipe, split: Path | None = None):
     """``synth``, ``bend``, our shards, or the official layout → a dataset of training items."""
     if spec == "synth":
-        from amodal.training.data import SynthPool, SynthStream
+        from amodal.data.streams import SynthPool, SynthStream
 
         if recipe.synth_pool:
             return SynthPool(seed=recipe.seed, count=recipe.synth_pool, size=recipe.input_size,
                              shapes=recipe.synth_shapes)
         return SynthStream(seed=recipe.seed, size=recipe.input_size, shapes=recipe.synth_shapes)
     if spec == "bend":
-        from amodal.training.data import BendStream
+        from amodal.data.streams import BendStream
 
         return BendStream(seed=recipe.seed, size=recipe.input_size)
     from amodal.adiw.dataset import open_dataset
@@ -141,7 +141,7 @@ def build_model(recipe, init: str | None, vae: str | None = None):
         model.set_gradient_checkpointing(recipe.activation_checkpointing)
         return model, amodal_dav2_objective(recipe.loss_region, recipe.silog_lambda), list(model.parameters())
     if recipe.model == "amodal-depthfm":
-        from amodal.flow_matching import NOISING_STEP
+        from amodal.models.flow_matching import NOISING_STEP
         from amodal.models.depthfm import TINY_MODELS, AmodalDepthFM, tiny_amodal_depthfm
 
         if random_init:

@@ -1,11 +1,11 @@
-"""The evaluation explorer's logic, free of widgets (notebook 07; the wiring is :mod:`amodal.widgets`).
+"""The evaluation explorer's logic, free of widgets (notebook 07; the wiring is :mod:`amodal.app.widgets`).
 
 What a person looks at when judging an amodal depth model one sample at a time
 (the metrics are the paper's, §5.1, on the hidden region):
 
 - **Which samples.** ``python -m amodal evaluate`` writes one row per sample to
-  ``samples.csv`` (:func:`amodal.evaluate.write_report`). :class:`SampleTable` reads it, or
-  the records of :func:`amodal.evaluate.evaluate_items`, keeps one bucket and sorts by a
+  ``samples.csv`` (:func:`amodal.evaluation.scoring.write_report`). :class:`SampleTable` reads it, or
+  the records of :func:`amodal.evaluation.scoring.evaluate_items`, keeps one bucket and sorts by a
   metric, so that the worst samples come first.
 - **Where.** The glossary's masks over the image: ``M_a`` as an outline, ``M_vis``,
   ``M_inv = M_a ∧ ¬M_vis`` and the occluder tinted (:func:`overlay`).
@@ -68,7 +68,7 @@ def read_samples_csv(path: str | os.PathLike) -> list[dict]:
 
 
 def rows_from_records(records: Iterable[Mapping]) -> list[dict]:
-    """Records of :func:`amodal.evaluate.evaluate_items` as rows with ``samples.csv``'s columns."""
+    """Records of :func:`amodal.evaluation.scoring.evaluate_items` as rows with ``samples.csv``'s columns."""
     rows = []
     for record in records:
         row = {"id": record["id"], "bucket": record["bucket"], "visible_ratio": record["visible_ratio"]}
@@ -248,7 +248,7 @@ class Explorer:
 
     Args:
         items: dicts as the datasets give (see the module docstring), unique ``id``s.
-        predictors: name → predictor (item → (H, W) map, as in :mod:`amodal.evaluate`);
+        predictors: name → predictor (item → (H, W) map, as in :mod:`amodal.evaluation.scoring`);
             the first one is scored when no ``table`` is given.
         table: the per-sample scores (:class:`SampleTable`, e.g. from ``samples.csv``).
         baselines: fills drawn in the cross-section (default every one of :mod:`amodal.baselines`).
@@ -267,7 +267,7 @@ class Explorer:
         self.baselines = dict(BASELINES if baselines is None else baselines)
         self._cache: dict[tuple[str, str], np.ndarray] = {}
         if table is None:
-            from amodal.evaluate import evaluate_items
+            from amodal.evaluation.scoring import evaluate_items
 
             first = next(iter(self.predictors))
             predict = self.predictors[first]
@@ -351,7 +351,7 @@ def model_or_stand_in(path, device: str = "cpu", seed: int = 0):
 
     from amodal.models.amodal_dav2 import AmodalDAV2
     from amodal.models.configs import TINY
-    from amodal.paths import repo_root
+    from amodal.utils.paths import repo_root
 
     if path is not None:
         found = Path(path) if Path(path).is_absolute() else repo_root() / path
@@ -365,7 +365,7 @@ def model_or_stand_in(path, device: str = "cpu", seed: int = 0):
 def predictors_for(model=None, baselines: Iterable[str] = ("harmonic", "plane", "observed")) -> dict[str, Callable]:
     """Prediction sources: ``"Amodal-DAV2"`` (when a model is given) first, then the named fills."""
     from amodal.baselines import BASELINES
-    from amodal.evaluate import fill_predictor, model_predictor
+    from amodal.evaluation.scoring import fill_predictor, model_predictor
 
     sources = {"Amodal-DAV2": model_predictor(model)} if model is not None else {}
     sources.update({f"fill: {name}": fill_predictor(BASELINES[name]) for name in baselines})
@@ -373,8 +373,8 @@ def predictors_for(model=None, baselines: Iterable[str] = ("harmonic", "plane", 
 
 
 def synth_items(count: int = 24, size: int = 112, seed: int = 99) -> list[dict]:
-    """Held-out synthetic scenes (:class:`amodal.training.data.SynthStream`), with their occluders."""
-    from amodal.training.data import SynthStream
+    """Held-out synthetic scenes (:class:`amodal.data.streams.SynthStream`), with their occluders."""
+    from amodal.data.streams import SynthStream
 
     stream = SynthStream(seed=seed, size=size, with_occluder=True)
     return [stream[k] for k in range(count)]
@@ -394,7 +394,7 @@ def adiw_items(root: str | os.PathLike, size: int | None = None, count: int | No
 
     from amodal.adiw.build import _resize, manifest_records
     from amodal.adiw.sample import read_sample
-    from amodal.preprocess import resample
+    from amodal.models.preprocess import resample
 
     root = Path(root)
     records = [(shard, r) for shard, r in manifest_records(root) if r["type"] == "sample"][:count]
@@ -447,14 +447,14 @@ class SampleBrowser:
         samples: (n, 1, H, W) or (n, 1, 1, H, W) tensor or array (one input, ``n`` draws).
         mask: optional (H, W) region the pictures show (e.g. the amodal mask).
 
-    ``mean`` and ``spread`` are :func:`amodal.flow_matching.ensemble_statistics` (the
+    ``mean`` and ``spread`` are :func:`amodal.models.flow_matching.ensemble_statistics` (the
     population standard deviation) over the ``n`` samples.
     """
 
     def __init__(self, samples, mask=None):
         import torch
 
-        from amodal.flow_matching import ensemble_statistics
+        from amodal.models.flow_matching import ensemble_statistics
 
         tensor = torch.as_tensor(_plain(samples)).float()
         if tensor.ndim < 3 or tensor[0].numel() != tensor.shape[-1] * tensor.shape[-2]:

@@ -2,10 +2,10 @@
 
 ADIW starts from SA-1B, whose masks SAM made. To build ADIW from any folder of photos,
 run the same generator (``segment_anything.SamAutomaticMaskGenerator``) and store its
-masks in SA-1B's format (:mod:`amodal.sa1b`), so the builder cannot tell the
+masks in SA-1B's format (:mod:`amodal.adiw.sa1b`), so the builder cannot tell the
 difference. The generator's own filters (``pred_iou_thresh=0.88``,
 ``stability_score_thresh=0.95`` by default, the values behind SA-1B) apply first;
-:mod:`amodal.objects` then picks the complete objects.
+:mod:`amodal.adiw.objects` then picks the complete objects.
 
 Ids are ``image_index · 10⁶ + k`` so that they are large and unique across a folder,
 like SA-1B's.
@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from amodal.sa1b import annotation_from_mask, write_sa1b
+from amodal.adiw.sa1b import annotation_from_mask, write_sa1b
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -85,7 +85,7 @@ def write_sam_masks(
     """Write ``output/<stem>.json`` (SA-1B format) for every photo in ``images``.
 
     Photos that already have a JSON are skipped unless ``overwrite`` (so an interrupted
-    run resumes); each file is written atomically by :func:`amodal.sa1b.write_sa1b`.
+    run resumes); each file is written atomically by :func:`amodal.adiw.sa1b.write_sa1b`.
 
     Args:
         images: folder of ``.jpg``/``.png`` photos.

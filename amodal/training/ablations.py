@@ -3,7 +3,7 @@
 Each variant trains the same tiny network (:data:`~amodal.models.configs.TINY_SYNTH`'s shape
 with the paper's head, ``fill_residual = 0``) with the ``amodal-dav2-tiny-synth`` recipe for
 the same number of steps, changing one thing, and is scored on the same held-out scenes
-(:func:`amodal.evaluate.evaluate_items`, hidden pixels). The variants:
+(:func:`amodal.evaluation.scoring.evaluate_items`, hidden pixels). The variants:
 
 - ``full`` — the paper's model: guidance ``[M_a, D_o]``, SILog on ``M_a``.
 - ``no_guidance`` — neither map: an image-only depth network (paper: 7.549 vs 3.682).
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from amodal.align import align
-from amodal.evaluate import evaluate_items, model_predictor, summarise
+from amodal.evaluation.scoring import evaluate_items, model_predictor, summarise
 from amodal.losses import silog
 from amodal.models.amodal_dav2 import AmodalDAV2
 from amodal.models.configs import TINY_SYNTH
@@ -186,12 +186,12 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
     Args:
         output: run folder.
         steps: optimiser steps per variant (the recipe's schedule is squeezed to them).
-        pool: synthetic training scenes (:class:`~amodal.training.data.SynthPool`).
+        pool: synthetic training scenes (:class:`~amodal.data.streams.SynthPool`).
         held_out: held-out scenes (seed ``held_out_seed``, all three buckets).
         names: variants to run (default all).
         command: the command line, recorded in the JSON.
     """
-    from amodal.training.data import SynthPool
+    from amodal.data.streams import SynthPool
 
     output = Path(output)
     names = tuple(names or VARIANTS)
@@ -239,7 +239,7 @@ def run_data_scale(output: str | Path, steps: int = 400, pool: int = 1500, held_
     hidden RMSE×100 and δ1 % (overall, hard) on the held-out scenes, and the training time.
     Runs go to ``output/scale-<count>/`` and resume like :func:`run_ablations`.
     """
-    from amodal.training.data import SynthPool
+    from amodal.data.streams import SynthPool
 
     output = Path(output)
     if not fractions or any(not 0 < f <= 1 for f in fractions):
@@ -285,7 +285,7 @@ def _recipe(steps: int, pool: int, seed: int):
 
 
 def _held_out(count: int, seed: int, size: int) -> list[dict]:
-    from amodal.training.data import SynthStream
+    from amodal.data.streams import SynthStream
 
     stream = SynthStream(seed, size)
     return [stream[k] for k in range(count)]

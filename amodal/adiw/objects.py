@@ -30,7 +30,7 @@ so that it scales with the object. Depth is normalised disparity (larger = neare
 Tests are run cheapest first; the first that fails is the reason.
 
 The quality floors are lenient on purpose: SA-1B's masks (and SAM's automatic
-generator, :mod:`amodal.masks`) already passed ``predicted_iou ≥ 0.88`` and
+generator, :mod:`amodal.adiw.sam_masks`) already passed ``predicted_iou ≥ 0.88`` and
 ``stability_score ≥ 0.95``; the floors here catch masks from other segmenters, such
 as the classical ones of ``data_samples/``.
 """
@@ -228,7 +228,7 @@ def select_complete_objects(
     """Split masks into complete objects and rejections.
 
     Args:
-        objects: ``(annotation, mask)`` pairs, as :func:`amodal.sa1b.load_masks` returns,
+        objects: ``(annotation, mask)`` pairs, as :func:`amodal.adiw.sa1b.load_masks` returns,
             or bare ``(H, W)`` masks.
         depth: ``(H, W)`` normalised disparity of the image (enables the ring test).
         config: thresholds.

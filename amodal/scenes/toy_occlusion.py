@@ -8,7 +8,7 @@ scenes on any device; they are then moved to the model's device.
 
 :func:`train_toy` is a few-second loop for experiments; the model notebook 04 loads,
 ``checkpoints/amodal-depthfm-tiny-synth``, was trained by ``python -m amodal train`` on
-the same scenes (:class:`amodal.training.data.BendStream`). :func:`mode_coverage` asks
+the same scenes (:class:`amodal.data.streams.BendStream`). :func:`mode_coverage` asks
 whether a model's samples reach *both* hidden shapes of held-out scenes
 (:func:`held_out_seeds`): which shape each sample is nearer to, how many scenes get both,
 and how far the samples are from their shape against the mean shape.
@@ -109,7 +109,7 @@ def train_toy(model: AmodalDepthFM, steps: int = 300, batch: int = 16, size: int
 def scene_seed(stream: int, index: int) -> int:
     """The generator seed of scene ``index`` of the stream seeded ``stream`` (64 bits).
 
-    :class:`amodal.training.data.BendStream` draws its item ``k`` from
+    :class:`amodal.data.streams.BendStream` draws its item ``k`` from
     ``scene_seed(seed, k)``; a held-out set takes the scenes of another stream seed
     (:data:`HELD_OUT_STREAM`), so the two share no scene (a 64-bit collision aside).
     """

@@ -79,7 +79,7 @@ def depthfm_predictor(model: torch.nn.Module, samples: int = 4, steps: int = 4, 
 def base_depth_predictor(model: torch.nn.Module) -> Predictor:
     """Depth Anything V2 with no guidance: its normalised disparity of the composite, the
     baseline of a plain relative-depth model (it sees the occluder, not the object behind)."""
-    from amodal.depth import normalise_disparity
+    from amodal.adiw.depth import normalise_disparity
 
     def predict(item):
         rgb = (item["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -186,7 +186,7 @@ def write_report(records: list[dict], output, name: str = "this run", resamples:
     import io
     from pathlib import Path
 
-    from amodal.atomic import atomic_write_json, atomic_write_text
+    from amodal.utils.atomic import atomic_write_json, atomic_write_text
     from amodal.metrics import METRICS
 
     output = Path(output)
@@ -223,7 +223,7 @@ def write_comparison(summaries: dict, output, command: str = "") -> None:
     """``comparison.json`` (every model's summary, the command) and ``comparison.txt`` (:func:`format_comparison`)."""
     from pathlib import Path
 
-    from amodal.atomic import atomic_write_json, atomic_write_text
+    from amodal.utils.atomic import atomic_write_json, atomic_write_text
 
     output = Path(output)
     atomic_write_json(output / "comparison.json", {"command": command, "models": summaries}, indent=1, default=float)

@@ -8,7 +8,7 @@ Every notebook has a cell tagged ``parameters`` (papermill injects values there)
     DEVICE = "auto"
 
 and the next cell turns it into a :class:`Run` with :func:`setup_run`. The settings
-of each profile live in ``amodal/profiles/<notebook>.json`` (keys ``quick`` and
+of each profile live in ``amodal/harness/profiles/<notebook>.json`` (keys ``quick`` and
 ``full``, each a flat dict with the same keys), so that they are versioned and
 tested with the library rather than scattered over notebook cells.
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from amodal.atomic import atomic_write_json
-from amodal.paths import runs_dir
+from amodal.utils.atomic import atomic_write_json
+from amodal.utils.paths import runs_dir
 
 PROFILES = ("quick", "full")
 
@@ -41,9 +41,9 @@ def load_profile(notebook: str, profile: str) -> dict[str, Any]:
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    source = resources.files("amodal.profiles") / f"{notebook}.json"
+    source = resources.files("amodal.harness.profiles") / f"{notebook}.json"
     if not source.is_file():
-        raise ValueError(f"no profile file amodal/profiles/{notebook}.json for notebook {notebook!r}")
+        raise ValueError(f"no profile file amodal/harness/profiles/{notebook}.json for notebook {notebook!r}")
     table = json.loads(source.read_text())
     return dict(table[profile])
 

@@ -106,10 +106,10 @@ def draw_points(ax, points: dict, title: str | None = None) -> None:
 
 
 def draw_sample_view(fig, view, layers=("amodal", "visible", "hidden", "occluder")) -> dict:
-    """One sample of the explorer (:class:`amodal.explorer.SampleView`) on ``fig``: overlays,
+    """One sample of the explorer (:class:`amodal.app.explorer.SampleView`) on ``fig``: overlays,
     ``D_o`` / target / prediction on one scale and the error on the same span, the
     cross-section and the 3-D points. Returns the axes by name."""
-    from amodal.explorer import overlay
+    from amodal.app.explorer import overlay
 
     fig.clear()
     grid = fig.add_gridspec(2, 5, height_ratios=(1.0, 1.1), hspace=0.25, wspace=0.2, left=0.03, right=0.97, top=0.95, bottom=0.08)
@@ -152,7 +152,7 @@ def draw_sample_view(fig, view, layers=("amodal", "visible", "hidden", "occluder
 
 
 def draw_sample_browser(fig, browser) -> dict:
-    """The current sample of a :class:`amodal.explorer.SampleBrowser`, the mean and the spread."""
+    """The current sample of a :class:`amodal.app.explorer.SampleBrowser`, the mean and the spread."""
     fig.clear()
     axes = dict(zip(("sample", "mean", "spread"), fig.subplots(1, 3)))
     region = browser.mask
@@ -167,17 +167,17 @@ def draw_sample_browser(fig, browser) -> dict:
 
 
 def overlay_photo_masks(session) -> np.ndarray:
-    """A :class:`amodal.photo.PhotoSession`'s photo with ``M_vis`` and ``M_inv`` tinted and ``M_a`` outlined."""
-    from amodal.explorer import overlay
+    """A :class:`amodal.app.photo.PhotoSession`'s photo with ``M_vis`` and ``M_inv`` tinted and ``M_a`` outlined."""
+    from amodal.app.explorer import overlay
 
     masks = {"amodal": session.amodal_mask, "visible": session.visible_mask, "hidden": session.hidden_mask}
     return overlay(session.image / 255.0, masks)
 
 
 def draw_photo_session(fig, session) -> dict:
-    """A :class:`amodal.photo.PhotoSession`: the photo with its masks and clicks, ``D_o``, the
+    """A :class:`amodal.app.photo.PhotoSession`: the photo with its masks and clicks, ``D_o``, the
     amodal depth and the object's points. Returns the axes by name (``"photo"`` takes the pointer)."""
-    from amodal.explorer import object_points
+    from amodal.app.explorer import object_points
 
     fig.clear()
     axes = {name: fig.add_subplot(2, 2, k + 1) for k, name in enumerate(("photo", "observed", "amodal"))}

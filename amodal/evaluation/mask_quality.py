@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.ndimage import binary_dilation, binary_erosion, distance_transform_edt, gaussian_filter
 
-from amodal.evaluate import evaluate_items, summarise
+from amodal.evaluation.scoring import evaluate_items, summarise
 
 PERTURBATIONS = ("clean", "erode", "dilate", "jitter", "convex_hull")
 

@@ -5,7 +5,7 @@ scikit-image's copy of the Middlebury 2014 *Motorcycle* stereo pair comes with i
 ground-truth disparity (``skimage.data.stereo_motorcycle()``, loaded from the installed
 package, not redistributed). The target is the motorcycle (the near part of the scene,
 its largest component); objects cut from the sample photos (``data_samples/``) are pasted
-over it in 2-D, as ADIW pastes them (:func:`amodal.composite.paste_occluder`). Because the
+over it in 2-D, as ADIW pastes them (:func:`amodal.adiw.composite.paste_occluder`). Because the
 occluder is pasted, the truth behind it is simply the measured disparity.
 
 ``D_o`` is what a perfect depth model would say about the composite: the measured
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from amodal.composite import BUCKET_RANGES, paste_occluder
+from amodal.adiw.composite import BUCKET_RANGES, paste_occluder
 from amodal.metrics import BUCKETS
 
 
@@ -58,8 +58,8 @@ def sample_occluders(min_area: float = 0.02) -> list[tuple[np.ndarray, np.ndarra
     """``(image, mask)`` of every object in the sample photos that covers ≥ ``min_area`` of its photo."""
     from skimage.io import imread
 
-    from amodal.paths import data_samples_dir
-    from amodal.sa1b import load_masks
+    from amodal.utils.paths import data_samples_dir
+    from amodal.adiw.sa1b import load_masks
 
     out = []
     for annotations in sorted((data_samples_dir() / "sa1b").glob("*.json")):
@@ -76,7 +76,7 @@ def middlebury_items(count: int = 60, size: int = 112, seed: int = 0) -> list[di
     ``observed_depth``, ``target_depth`` (1, S, S), ``bucket``, ``id``). ``amodal_mask`` is
     the motorcycle less its hidden pixels without a measurement (what is scored);
     ``given_mask`` ``(S, S)`` bool is the whole motorcycle, what a model is given (use
-    :func:`amodal.mask_quality.given_mask` around a predictor).
+    :func:`amodal.evaluation.mask_quality.given_mask` around a predictor).
     """
     scene = motorcycle(size)
     occluders = sample_occluders()

@@ -1,9 +1,9 @@
 """Execute every notebook with papermill: the repository's main job.
 
-``python -m amodal.run_notebooks --profile quick`` runs ``notebooks/NN_*.ipynb`` in order,
+``python -m amodal.harness.run_notebooks --profile quick`` runs ``notebooks/NN_*.ipynb`` in order,
 each into ``runs/<profile>/<notebook>/`` (the executed notebook, its figures and its
 ``metrics.json``), prints a summary table at the end and writes ``runs/<profile>/report.html``
-(:mod:`amodal.report`: metrics, figures, tables beside the paper's, environment, timings).
+(:mod:`amodal.harness.report`: metrics, figures, tables beside the paper's, environment, timings).
 A failing notebook does not stop the others; the exit status is non-zero if any failed.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from amodal.paths import repo_root, runs_dir
+from amodal.utils.paths import repo_root, runs_dir
 
 
 @dataclass
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_notebook(path, args.profile, output_root, parameters))
     print()
     print(summary_table(results))
-    from amodal.report import write_report
+    from amodal.harness.report import write_report
 
     print(f"\noutputs in {output_root}; report: {write_report(output_root, results, args.profile)}")
     return 0 if all(r.ok for r in results) else 1

@@ -1,4 +1,4 @@
-"""``python -m amodal explore``: the explorer (:func:`amodal.widgets.explorer_app`) as a web app, served by Voila.
+"""``python -m amodal explore``: the explorer (:func:`amodal.app.widgets.explorer_app`) as a web app, served by Voila.
 
 Voila runs a notebook and shows only its widgets. The command writes a two-cell notebook
 (``%matplotlib widget``, then the app with the command's settings) into a temporary folder
@@ -42,8 +42,8 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def app_settings(args: argparse.Namespace) -> dict:
-    """The keyword arguments of :func:`amodal.widgets.explorer_app` for the command's arguments (paths made absolute)."""
-    from amodal.paths import repo_root
+    """The keyword arguments of :func:`amodal.app.widgets.explorer_app` for the command's arguments (paths made absolute)."""
+    from amodal.utils.paths import repo_root
 
     model = args.model
     if model is None:
@@ -68,7 +68,7 @@ def app_notebook(settings: dict) -> dict:
     arguments = json.dumps(settings, indent=1)
     return nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("%matplotlib widget"),
-        nbformat.v4.new_code_cell(f"import json\nfrom amodal.widgets import explorer_app\n\n"
+        nbformat.v4.new_code_cell(f"import json\nfrom amodal.app.widgets import explorer_app\n\n"
                                   f"explorer_app(**json.loads('''{arguments}'''))"),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 

@@ -21,7 +21,7 @@ and trains each variant into OUTPUT/<variant>/ (a stopped run restarts where it 
 
 
 def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
-    from amodal.ablations import VARIANTS
+    from amodal.training.ablations import VARIANTS
 
     parser.add_argument("--output", required=True, type=Path, help="run folder")
     parser.add_argument("--study", choices=("variants", "data-scale"), default="variants",
@@ -35,7 +35,7 @@ def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from amodal.ablations import format_ablations, run_ablations, run_data_scale
+    from amodal.training.ablations import format_ablations, run_ablations, run_data_scale
 
     command = "python -m amodal ablate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
     try:

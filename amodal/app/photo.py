@@ -1,11 +1,11 @@
-"""Amodal depth for your own photo, step by step and free of widgets (notebook 07; wiring in :mod:`amodal.widgets`).
+"""Amodal depth for your own photo, step by step and free of widgets (notebook 07; wiring in :mod:`amodal.app.widgets`).
 
 1. **The photo**: a file, an upload's bytes or one of ``data_samples/images``, scaled so that
    its longer side is at most ``max_side`` (the network sees a 518² square anyway).
 2. **The visible mask** ``M_vis`` from clicks. With SAM (a checkpoint given) the clicks are
    its positive point prompts and the best of its three masks by predicted IoU is kept.
    Without SAM the clicks are the corners of a rough polygon around the visible part,
-   refined by the random walker of :mod:`amodal.segment_classical` (the method that
+   refined by the random walker of :mod:`amodal.app.segment_classical` (the method that
    annotated ``data_samples/``). It needs three clicks; the walker decides a strip on
    both sides of the polygon's outline, 15 % of the polygon's smaller side wide each way,
    so the corners may be that far off the true outline.
@@ -145,7 +145,7 @@ def read_photo(photo, max_side: int | None = 384) -> np.ndarray:
 
 def load_sam(checkpoint: str | os.PathLike, model_type: str = "vit_h", device: str = "cpu"):
     """SAM's point-prompt predictor (``segment_anything.SamPredictor``) for a checkpoint."""
-    from amodal.masks import sam_generator
+    from amodal.adiw.sam_masks import sam_generator
 
     return sam_generator(checkpoint, model_type, device).predictor
 
@@ -162,9 +162,9 @@ def sam_point_mask(predictor, image: np.ndarray, points) -> np.ndarray:
 
 def observed_depth_of(base, image: np.ndarray) -> np.ndarray:
     """``D_o`` (H, W) in [0, 1] of ``image`` from ``base``: a Depth Anything V2 (``infer_image``),
-    a ``DepthEstimator`` (``predict``), a spec of :func:`amodal.depth.load_estimator` such as
+    a ``DepthEstimator`` (``predict``), a spec of :func:`amodal.adiw.depth.load_estimator` such as
     ``"row-prior"``, or an (H, W) map itself."""
-    from amodal.depth import load_estimator, normalise_disparity
+    from amodal.adiw.depth import load_estimator, normalise_disparity
 
     if isinstance(base, str):
         base = load_estimator(base)
@@ -230,7 +230,7 @@ class PhotoSession:
         elif len(self.clicks) < 3:
             self.message = f"{len(self.clicks)} corner(s) of a rough polygon around the visible part; click {3 - len(self.clicks)} more"
         else:
-            from amodal.segment_classical import segment_from_polygon
+            from amodal.app.segment_classical import segment_from_polygon
 
             corners = np.asarray(self.clicks)
             band = max(3, round(BAND_FRACTION * float(np.min(corners.max(0) - corners.min(0)))))

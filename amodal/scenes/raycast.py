@@ -1,6 +1,6 @@
 r"""The camera and the shapes of the synthetic world, and where rays hit them.
 
-The geometry half of :mod:`amodal.synth` (the other half turns hits into images,
+The geometry half of :mod:`amodal.scenes.synth` (the other half turns hits into images,
 masks and depth maps). Camera: at the origin, looking along ``+z``, ``y`` pointing
 down (image rows) and ``x`` right (image columns). A pixel's ray is
 ``d = ((u + ½ − c_x)/f, (v + ½ − c_y)/f, 1)``; with ``d_z = 1`` the ray parameter

@@ -11,7 +11,7 @@ def repo_root() -> Path:
     Looks beside the package first, then upwards from the working directory, so that
     notebooks run from ``notebooks/`` and scripts run from the top both find it.
     """
-    candidates = [Path(__file__).resolve().parents[1], *Path.cwd().resolve().parents]
+    candidates = [Path(__file__).resolve().parents[2], *Path.cwd().resolve().parents]
     candidates.insert(1, Path.cwd().resolve())
     for folder in candidates:
         if (folder / "data_samples").is_dir() and (folder / "pyproject.toml").is_file():

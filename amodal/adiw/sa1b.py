@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from amodal.atomic import atomic_write
+from amodal.utils.atomic import atomic_write
 
 IMAGE_KEYS = ("image_id", "width", "height", "file_name")
 ANNOTATION_KEYS = (
@@ -336,7 +336,7 @@ def read_sa1b(path: str | os.PathLike, check_rle: bool = True) -> dict:
 
 
 def write_sa1b(path: str | os.PathLike, image_info: dict, annotations: Sequence[dict]) -> Path:
-    """Write an SA-1B annotation file atomically (:func:`amodal.atomic.atomic_write`).
+    """Write an SA-1B annotation file atomically (:func:`amodal.utils.atomic.atomic_write`).
 
     A killed writer leaves either the old file or the new one, never half of one; the
     file is readable by all (mode 0644).
