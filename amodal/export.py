@@ -18,6 +18,7 @@ import numpy as np
 
 from amodal.utils.atomic import atomic_write, atomic_write_text
 
+DEPTH_CMAP = "Spectral_r"  # near red, far blue: every depth picture of the repository
 Z_OFFSET = 0.1  # keeps z = 1 / (d + offset) finite at d = 0 (the farthest pixel)
 
 
@@ -37,8 +38,6 @@ def outline(mask: np.ndarray) -> np.ndarray:
 def colourise(depth: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8: ``Spectral_r`` on [0, 1], the outline of ``mask`` in white."""
     from matplotlib import colormaps
-
-    from amodal.app.figures import DEPTH_CMAP
 
     rgb = colormaps[DEPTH_CMAP](np.clip(depth, 0, 1))[..., :3]
     if mask is not None:

@@ -21,17 +21,45 @@ Choices, each as in the official pipeline unless said otherwise:
 - The seam: the official code replaces each pixel within one pixel of the mask outline
   (inside or outside) by the 3×3 box mean of the pasted map (``cv2.blur``, reflected
   border), so the object does not end in a hard step.
+
+Loading has one home too: :func:`load_model` (an Amodal-DAV2 by path), :func:`load_base_model`
+(a Depth Anything V2 by path) and :func:`load_predictor` (any ``--model`` value: a checkpoint,
+``baseline:NAME``, ``dav2:PATH``, ``depthfm:PATH`` or ``predictions:DIR``) serve the
+``evaluate``, ``explore`` and ``predict`` commands, the explorer and the notebooks alike.
 """
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from amodal.models.checks import check_guidance
 from amodal.adiw.depth import normalise_disparity
-from amodal.models.amodal_dav2 import INPUT_SIZE, image_to_tensor
+from amodal.baselines import BASELINES
+from amodal.evaluation.predictors import (
+    Predictor,
+    base_depth_predictor,
+    depthfm_predictor,
+    fill_predictor,
+    model_predictor,
+    saved_predictions,
+)
+from amodal.models.amodal_dav2 import INPUT_SIZE, AmodalDAV2, DepthAnythingV2, image_to_tensor
+from amodal.models.checks import check_guidance
+from amodal.models.configs import TINY
+from amodal.models.depthfm import AmodalDepthFM
 from amodal.models.preprocess import resample
+from amodal.utils.paths import repo_root
+
+# --model prefixes of load_predictor, and what each names
+PREDICTOR_KINDS = {
+    "baseline:": "a fill of amodal.baselines by name",
+    "dav2:": "a plain Depth Anything V2 checkpoint (no guidance)",
+    "depthfm:": "an Amodal-DepthFM saved with save_pretrained (the mean of aligned draws)",
+    "predictions:": "a folder of <id>.npy predictions",
+}
 
 
 def predict(image, amodal_mask, model, base_model=None, observed_depth=None, visible_mask=None,
@@ -129,3 +157,73 @@ def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:
     if tuple(tensor.shape) != tuple(size):
         raise ValueError(f"{name} must be (H, W) = {tuple(size)} like the image, got {tuple(np.shape(value))}")
     return tensor.cpu()[None, None]
+
+
+def load_model(model, device: str = "cpu") -> AmodalDAV2:
+    """An Amodal-DAV2 in eval mode on ``device``: a network as it is, or one loaded from a path
+    (``model.safetensors``, a folder of ours, or the released checkpoint).
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        if not Path(model).exists():
+            raise FileNotFoundError(f"Amodal-DAV2 checkpoint not found: {model} (a model.safetensors or a saved folder)")
+        model = AmodalDAV2.from_pretrained(model)
+    return model.to(device).eval()
+
+
+def load_base_model(checkpoint: str | os.PathLike, device: str = "cpu") -> DepthAnythingV2:
+    """A Depth Anything V2 (``depth_anything_v2_vit{s,b,l}.pth`` or a folder of ours) in eval mode.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+    """
+    if not Path(checkpoint).exists():
+        raise FileNotFoundError(f"Depth Anything V2 checkpoint not found: {checkpoint}")
+    return DepthAnythingV2.from_pretrained(checkpoint).to(device).eval()
+
+
+def load_predictor(spec: str, device: str = "cpu", samples: int = 4) -> Predictor:
+    """A predictor (:mod:`amodal.evaluation.predictors`) for a ``--model`` value.
+
+    Args:
+        spec: an Amodal-DAV2 checkpoint, or one of :data:`PREDICTOR_KINDS` followed by its
+            argument (``baseline:harmonic``, ``dav2:depth_anything_v2_vits.pth``, ...).
+        device: where a network runs.
+        samples: Amodal-DepthFM: draws averaged per item.
+
+    Raises:
+        ValueError: an unknown baseline.
+        FileNotFoundError: a checkpoint or folder that does not exist.
+    """
+    kind, _, argument = spec.partition(":")
+    if argument and f"{kind}:" in PREDICTOR_KINDS:
+        if kind == "baseline":
+            if argument not in BASELINES:
+                raise ValueError(f"unknown baseline {argument!r}; baselines: {', '.join(BASELINES)}")
+            return fill_predictor(BASELINES[argument])
+        if kind == "dav2":
+            return base_depth_predictor(load_base_model(argument, device))
+        if kind == "depthfm":
+            if not Path(argument).exists():
+                raise FileNotFoundError(f"Amodal-DepthFM not found: {argument} (a folder written by save_pretrained)")
+            return depthfm_predictor(AmodalDepthFM.from_pretrained(argument).to(device).eval(), samples=samples)
+        return saved_predictions(argument)
+    return model_predictor(load_model(spec, device))
+
+
+def model_or_stand_in(path, device: str = "cpu", seed: int = 0) -> tuple[AmodalDAV2, str]:
+    """The Amodal-DAV2 at ``path`` (a relative path is read from the checkout) or, where there is
+    none, a random ``TINY`` network that runs every code path (its predictions mean nothing).
+
+    Returns:
+        ``(model, sentence)``: the network in eval mode and a sentence saying which it is.
+    """
+    if path is not None:
+        found = Path(path) if Path(path).is_absolute() else repo_root() / path
+        if found.exists():
+            return load_model(found, device), f"Amodal-DAV2 from {path}"
+    torch.manual_seed(seed)
+    return (AmodalDAV2(TINY).to(device).eval(),
+            f"no checkpoint at {path}: a random tiny Amodal-DAV2 stands in (its predictions mean nothing)")

@@ -41,9 +41,12 @@ OFFSET = 1e-5
 DELTA1_THRESHOLD = 1.25
 METRICS = ("rmse", "delta1", "absrel", "log10", "sqrel", "rmse_log", "delta2", "delta3", "irmse", "silog_rmse")
 BUCKETS = ("easy", "mid", "hard")
+# The paper's buckets by visible ratio r = |M_vis| / |M_a|: each holds low < r ≤ high, and
+# "hard" also r = 0 (paper §5.1: easy r > 0.75, mid 0.5 < r ≤ 0.75, hard r ≤ 0.5).
+BUCKET_BOUNDS = {"easy": (0.75, 1.0), "mid": (0.5, 0.75), "hard": (0.0, 0.5)}
 
 # Table 1 of the paper (ADIW test set, hidden region): RMSE ×100, δ1 in %. The paper's
-# numbers, printed beside every evaluation's own (amodal.evaluation.scoring.format_ci_table); this
+# numbers, printed beside every evaluation's own (amodal.evaluation.tables.format_ci_table); this
 # repository has not reproduced them yet.
 PAPER_TABLE = {
     "Amodal-DAV2-S": {"rmse": 3.682, "delta1": 93.251},
@@ -132,14 +135,15 @@ def visible_ratio(amodal_mask, visible_mask) -> float:
 
 
 def visible_ratio_bucket(ratio: float) -> str:
-    """``"easy"`` (r > 0.75), ``"mid"`` (0.5 < r ≤ 0.75) or ``"hard"`` (r ≤ 0.5)."""
+    """The bucket of :data:`BUCKET_BOUNDS` that holds ``ratio``: ``"easy"`` (r > 0.75),
+    ``"mid"`` (0.5 < r ≤ 0.75) or ``"hard"`` (r ≤ 0.5)."""
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"visible ratio must lie in [0, 1], got {ratio}")
-    if ratio > 0.75:
-        return "easy"
-    if ratio > 0.5:
-        return "mid"
-    return "hard"
+    for bucket in BUCKETS:
+        low, high = BUCKET_BOUNDS[bucket]
+        if low < ratio <= high:
+            return bucket
+    return "hard"  # r = 0: nothing of the target visible
 
 
 def evaluate_sample(pred, target_depth, amodal_mask, visible_mask, observed_depth) -> dict:

@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from amodal.adiw.build import BuildConfig, build, find_sources
+from amodal.adiw.build import build, BuildConfig
+from amodal.adiw.sources import find_sources
 from amodal.utils.paths import data_samples_dir
 from timing import cpu_name
 

@@ -86,7 +86,7 @@ def test_data_scale_trains_on_nested_pools(tmp_path):
 
 
 def test_command_line(tmp_path, capsys):
-    from amodal.__main__ import main
+    from amodal.cli import main
 
     assert main(["ablate", "--variants", "nope", "--output", str(tmp_path)]) == 2
     assert "unknown variant" in capsys.readouterr().err

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from adiw_testdata import BrightnessDepth, write_photo, write_sources
-from amodal.adiw.build import BuildConfig, build, find_sources, load_source, manifest_records, SourceError
+from amodal.adiw.build import build, BuildConfig
+from amodal.adiw.shards import manifest_records, SourceError
+from amodal.adiw.sources import find_sources, load_source
 from amodal.adiw.sample import read_sample
 from amodal.adiw.shards import distributed_rank, worker_devices
 
@@ -249,7 +251,7 @@ def test_worker_devices(monkeypatch):
 
 def test_each_photo_is_decoded_once(tmp_path, monkeypatch):
     # Each photo is also its neighbour's occluder source; it must not be read twice.
-    import amodal.adiw.build as build_module
+    import amodal.adiw.sources as build_module
 
     write_sources(tmp_path / "src", 4)
     sources = find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b")
@@ -282,7 +284,8 @@ RANK_BUILD = """
 import sys
 sys.path.insert(0, {tests!r})
 from adiw_testdata import BrightnessDepth
-from amodal.adiw.build import BuildConfig, build, find_sources
+from amodal.adiw.build import build, BuildConfig
+from amodal.adiw.sources import find_sources
 
 config = BuildConfig(samples_per_image=3, sources_per_shard=2)
 report = build(find_sources({images!r}, {annotations!r}), {output!r}, BrightnessDepth(), config, progress=False)
@@ -353,7 +356,8 @@ KILLED_BUILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from adiw_testdata import BrightnessDepth
-from amodal.adiw.build import BuildConfig, build, find_sources
+from amodal.adiw.build import build, BuildConfig
+from amodal.adiw.sources import find_sources
 
 class SlowDepth(BrightnessDepth):
     def predict(self, images):
@@ -398,7 +402,9 @@ def test_resume_after_sigkill_equals_uninterrupted_build(tmp_path):
 
 def test_paper_label_mode_builds_512_samples_from_the_official_recipe(tmp_path):
     from adiw_testdata import BrightnessDepth, write_sources
-    from amodal.adiw.build import BuildConfig, build, find_sources, manifest_records
+    from amodal.adiw.build import build, BuildConfig
+    from amodal.adiw.shards import manifest_records
+    from amodal.adiw.sources import find_sources
     from amodal.adiw.sample import read_sample
 
     write_sources(tmp_path / "src", 2)
@@ -416,7 +422,8 @@ def test_a_build_made_before_label_mode_existed_resumes(tmp_path):
     import json
 
     from adiw_testdata import BrightnessDepth, write_sources
-    from amodal.adiw.build import BuildConfig, build, find_sources
+    from amodal.adiw.build import build, BuildConfig
+    from amodal.adiw.sources import find_sources
 
     write_sources(tmp_path / "src", 1)
     sources = find_sources(tmp_path / "src/images", tmp_path / "src/sa1b")

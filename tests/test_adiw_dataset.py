@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from adiw_testdata import BrightnessDepth, write_sources
-from amodal.adiw.build import BuildConfig, build, find_sources
+from amodal.adiw.build import build, BuildConfig
+from amodal.adiw.sources import find_sources
 from amodal.adiw.dataset import AdiwDataset
 
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from adiw_testdata import BrightnessDepth, disc
-from amodal.adiw.build import manifest_records
+from amodal.adiw.shards import manifest_records
 from amodal.adiw.pix2gestalt import import_release, release_sources
 from amodal.adiw.sample import read_sample
 from amodal.adiw.composite import paste_occluder

@@ -190,7 +190,7 @@ def test_photo_tab_paints_the_amodal_mask_with_the_mouse(browser, server):
 
 
 def test_report_page_shows_its_embedded_figure(browser, tmp_path):
-    from amodal.harness.report import write_report
+    from amodal.harness.report import write_html_report
     from amodal.harness.run_notebooks import NotebookResult
 
     folder = tmp_path / "07_explorer"
@@ -200,7 +200,7 @@ def test_report_page_shows_its_embedded_figure(browser, tmp_path):
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
     (folder / "explorer.png").write_bytes(png)
     (folder / "metrics.json").write_text(json.dumps({"figures": ["explorer.png"], "metrics": {"samples": 6, "rmse": 0.05}}))
-    path = write_report(tmp_path, [NotebookResult("07_explorer", 42.0, True)], "quick")
+    path = write_html_report(tmp_path, [NotebookResult("07_explorer", 42.0, True)], "quick")
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     page.goto(path.as_uri())
     assert page.locator("h1").inner_text().startswith("amodal: reproduction report")

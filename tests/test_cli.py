@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from adiw_testdata import write_sources
-from amodal.__main__ import main, make_parser
+from amodal.cli import main, make_parser
 
 
 def test_top_level_help_lists_commands(capsys):
@@ -22,7 +22,7 @@ def test_top_level_help_lists_commands(capsys):
 def test_help_names_only_commands_that_exist():
     import re
 
-    import amodal.__main__ as cli
+    import amodal.cli as cli
 
     description = make_parser().description.lower()
     for missing in ("train", "evaluate", "predict", "explore"):
@@ -60,7 +60,7 @@ def test_build_from_the_command_line(tmp_path, capsys):
 
 
 def test_build_options_reach_the_builder(tmp_path, monkeypatch):
-    import amodal.adiw.build
+    import amodal.cli.build
 
     seen = {}
 
@@ -69,7 +69,7 @@ def test_build_options_reach_the_builder(tmp_path, monkeypatch):
         seen["label_mode"] = config.label_mode
         return {"sources": {}, "skipped_sources": {}, "failed_sources": {}, "samples": 0, "buckets": {}, "sources_pending": 0}
 
-    monkeypatch.setattr(amodal.adiw.build, "build", fake_build)
+    monkeypatch.setattr(amodal.cli.build, "build", fake_build)
     (tmp_path / "x.pth").write_bytes(b"")
     (tmp_path / "imgs").mkdir()
     args = ["build", "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "o"), "--quiet", "--depth", str(tmp_path / "x.pth")]

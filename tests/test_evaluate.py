@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from amodal.baselines import visible_mean
-from amodal.evaluation.scoring import evaluate_items, fill_predictor, model_predictor, summarise
+from amodal.evaluation.predictors import fill_predictor, model_predictor
+from amodal.evaluation.scoring import evaluate_items, summarise
 
 
 def _item(hidden_value=0.5, ratio_cols=6):
@@ -50,7 +51,7 @@ def test_model_predictor_runs_the_model_on_the_item():
 
 def test_bootstrap_interval_matches_the_normal_closed_form():
     """For 4000 draws of N(0, 1) the 95 % interval of the mean is about ±1.96/√n around it."""
-    from amodal.evaluation.scoring import bootstrap_ci
+    from amodal.evaluation.intervals import bootstrap_ci
 
     values = np.random.default_rng(0).normal(size=4000)
     low, high = bootstrap_ci(values, resamples=4000)
@@ -64,11 +65,11 @@ def test_report_files(tmp_path):
     import csv
     import json
 
-    from amodal.evaluation.scoring import write_report
+    from amodal.evaluation.tables import write_evaluation
 
     items = [_item(0.5, 6), _item(0.4, 6), _item(0.5, 2), _item(0.3, 2)]
     records = evaluate_items(fill_predictor(visible_mean), items)
-    summary = write_report(records, tmp_path, name="visible mean")
+    summary = write_evaluation(records, tmp_path, name="visible mean")
     rows = list(csv.DictReader(open(tmp_path / "samples.csv")))
     assert len(rows) == 4 and rows[0]["bucket"] == "mid" and float(rows[0]["raw_rmse"]) == pytest.approx(0.3)
     assert "constant" in rows[0]["aligned_error"]

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from amodal.__main__ import main
+from amodal.cli import main
 
 
 def test_baseline_on_synth_writes_the_report(tmp_path, capsys):
@@ -61,7 +61,7 @@ def test_plain_dav2_baseline_is_its_normalised_depth(tmp_path):
     import torch
 
     from amodal.adiw.depth import normalise_disparity
-    from amodal.evaluation.scoring import base_depth_predictor
+    from amodal.evaluation.predictors import base_depth_predictor
     from amodal.models.amodal_dav2 import DepthAnythingV2
     from amodal.models.configs import TINY
     from amodal.data.streams import SynthStream
@@ -109,7 +109,7 @@ def test_amodal_depthfm_is_scored_by_its_aligned_mean(tmp_path):
 
     import torch
 
-    from amodal.evaluation.scoring import depthfm_predictor
+    from amodal.evaluation.predictors import depthfm_predictor
     from amodal.models.depthfm import tiny_amodal_depthfm
     from amodal.data.streams import SynthStream
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import nbformat
 
-from amodal.__main__ import main, make_parser
+from amodal.cli import main, make_parser
 from amodal.cli.explore import DEFAULT_MODEL, app_notebook, app_settings, voila_command
 from amodal.utils.paths import repo_root
 

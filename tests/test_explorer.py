@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.app.explorer import (LAYER_COLOURS, Explorer, SampleBrowser, SampleTable, adiw_items, cross_section, depth_scale,
-                             item_maps, line_ends, line_through_hidden, load_items, load_model, object_points, overlay,
-                             predictors_for, read_samples_csv, synth_items)
+from amodal.app.explorer import (EXPLORER_SEED, Explorer, SampleBrowser, SampleTable, cross_section, depth_scale, item_maps,
+                                 line_ends, line_through_hidden, predictors_for, read_samples_csv)
+from amodal.app.figures import LAYER_COLOURS, object_points, overlay
+from amodal.data.items import evaluation_items
+from amodal.inference import load_model
 from amodal.models.configs import TINY
 
 CSV = """id,bucket,visible_ratio,raw_rmse,raw_delta1,aligned_error
@@ -109,7 +111,7 @@ def test_object_points_split_visible_and_hidden_and_thin_out():
 
 @pytest.fixture(scope="module")
 def items():
-    return synth_items(count=4, size=56)
+    return evaluation_items("synth", 4, 56, seed=EXPLORER_SEED, with_occluder=True)
 
 
 def test_synth_items_carry_occluders(items):
@@ -150,10 +152,12 @@ def test_explorer_scores_filters_and_views(items):
 
 
 def test_explorer_takes_an_evaluation_table_and_a_model(items, tmp_path):
-    from amodal.evaluation.scoring import evaluate_items, fill_predictor, write_report
+    from amodal.evaluation.predictors import fill_predictor
+    from amodal.evaluation.scoring import evaluate_items
+    from amodal.evaluation.tables import write_evaluation
     from amodal.baselines import BASELINES
 
-    write_report(evaluate_items(fill_predictor(BASELINES["plane"]), items), tmp_path, resamples=10)
+    write_evaluation(evaluate_items(fill_predictor(BASELINES["plane"]), items), tmp_path, resamples=10)
     table = SampleTable.from_csv(tmp_path / "samples.csv")
     torch.manual_seed(0)
     from amodal.models.amodal_dav2 import AmodalDAV2
@@ -167,35 +171,6 @@ def test_explorer_takes_an_evaluation_table_and_a_model(items, tmp_path):
     assert view.row["raw_rmse"] == table.rows[items[0]["id"]]["raw_rmse"]
 
 
-def test_load_model_from_a_folder_and_its_errors(tmp_path):
-    from amodal.models.amodal_dav2 import AmodalDAV2
-
-    assert load_model(None) is None
-    AmodalDAV2(TINY).save_pretrained(tmp_path / "model")
-    assert isinstance(load_model(tmp_path / "model"), AmodalDAV2)
-    with pytest.raises(FileNotFoundError, match="Amodal-DAV2 checkpoint not found"):
-        load_model(tmp_path / "missing")
-
-
-def test_adiw_items_recover_the_occluder_from_the_source_photo(tmp_path):
-    from amodal.adiw.build import BuildConfig, build, find_sources
-    from adiw_testdata import BrightnessDepth, write_sources
-
-    write_sources(tmp_path / "src", 3)
-    build(find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b"), tmp_path / "adiw", BrightnessDepth(),
-          BuildConfig(samples_per_image=2, seed=0, size=80), progress=False)  # photos resized: the builder's size is read back
-    plain = adiw_items(tmp_path / "adiw")
-    assert plain and "occluder_mask" not in plain[0]
-    found = adiw_items(tmp_path / "adiw", photos=tmp_path / "src" / "images", count=3)
-    assert len(found) == 3
-    for item in found:
-        maps = item_maps(item)
-        # M_vis = M_a ∧ ¬M_occ, so the occluder covers every hidden pixel
-        assert maps["hidden"].any() and (maps["hidden"] <= maps["occluder"]).all()
-    squashed = load_items(tmp_path / "adiw", count=2, size=28, photos=tmp_path / "src" / "images")
-    assert len(squashed) == 2 and squashed[0]["occluder_mask"].shape == (1, 28, 28)
-    with pytest.raises(FileNotFoundError, match="no ADIW samples"):
-        adiw_items(tmp_path / "src")
 
 
 def test_sample_browser_mean_spread_and_stepping():
@@ -212,14 +187,3 @@ def test_sample_browser_mean_spread_and_stepping():
     assert SampleBrowser(samples[:, None]).samples.shape == (5, 4, 6)  # (n, 1, 1, H, W) as the sampler gives
     with pytest.raises(ValueError, match="one input"):
         SampleBrowser(rng.random((5, 2, 4, 6)))
-
-
-def test_model_or_stand_in(tmp_path):
-    from amodal.app.explorer import model_or_stand_in
-    from amodal.models.amodal_dav2 import AmodalDAV2
-
-    model, sentence = model_or_stand_in(tmp_path / "missing")
-    assert model.config == TINY and "stands in" in sentence and not model.training
-    AmodalDAV2(TINY).save_pretrained(tmp_path / "model")
-    loaded, sentence = model_or_stand_in(tmp_path / "model")
-    assert isinstance(loaded, AmodalDAV2) and "stands in" not in sentence

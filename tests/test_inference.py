@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
 from amodal.adiw.depth import normalise_disparity
-from amodal.inference import blend_border, predict
+from amodal.inference import blend_border, load_model, load_predictor, model_or_stand_in, predict
 
 
 def _reference_blend(observed, amodal, mask):
@@ -145,3 +145,46 @@ def test_predict_without_the_blend_pastes_the_network_output(models):
     inner[11:29, 16:44] = True  # away from the seam the two agree
     np.testing.assert_allclose(plain[inner], blended[inner], atol=1e-7)
     assert not np.allclose(plain, blended)
+
+
+def test_load_model_from_a_folder_and_its_errors(tmp_path):
+    from amodal.models.amodal_dav2 import AmodalDAV2
+
+    AmodalDAV2(TINY).save_pretrained(tmp_path / "model")
+    assert isinstance(load_model(tmp_path / "model"), AmodalDAV2)
+    with pytest.raises(FileNotFoundError, match="Amodal-DAV2 checkpoint not found"):
+        load_model(tmp_path / "missing")
+
+
+def test_model_or_stand_in(tmp_path):
+    from amodal.inference import model_or_stand_in
+    from amodal.models.amodal_dav2 import AmodalDAV2
+
+    model, sentence = model_or_stand_in(tmp_path / "missing")
+    assert model.config == TINY and "stands in" in sentence and not model.training
+    AmodalDAV2(TINY).save_pretrained(tmp_path / "model")
+    loaded, sentence = model_or_stand_in(tmp_path / "model")
+    assert isinstance(loaded, AmodalDAV2) and "stands in" not in sentence
+
+
+def test_load_predictor_knows_each_kind(tmp_path):
+    from amodal.baselines import BASELINES
+    from amodal.data.streams import SynthStream
+
+    item = SynthStream(seed=3, size=28)[0]
+    harmonic = load_predictor("baseline:harmonic")(item)
+    expected = BASELINES["harmonic"](None, item["amodal_mask"][0].numpy() > 0.5, item["observed_depth"][0].numpy(),
+                                     item["visible_mask"][0].numpy() > 0.5)
+    np.testing.assert_array_equal(harmonic, expected)
+    np.save(tmp_path / f"{item['id']}.npy", np.full((28, 28), 0.25, np.float32))
+    np.testing.assert_array_equal(load_predictor(f"predictions:{tmp_path}")(item), np.full((28, 28), 0.25, np.float32))
+    AmodalDAV2(TINY).save_pretrained(tmp_path / "model")
+    assert load_predictor(str(tmp_path / "model"))(item).shape == (28, 28)
+    with pytest.raises(ValueError, match="unknown baseline 'nope'"):
+        load_predictor("baseline:nope")
+    with pytest.raises(FileNotFoundError, match="predictions: no such folder"):
+        load_predictor(f"predictions:{tmp_path / 'missing'}")
+    with pytest.raises(FileNotFoundError, match="Depth Anything V2 checkpoint not found"):
+        load_predictor(f"dav2:{tmp_path / 'missing.pth'}")
+    with pytest.raises(FileNotFoundError, match="Amodal-DAV2 checkpoint not found"):
+        load_predictor(str(tmp_path / "missing"))

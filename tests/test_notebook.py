@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.harness.notebook import load_profile, resolve_device, setup_run
+from amodal.harness.notebook import load_profile, setup_run
+from amodal.utils.seeding import resolve_device
 
 
 def test_profile_settings_and_overrides(tmp_path):

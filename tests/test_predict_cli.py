@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from amodal.__main__ import main
+from amodal.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from amodal.metrics import PAPER_TABLE
-from amodal.harness.report import build_report, environment, headline_metrics, write_report
+from amodal.harness.report import build_report, environment, headline_metrics, write_html_report
 from amodal.harness.run_notebooks import NotebookResult
 
 
@@ -42,7 +42,7 @@ def test_headline_metrics_flattens_numbers_only():
 def test_report_is_self_contained_with_metrics_figures_tables_environment_and_timings(tmp_path):
     _fake_run(tmp_path)
     results = [NotebookResult("09_fake", 12.34, True), NotebookResult("10_broken", 1.0, False, "ValueError: boom")]
-    path = write_report(tmp_path, results, "quick")
+    path = write_html_report(tmp_path, results, "quick")
     page = path.read_text()
     assert path == tmp_path / "report.html" and page.startswith("<!DOCTYPE html>")
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)

@@ -9,7 +9,9 @@ import time
 import pytest
 import torch
 
-from amodal.cli.train import build_data, build_model, parse_overrides
+from amodal.data.items import training_data
+from amodal.training.recipes import parse_overrides
+from amodal.training.setup import build_model
 from amodal.training.recipes import RECIPES, get_recipe
 
 
@@ -33,12 +35,12 @@ def test_model_and_data_errors(tmp_path):
     with pytest.raises(ValueError, match="--init depth_anything_v2_vits.pth"):
         build_model(recipe, None)
     with pytest.raises(FileNotFoundError, match="no such folder"):
-        build_data(str(tmp_path / "none"), recipe)
+        training_data(str(tmp_path / "none"), recipe)
     with pytest.raises(FileNotFoundError, match="neither ADIW shards"):
-        build_data(str(tmp_path), recipe)
+        training_data(str(tmp_path), recipe)
     with pytest.raises(FileNotFoundError, match="not found"):
         build_model(recipe, str(tmp_path / "missing.pth"))
-    assert type(build_data("synth", recipe)).__name__ == "SynthStream"
+    assert type(training_data("synth", recipe)).__name__ == "SynthStream"
     with pytest.raises(ValueError, match="--init depthfm-v1.ckpt with --vae"):
         build_model(get_recipe("amodal-depthfm-paper"), None)
 
@@ -131,7 +133,7 @@ def test_tiny_synth_recipe_trains_a_fill_residual_model_with_validation(tmp_path
 def test_rich_recipe_draws_its_pool_and_validation_from_the_rich_shapes(tmp_path):
     recipe = get_recipe("amodal-dav2-tiny-synth-rich", input_size=42, synth_pool=2)
     assert (recipe.synth_shapes, RECIPES["amodal-dav2-tiny-synth"].synth_shapes) == ("rich", "simple")
-    data = build_data("synth", recipe)
+    data = training_data("synth", recipe)
     assert len(data) == 2 and data[0]["id"].startswith("synth-rich-")
     out = _cli("--recipe", "amodal-dav2-tiny-synth", "--data", "synth", "--init", "none", "--quiet",
                "--set", "synth_shapes=cubist", "--output", str(tmp_path))
@@ -154,7 +156,7 @@ def test_tiny_synth_recipe_trains_the_lossless_toy_model_from_the_command_line(t
 
 def test_bend_data_and_the_tiny_model_choice():
     recipe = get_recipe("amodal-depthfm-tiny-synth")
-    data = build_data("bend", recipe)
+    data = training_data("bend", recipe)
     assert type(data).__name__ == "BendStream" and data[0]["image"].shape == (3, 32, 32) and data.seed == recipe.seed
     module, objective, _ = build_model(recipe, "none")
     assert type(module.model.autoencoder).__name__ == "SpaceToDepthAutoencoder"

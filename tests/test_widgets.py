@@ -8,7 +8,8 @@ import pytest
 import torch
 from matplotlib.backend_bases import MouseEvent
 
-from amodal.app.explorer import Explorer, SampleBrowser, predictors_for, synth_items
+from amodal.app.explorer import EXPLORER_SEED, Explorer, SampleBrowser, predictors_for
+from amodal.data.items import evaluation_items
 from amodal.export import read_ply
 from amodal.models.configs import TINY
 from amodal.app.photo import PhotoSession
@@ -25,7 +26,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def explorer(model):
-    return Explorer(synth_items(count=6, size=56), predictors_for(model, ("harmonic", "plane")))
+    return Explorer(evaluation_items("synth", 6, 56, seed=EXPLORER_SEED, with_occluder=True), predictors_for(model, ("harmonic", "plane")))
 
 
 def test_dataset_explorer_follows_its_controls(explorer):

@@ -48,44 +48,30 @@ import hashlib
 import json
 import os
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from amodal.adiw.composite import BUCKET_RANGES, paste_occluder
+from amodal.adiw.objects import ObjectFilter, select_complete_objects
 from amodal.adiw.paper_label import DEPTH_SIZE, LABEL_SIZE, paper_label
 from amodal.adiw.sample import AdiwSample, pseudo_label, read_manifest
-from amodal.adiw.shards import (  # noqa: F401  (SKIP_REASONS, build_shard, SourceError, summarise: the builder's names, kept)
+from amodal.adiw.shards import (
     MANIFEST,
-    SKIP_REASONS,
     SourceError,
-    build_shard,
     distributed_rank,
-    manifest_records,
     pending,
     run_shards,
     shards_of,
     summarise,
     worker_devices,
 )
-from amodal.utils.atomic import atomic_write_json, remove_leftovers
-from amodal.adiw.composite import BUCKET_RANGES, paste_occluder
+from amodal.adiw.sources import Source, SourceCache, partners_of
 from amodal.metrics import visible_ratio_bucket
-from amodal.adiw.objects import ObjectFilter, select_complete_objects
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One source image and its SA-1B annotation file (either may be missing on disk)."""
-
-    name: str
-    image: str
-    annotations: str
-
+from amodal.utils.atomic import atomic_write_json, remove_leftovers
 
 @dataclass
 class BuildConfig:
@@ -124,130 +110,6 @@ class BuildConfig:
 def stable_hash(text: str) -> int:
     """A 32-bit hash of ``text`` that is the same in every process (unlike ``hash``)."""
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16)
-
-
-def find_sources(images: str | os.PathLike, annotations: str | os.PathLike | None = None) -> list[Source]:
-    """Pair images with SA-1B JSON files by file stem (``sa_1.jpg`` ↔ ``sa_1.json``).
-
-    Args:
-        images: folder of ``.jpg``/``.jpeg``/``.png`` images.
-        annotations: folder of ``<stem>.json`` files (default: the images folder, as in SA-1B tars).
-
-    Returns:
-        Sources sorted by name; an image without JSON, or a JSON without image, is kept
-        (the builder reports it as a bad source).
-
-    Raises:
-        FileNotFoundError: a folder that does not exist.
-    """
-    images = Path(images)
-    annotations = Path(annotations) if annotations is not None else images
-    for folder in (images, annotations):
-        if not folder.is_dir():
-            raise FileNotFoundError(f"source folder not found: {folder}")
-    found = {p.stem: p for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-    jsons = {p.stem: p for p in sorted(annotations.glob("*.json"))}
-    names = sorted(set(found) | set(jsons))
-    return [
-        Source(n, str(found.get(n, images / f"{n}.jpg")), str(jsons.get(n, annotations / f"{n}.json")))
-        for n in names
-    ]
-
-
-def _resize(image, masks, size):
-    """Resize so the longer side is ``size``: the image bilinearly (anti-aliased when shrinking),
-    the masks by nearest neighbour."""
-    from skimage.transform import resize
-
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    if scale == 1:
-        return image, masks
-    shape = (max(1, round(h * scale)), max(1, round(w * scale)))
-    # Channel by channel: the same numbers as one (H, W, 3) call (whose interpolation
-    # along the channel axis has weights 1 and 0), at half the work.
-    channels = [resize(image[..., c], shape, order=1, anti_aliasing=scale < 1, preserve_range=True) for c in range(3)]
-    image = np.clip(np.rint(np.stack(channels, -1)), 0, 255).astype(np.uint8)
-    # Nearest neighbour only copies pixels, and which ones depends on the shapes alone:
-    # resize a map of pixel numbers once (1-based; 0 would mean "outside") and gather
-    # every mask through it, instead of resizing each mask.
-    source_pixel = resize(np.arange(1, h * w + 1, dtype=np.float64).reshape(h, w), shape, order=0, anti_aliasing=False).astype(np.int64)
-    masks = [(a, np.concatenate([[False], m.ravel()])[source_pixel]) for a, m in masks]
-    return image, masks
-
-
-def load_source(source: Source, size: int | None = None) -> tuple[np.ndarray, list[tuple[dict, np.ndarray]]]:
-    """Read a source's image (RGB uint8) and decoded masks, resized so the longer side is ``size``.
-
-    Raises:
-        SourceError: with the reason (see :data:`SKIP_REASONS`) and the file named.
-    """
-    from PIL import Image
-
-    from amodal.adiw.sa1b import decode_mask, read_sa1b
-
-    if not Path(source.image).is_file():
-        raise SourceError("missing_image", f"image not found: {source.image}")
-    try:
-        with Image.open(source.image) as handle:
-            image = np.asarray(handle.convert("RGB"))
-    except Exception as error:  # PIL raises many types on broken files
-        raise SourceError("unreadable_image", f"{source.image}: {error}") from None
-    if not Path(source.annotations).is_file():
-        raise SourceError("missing_annotations", f"annotation file not found: {source.annotations}")
-    try:
-        data = read_sa1b(source.annotations, check_rle=False)  # decode_mask checks each RLE below
-    except ValueError as error:
-        reason = "corrupt_rle" if "RLE" in str(error) else "corrupt_annotations"
-        raise SourceError(reason, str(error)) from None
-    info = data["image"]
-    if (info["height"], info["width"]) != image.shape[:2]:
-        raise SourceError(
-            "size_mismatch",
-            f"{source.annotations} says {info['height']}x{info['width']}, image {source.image} is {image.shape[0]}x{image.shape[1]}",
-        )
-    masks = []
-    for annotation in data["annotations"]:
-        try:
-            masks.append((annotation, decode_mask(annotation, source.annotations)))
-        except ValueError as error:
-            raise SourceError("corrupt_rle", str(error)) from None
-    if size is not None:
-        image, masks = _resize(image, masks, size)
-    return image, masks
-
-
-class SourceCache:
-    """The last ``capacity`` sources decoded (image, masks and their depth-free complete
-    objects), so that a photo is decoded once although it is also the occluder source
-    of its neighbour, built just before it. Entries are shared: read, never modify."""
-
-    def __init__(self, capacity: int = 2):
-        self.capacity = capacity
-        self._entries: OrderedDict = OrderedDict()
-
-    def _entry(self, source: Source, size: int | None) -> dict:
-        key = (source, size)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-        else:
-            image, masks = load_source(source, size)
-            self._entries[key] = {"image": image, "masks": masks}
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
-        return self._entries[key]
-
-    def load(self, source: Source, size: int | None = None) -> tuple[np.ndarray, list[tuple[dict, np.ndarray]]]:
-        """:func:`load_source`, remembered."""
-        entry = self._entry(source, size)
-        return entry["image"], entry["masks"]
-
-    def objects(self, source: Source, size: int | None, object_filter: ObjectFilter) -> tuple[list, list]:
-        """``select_complete_objects(masks, None, object_filter)`` of the source, remembered."""
-        entry = self._entry(source, size)
-        if entry.get("filter") != object_filter:
-            entry["filter"], entry["objects"] = object_filter, select_complete_objects(entry["masks"], None, object_filter)
-        return entry["objects"]
 
 
 def process_source(
@@ -377,12 +239,6 @@ def depth_name(depth) -> str:
         return str(depth.name)
     args = getattr(depth, "args", ())
     return str(args[0]) if args else repr(depth)
-
-
-def partners_of(sources: Sequence[Source]) -> dict[str, Source]:
-    """Each source's partner: the next one in name order, the last one's is the first."""
-    ordered = sorted(sources, key=lambda s: s.name)
-    return {s.name: ordered[(i + 1) % len(ordered)] for i, s in enumerate(ordered)}
 
 
 def build(

@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import correlate
 
-# Visible-ratio ranges that fall in the paper's buckets. Easy stops at 0.95 and hard
-# at 0.15 so that every sample hides something and keeps enough visible pixels to fit
-# the scale and shift on.
-BUCKET_RANGES = {"easy": (0.75, 0.95), "mid": (0.5, 0.75), "hard": (0.15, 0.5)}
+from amodal.metrics import BUCKET_BOUNDS
+
+# The visible ratios a composite is drawn in, per bucket: the paper's bounds
+# (amodal.metrics.BUCKET_BOUNDS) cut at 0.95 and 0.15, so that every sample hides
+# something and keeps enough visible pixels to fit the scale and shift on.
+MOST_VISIBLE, LEAST_VISIBLE = 0.95, 0.15
+BUCKET_RANGES = {bucket: (max(low, LEAST_VISIBLE), min(high, MOST_VISIBLE)) for bucket, (low, high) in BUCKET_BOUNDS.items()}
 
 
 @dataclass

@@ -5,17 +5,27 @@ Each item is one sample brought to ``size × size`` by :func:`amodal.models.prep
 official loader does; or ``"keep-aspect"``), with an optional random horizontal flip —
 the only augmentation of the paper. The trainer flips by itself
 (:mod:`amodal.training.order`), so it reads the dataset with ``hflip=False``.
+
+The shards keep no occluder mask. Given ``photos``, the folder of the photos the dataset
+was built from, :func:`occluder_mask` recovers it for the explorer: the pixels inside the
+recorded placement box where the composite differs from its source photo, resized as the
+builder did (``build.json``'s size).
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from amodal.adiw.build import manifest_records
-from amodal.adiw.sample import read_sample
+from amodal.adiw.official import OfficialAdiwDataset
+
+from amodal.adiw.shards import manifest_records
+from amodal.adiw.sample import AdiwSample, read_sample
+from amodal.adiw.sources import resize_photo
 from amodal.models.preprocess import resample
 
 
@@ -29,24 +39,32 @@ class AdiwDataset(torch.utils.data.Dataset):
             so seeding torch (or the DataLoader's worker seed) makes it reproducible.
         buckets: keep only these buckets (default all).
         mode: ``"paper"`` or ``"keep-aspect"`` (see :mod:`amodal.models.preprocess`).
+        photos: the folder of the photos the dataset was built from; items then also carry
+            ``occluder_mask`` (1, S, S) where it can be recovered (:func:`occluder_mask`).
 
     Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``observed_depth``,
     ``amodal_mask``, ``visible_mask``, ``target_depth`` (1, S, S) float32; ``bucket``
     and ``id`` strings.
     """
 
-    def __init__(self, roots, size: int | None = 518, hflip: bool = False, buckets=None, mode: str = "paper"):
+    def __init__(self, roots, size: int | None = 518, hflip: bool = False, buckets=None, mode: str = "paper",
+                 photos: str | os.PathLike | None = None):
         roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
         self.items = []
+        self.build_sizes = {}
         for root in roots:
             if not Path(root).is_dir():
                 raise FileNotFoundError(f"ADIW folder not found: {root}")
+            settings = Path(root) / "build.json"
+            build_size = json.loads(settings.read_text()).get("config", {}).get("size") if settings.is_file() else None
             for shard, record in manifest_records(root):
                 if record["type"] == "sample" and (buckets is None or record["bucket"] in buckets):
                     self.items.append((shard, record))
+                    self.build_sizes[shard] = build_size
         self.size = size
         self.hflip = hflip
         self.mode = mode
+        self.photos = None if photos is None else Path(photos)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -66,6 +84,10 @@ class AdiwDataset(torch.utils.data.Dataset):
             "bucket": s.bucket,
             "id": s.sample_id,
         }
+        if self.photos is not None:
+            occluder = occluder_mask(s, self.photos, self.build_sizes[shard])
+            if occluder is not None:
+                item["occluder_mask"] = map_(occluder)
         if self.size is not None:
             item = resample(item, self.size, self.mode)
         if self.hflip and torch.rand(()) < 0.5:
@@ -73,9 +95,10 @@ class AdiwDataset(torch.utils.data.Dataset):
         return item
 
 
-def open_dataset(root, size: int | None = 518, split=None, mode: str = "paper"):
-    """A folder of ADIW data as items: our shards (:class:`AdiwDataset`) or the paper's layout
-    (:class:`amodal.adiw.official.OfficialAdiwDataset`, with its optional ``split`` list).
+def open_dataset(root, size: int | None = 518, split=None, mode: str = "paper", photos=None):
+    """A folder of ADIW data as items: our shards (:class:`AdiwDataset`, with ``photos`` to
+    recover the occluders) or the paper's layout (:class:`amodal.adiw.official.OfficialAdiwDataset`,
+    with its optional ``split`` list).
 
     Raises:
         FileNotFoundError: no such folder, or neither ``shard-*/`` nor ``whole_mask/`` in it.
@@ -84,9 +107,29 @@ def open_dataset(root, size: int | None = 518, split=None, mode: str = "paper"):
     if not root.is_dir():
         raise FileNotFoundError(f"--data: no such folder: {root} (or use 'synth')")
     if (root / "whole_mask").is_dir():
-        from amodal.adiw.official import OfficialAdiwDataset
-
         return OfficialAdiwDataset(root, split, size=size, mode=mode)
     if any(root.glob("shard-*")):
-        return AdiwDataset(root, size=size, mode=mode)
+        return AdiwDataset(root, size=size, mode=mode, photos=photos)
     raise FileNotFoundError(f"--data {root}: neither ADIW shards (shard-*/) nor the official layout (whole_mask/, ...)")
+
+
+def occluder_mask(sample: AdiwSample, photos: str | os.PathLike, build_size: int | None = None) -> np.ndarray | None:
+    """The occluder's visible pixels (H, W) bool of a built sample, or ``None`` where they cannot be recovered.
+
+    They are the pixels inside the sample's recorded placement box where its composite
+    differs from the source photo (``photos / provenance["image_file"]``), the photo first
+    resized as the builder resized it (longer side ``build_size``).
+    """
+    photo = Path(photos) / sample.provenance.get("image_file", "")
+    box = sample.provenance.get("placement")
+    if not box or not photo.is_file():
+        return None
+    with Image.open(photo) as handle:
+        original = np.asarray(handle.convert("RGB"))
+    if build_size is not None:
+        original = resize_photo(original, [], build_size)[0]
+    if original.shape != sample.image.shape:
+        return None
+    inside = np.zeros(sample.image.shape[:2], bool)
+    inside[max(box["top"], 0):box["top"] + box["height"], max(box["left"], 0):box["left"] + box["width"]] = True
+    return inside & (original != sample.image).any(-1)

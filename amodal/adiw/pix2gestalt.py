@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal.adiw.build import BuildConfig, Source, SourceError, build
+from amodal.adiw.build import build, BuildConfig
+from amodal.adiw.shards import SourceError
+from amodal.adiw.sources import Source
 from amodal.adiw.paper_label import DEPTH_SIZE, LABEL_SIZE, paper_label
 from amodal.adiw.sample import AdiwSample, pseudo_label
 from amodal.metrics import visible_ratio_bucket

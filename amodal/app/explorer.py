@@ -4,7 +4,7 @@ What a person looks at when judging an amodal depth model one sample at a time
 (the metrics are the paper's, §5.1, on the hidden region):
 
 - **Which samples.** ``python -m amodal evaluate`` writes one row per sample to
-  ``samples.csv`` (:func:`amodal.evaluation.scoring.write_report`). :class:`SampleTable` reads it, or
+  ``samples.csv`` (:func:`amodal.evaluation.tables.write_evaluation`). :class:`SampleTable` reads it, or
   the records of :func:`amodal.evaluation.scoring.evaluate_items`, keeps one bucket and sorts by a
   metric, so that the worst samples come first.
 - **Where.** The glossary's masks over the image: ``M_a`` as an outline, ``M_vis``,
@@ -36,13 +36,9 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from amodal.export import outline, point_cloud
+from amodal.app.figures import object_points
 
-LAYERS = ("amodal", "visible", "hidden", "occluder")
-# tints (RGB in [0, 1]); the amodal mask is drawn as its outline in white
-LAYER_COLOURS = {"amodal": (1.0, 1.0, 1.0), "visible": (0.15, 0.75, 0.25), "hidden": (0.85, 0.15, 0.85),
-                 "occluder": (0.15, 0.45, 0.95)}
-TINT = 0.45
+EXPLORER_SEED = 99  # the explorer's synthetic scenes: another seed than training (recipes) and evaluation (2026)
 TEXT_COLUMNS = ("id", "bucket", "aligned_error")
 
 
@@ -142,21 +138,6 @@ def item_maps(item: Mapping) -> dict[str, np.ndarray]:
     return maps
 
 
-def overlay(image: np.ndarray, masks: Mapping[str, np.ndarray | None], layers: Iterable[str] = LAYERS) -> np.ndarray:
-    """``image`` (H, W, 3) in [0, 1] with the chosen layers: each tinted mask blended as
-    ``(1 − 0.45)·pixel + 0.45·colour`` in the order of :data:`LAYERS`, the amodal mask's
-    one-pixel outline painted white last. Masks that are ``None`` are skipped."""
-    out = np.array(image, np.float64, copy=True)
-    chosen = set(layers)
-    for name in LAYERS:
-        mask = masks.get(name)
-        if name == "amodal" or name not in chosen or mask is None:
-            continue
-        out[mask] = (1 - TINT) * out[mask] + TINT * np.asarray(LAYER_COLOURS[name])
-    if "amodal" in chosen and masks.get("amodal") is not None:
-        out[outline(masks["amodal"])] = LAYER_COLOURS["amodal"]
-    return out
-
 
 def depth_scale(*maps: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[float, float]:
     """One colour range ``(lo, hi)`` for several depth maps: percentiles of their finite values together."""
@@ -213,16 +194,6 @@ def cross_section(maps: Mapping[str, np.ndarray], start, end, count: int | None 
     return t * length, values
 
 
-def object_points(depth: np.ndarray, amodal_mask: np.ndarray, visible_mask: np.ndarray, most: int = 4000) -> dict:
-    """The object's points (:func:`amodal.export.point_cloud`), ``{"visible": (N, 3), "hidden": (M, 3)}``,
-    every k-th pixel kept so that the two together hold at most ``most`` points."""
-    amodal = np.asarray(amodal_mask, bool)
-    visible = np.asarray(visible_mask, bool) & amodal
-    step = max(1, int(math.ceil(amodal.sum() / most)))
-    keep = np.zeros(amodal.shape, bool)
-    keep.ravel()[np.flatnonzero(amodal)[::step]] = True
-    return {name: point_cloud(depth, keep & part)[0] for name, part in (("visible", visible), ("hidden", amodal & ~visible))}
-
 
 @dataclass
 class SampleView:
@@ -248,7 +219,7 @@ class Explorer:
 
     Args:
         items: dicts as the datasets give (see the module docstring), unique ``id``s.
-        predictors: name → predictor (item → (H, W) map, as in :mod:`amodal.evaluation.scoring`);
+        predictors: name → predictor (item → (H, W) map, as in :mod:`amodal.evaluation.predictors`);
             the first one is scored when no ``table`` is given.
         table: the per-sample scores (:class:`SampleTable`, e.g. from ``samples.csv``).
         baselines: fills drawn in the cross-section (default every one of :mod:`amodal.baselines`).
@@ -322,121 +293,18 @@ class Explorer:
                           self.table.rows.get(sample_id, {}))
 
 
-# ----------------------------------------------------------------------------- what to explore
-def load_model(model, device: str = "cpu"):
-    """``None`` → ``None``; a network → itself in eval mode; a path → ``AmodalDAV2.from_pretrained(path)``.
-
-    Raises:
-        FileNotFoundError: a path that does not exist.
-    """
-    if model is None:
-        return None
-    if isinstance(model, (str, os.PathLike)):
-        from amodal.models.amodal_dav2 import AmodalDAV2
-
-        if not Path(model).exists():
-            raise FileNotFoundError(f"Amodal-DAV2 checkpoint not found: {model} (a model.safetensors or a saved folder)")
-        model = AmodalDAV2.from_pretrained(model)
-    return model.to(device).eval()
-
-
-def model_or_stand_in(path, device: str = "cpu", seed: int = 0):
-    """The Amodal-DAV2 at ``path`` (a relative path is read from the checkout) or, where there is
-    none, a random ``TINY`` network that runs every code path (its predictions mean nothing).
-
-    Returns:
-        ``(model, sentence)``: the network in eval mode and a sentence saying which it is.
-    """
-    import torch
-
-    from amodal.models.amodal_dav2 import AmodalDAV2
-    from amodal.models.configs import TINY
-    from amodal.utils.paths import repo_root
-
-    if path is not None:
-        found = Path(path) if Path(path).is_absolute() else repo_root() / path
-        if found.exists():
-            return load_model(found, device), f"Amodal-DAV2 from {path}"
-    torch.manual_seed(seed)
-    return (AmodalDAV2(TINY).to(device).eval(),
-            f"no checkpoint at {path}: a random tiny Amodal-DAV2 stands in (its predictions mean nothing)")
-
-
+# ----------------------------------------------------------------------------- what to compare
 def predictors_for(model=None, baselines: Iterable[str] = ("harmonic", "plane", "observed")) -> dict[str, Callable]:
     """Prediction sources: ``"Amodal-DAV2"`` (when a model is given) first, then the named fills."""
     from amodal.baselines import BASELINES
-    from amodal.evaluation.scoring import fill_predictor, model_predictor
+    from amodal.evaluation.predictors import fill_predictor, model_predictor
 
     sources = {"Amodal-DAV2": model_predictor(model)} if model is not None else {}
     sources.update({f"fill: {name}": fill_predictor(BASELINES[name]) for name in baselines})
     return sources
 
 
-def synth_items(count: int = 24, size: int = 112, seed: int = 99) -> list[dict]:
-    """Held-out synthetic scenes (:class:`amodal.data.streams.SynthStream`), with their occluders."""
-    from amodal.data.streams import SynthStream
 
-    stream = SynthStream(seed=seed, size=size, with_occluder=True)
-    return [stream[k] for k in range(count)]
-
-
-def adiw_items(root: str | os.PathLike, size: int | None = None, count: int | None = None, photos: str | os.PathLike | None = None) -> list[dict]:
-    """Samples of our ADIW shards as items, squashed to ``size``² as the paper does (``None``: as stored).
-
-    The shards keep no occluder mask. With ``photos``, the folder of the photos the dataset
-    was built from, it is recovered: the pixels inside the recorded placement box where the
-    composite differs from its source photo, resized as the builder did (``build.json``'s
-    size). Without it, ``occluder_mask`` is absent.
-    """
-    import json
-
-    import torch
-
-    from amodal.adiw.build import _resize, manifest_records
-    from amodal.adiw.sample import read_sample
-    from amodal.models.preprocess import resample
-
-    root = Path(root)
-    records = [(shard, r) for shard, r in manifest_records(root) if r["type"] == "sample"][:count]
-    if not records:
-        raise FileNotFoundError(f"no ADIW samples in {root} (a folder written by `python -m amodal build`)")
-    settings = json.loads((root / "build.json").read_text()) if (root / "build.json").is_file() else {}
-    build_size = settings.get("config", {}).get("size")
-    items = []
-    for shard, record in records:
-        s = read_sample(shard, record)
-        item = {"image": torch.from_numpy(s.image).permute(2, 0, 1).float() / 255.0, "bucket": s.bucket, "id": s.sample_id}
-        for key in ("observed_depth", "target_depth", "amodal_mask", "visible_mask"):
-            item[key] = torch.from_numpy(np.asarray(getattr(s, key), np.float32))[None]
-        photo = Path(photos) / s.provenance.get("image_file", "") if photos is not None else None
-        box = s.provenance.get("placement")
-        if photo is not None and photo.is_file() and box:
-            from PIL import Image
-
-            with Image.open(photo) as handle:
-                original = np.asarray(handle.convert("RGB"))
-            if build_size is not None:
-                original = _resize(original, [], build_size)[0]
-            if original.shape == s.image.shape:
-                inside = np.zeros(s.image.shape[:2], bool)
-                inside[max(box["top"], 0):box["top"] + box["height"], max(box["left"], 0):box["left"] + box["width"]] = True
-                item["occluder_mask"] = torch.from_numpy((inside & (original != s.image).any(-1)).astype(np.float32))[None]
-        items.append(resample(item, size, "paper") if size is not None else item)
-    return items
-
-
-def load_items(data: str | os.PathLike = "synth", count: int = 24, size: int = 112, photos=None) -> list[dict]:
-    """``"synth"``: :func:`synth_items`; a folder of our shards: :func:`adiw_items`; the official
-    layout: :func:`amodal.adiw.dataset.open_dataset` (no occluder)."""
-    if str(data) == "synth":
-        return synth_items(count, size)
-    root = Path(data)
-    if any(root.glob("shard-*")):
-        return adiw_items(root, size, count, photos)
-    from amodal.adiw.dataset import open_dataset
-
-    dataset = open_dataset(root, size)
-    return [dataset[k] for k in range(min(count, len(dataset)))]
 
 
 # ----------------------------------------------------------------------------- many samples of one input

@@ -5,12 +5,19 @@ fixed [0, 1] range, so near (1) is red, far (0) is blue, and two panels are comp
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-DEPTH_CMAP = "Spectral_r"
+from amodal.export import DEPTH_CMAP, outline, point_cloud
+
+LAYERS = ("amodal", "visible", "hidden", "occluder")
+# tints (RGB in [0, 1]); the amodal mask is drawn as its outline in white
+LAYER_COLOURS = {"amodal": (1.0, 1.0, 1.0), "visible": (0.15, 0.75, 0.25), "hidden": (0.85, 0.15, 0.85),
+                 "occluder": (0.15, 0.45, 0.95)}
+TINT = 0.45
 
 
 def to_hwc(image) -> np.ndarray:
@@ -86,6 +93,33 @@ def image_grid(panels: Sequence, titles: Sequence[str] | None = None, ncols: int
 
 
 # ----------------------------------------------------------------------------- the explorer's figures (notebook 07)
+def overlay(image: np.ndarray, masks: Mapping[str, np.ndarray | None], layers: Iterable[str] = LAYERS) -> np.ndarray:
+    """``image`` (H, W, 3) in [0, 1] with the chosen layers: each tinted mask blended as
+    ``(1 − 0.45)·pixel + 0.45·colour`` in the order of :data:`LAYERS`, the amodal mask's
+    one-pixel outline painted white last. Masks that are ``None`` are skipped."""
+    out = np.array(image, np.float64, copy=True)
+    chosen = set(layers)
+    for name in LAYERS:
+        mask = masks.get(name)
+        if name == "amodal" or name not in chosen or mask is None:
+            continue
+        out[mask] = (1 - TINT) * out[mask] + TINT * np.asarray(LAYER_COLOURS[name])
+    if "amodal" in chosen and masks.get("amodal") is not None:
+        out[outline(masks["amodal"])] = LAYER_COLOURS["amodal"]
+    return out
+
+
+def object_points(depth: np.ndarray, amodal_mask: np.ndarray, visible_mask: np.ndarray, most: int = 4000) -> dict:
+    """The object's points (:func:`amodal.export.point_cloud`), ``{"visible": (N, 3), "hidden": (M, 3)}``,
+    every k-th pixel kept so that the two together hold at most ``most`` points."""
+    amodal = np.asarray(amodal_mask, bool)
+    visible = np.asarray(visible_mask, bool) & amodal
+    step = max(1, int(math.ceil(amodal.sum() / most)))
+    keep = np.zeros(amodal.shape, bool)
+    keep.ravel()[np.flatnonzero(amodal)[::step]] = True
+    return {name: point_cloud(depth, keep & part)[0] for name, part in (("visible", visible), ("hidden", amodal & ~visible))}
+
+
 POINT_COLOURS = {"visible": "tab:green", "hidden": "tab:purple"}
 
 
@@ -109,8 +143,6 @@ def draw_sample_view(fig, view, layers=("amodal", "visible", "hidden", "occluder
     """One sample of the explorer (:class:`amodal.app.explorer.SampleView`) on ``fig``: overlays,
     ``D_o`` / target / prediction on one scale and the error on the same span, the
     cross-section and the 3-D points. Returns the axes by name."""
-    from amodal.app.explorer import overlay
-
     fig.clear()
     grid = fig.add_gridspec(2, 5, height_ratios=(1.0, 1.1), hspace=0.25, wspace=0.2, left=0.03, right=0.97, top=0.95, bottom=0.08)
     ax = {name: fig.add_subplot(grid[0, k]) for k, name in enumerate(("image", "observed", "target", "prediction", "error"))}
@@ -168,8 +200,6 @@ def draw_sample_browser(fig, browser) -> dict:
 
 def overlay_photo_masks(session) -> np.ndarray:
     """A :class:`amodal.app.photo.PhotoSession`'s photo with ``M_vis`` and ``M_inv`` tinted and ``M_a`` outlined."""
-    from amodal.app.explorer import overlay
-
     masks = {"amodal": session.amodal_mask, "visible": session.visible_mask, "hidden": session.hidden_mask}
     return overlay(session.image / 255.0, masks)
 
@@ -177,8 +207,6 @@ def overlay_photo_masks(session) -> np.ndarray:
 def draw_photo_session(fig, session) -> dict:
     """A :class:`amodal.app.photo.PhotoSession`: the photo with its masks and clicks, ``D_o``, the
     amodal depth and the object's points. Returns the axes by name (``"photo"`` takes the pointer)."""
-    from amodal.app.explorer import object_points
-
     fig.clear()
     axes = {name: fig.add_subplot(2, 2, k + 1) for k, name in enumerate(("photo", "observed", "amodal"))}
     axes["photo"].imshow(overlay_photo_masks(session))

@@ -26,7 +26,10 @@ from pathlib import Path
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from amodal.app.explorer import LAYERS, Explorer, SampleBrowser, SampleTable, load_items, load_model, predictors_for
+from amodal.app.explorer import EXPLORER_SEED, Explorer, SampleBrowser, SampleTable, predictors_for
+from amodal.app.figures import LAYERS
+from amodal.data.items import evaluation_items
+from amodal.inference import load_model
 from amodal.metrics import BUCKETS
 from amodal.app.photo import PhotoSession, load_sam
 from amodal.app.figures import draw_photo_session, draw_sample_browser, draw_sample_view, overlay_photo_masks
@@ -307,7 +310,7 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
     """The explorer's tabs: the dataset, your own photo and (given ``samples``) DepthFM's samples.
 
     Args:
-        data: ``"synth"`` or a folder (see :func:`amodal.app.explorer.load_items`).
+        data: ``"synth"`` or a folder (see :func:`amodal.data.items.evaluation_items`).
         model: an Amodal-DAV2 or a checkpoint path; ``None``: the fills only, and no photo prediction.
         report: an evaluation folder (or its ``samples.csv``) to sort by; default: score the model here.
         count, size: how many items, and their side.
@@ -317,8 +320,9 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
     """
     from amodal.utils.paths import data_samples_dir
 
-    model = load_model(model, device)
-    items = load_items(data, count, size, photos if photos is not None else data_samples_dir() / "images")
+    model = None if model is None else load_model(model, device)
+    items = evaluation_items(data, count, size, seed=EXPLORER_SEED, with_occluder=True,
+                             photos=photos if photos is not None else data_samples_dir() / "images")
     table = SampleTable.from_csv(report) if report else None
     explorer = DatasetExplorer(Explorer(items, predictors_for(model), table))
     choices = photo_files()

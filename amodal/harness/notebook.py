@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from amodal.utils.atomic import atomic_write_json
 from amodal.utils.paths import runs_dir
+from amodal.utils.seeding import resolve_device, seed_everything
 
 PROFILES = ("quick", "full")
 
@@ -46,24 +45,6 @@ def load_profile(notebook: str, profile: str) -> dict[str, Any]:
         raise ValueError(f"no profile file amodal/harness/profiles/{notebook}.json for notebook {notebook!r}")
     table = json.loads(source.read_text())
     return dict(table[profile])
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` → ``"cuda"`` when a GPU is visible, else ``"cpu"``; anything else as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch so a notebook prints the same numbers every run."""
-    random.seed(seed)
-    np.random.seed(seed)
-    import torch
-
-    torch.manual_seed(seed)
 
 
 @dataclass

@@ -6,7 +6,7 @@
 - the **headline metrics**: the numbers of its ``metrics.json``, nested names joined by ``/``;
 - its **figures**: the PNGs the notebook saved (listed in ``metrics.json``), or else the
   ``image/png`` outputs of the executed notebook;
-- **evaluation tables**: every ``table.txt`` below it (:func:`amodal.evaluation.scoring.write_report`),
+- **evaluation tables**: every ``table.txt`` below it (:func:`amodal.evaluation.tables.write_evaluation`),
   with the paper's Table 1 (:data:`amodal.metrics.PAPER_TABLE`) beside them;
 
 and adds the **environment** (Python, platform, CPU or GPU, the versions of the pinned
@@ -155,6 +155,6 @@ def build_report(output_root: str | os.PathLike, results: Iterable | None = None
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
 
 
-def write_report(output_root: str | os.PathLike, results: Iterable | None = None, profile: str = "quick") -> Path:
+def write_html_report(output_root: str | os.PathLike, results: Iterable | None = None, profile: str = "quick") -> Path:
     """Write :func:`build_report`'s page to ``output_root/report.html`` (atomically) and return its path."""
     return atomic_write_text(Path(output_root) / "report.html", build_report(output_root, results, profile))

@@ -15,7 +15,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import papermill
+from traitlets.config import Config
+
+from amodal.harness.report import headline_metrics, write_html_report
 from amodal.utils.paths import repo_root, runs_dir
+
+# The kernel that runs a notebook talks to papermill over local ZeroMQ sockets. The manager
+# provisions CurveZMQ keys for it (the ipykernel kernelspec declares support), so the traffic
+# is encrypted and the kernel no longer warns that it runs over TCP in plain text.
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 @dataclass
@@ -35,8 +44,6 @@ def notebook_paths(folder: Path | None = None) -> list[Path]:
 
 def run_notebook(path: Path, profile: str, output_root: Path, parameters: dict | None = None) -> NotebookResult:
     """Execute one notebook with papermill into ``output_root/<name>/``."""
-    import papermill
-
     name = path.stem
     folder = output_root / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,7 +52,7 @@ def run_notebook(path: Path, profile: str, output_root: Path, parameters: dict |
     try:
         papermill.execute_notebook(
             str(path), str(folder / path.name), parameters=params, kernel_name="python3",
-            cwd=str(path.parent), progress_bar=False,
+            cwd=str(path.parent), progress_bar=False, config=KERNEL_CONFIG,
         )
     except Exception as exc:  # noqa: BLE001 - a failed notebook is reported, the others still run
         first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -54,11 +61,6 @@ def run_notebook(path: Path, profile: str, output_root: Path, parameters: dict |
     return NotebookResult(name, time.perf_counter() - start, True, metrics_file=metrics if metrics.exists() else None)
 
 
-def headline(metrics: dict, most: int = 3) -> str:
-    """The first few scalar metrics of a ``metrics.json`` as ``name=value`` (4 significant digits)."""
-    items = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return "  ".join(f"{k}={v:.4g}" for k, v in items[:most])
-
 
 def summary_table(results: list[NotebookResult]) -> str:
     """Plain-text table: notebook, status, seconds, and its headline metrics (or the error)."""
@@ -66,7 +68,8 @@ def summary_table(results: list[NotebookResult]) -> str:
     for r in results:
         shown = ""
         if r.metrics_file is not None:
-            shown = headline(json.loads(r.metrics_file.read_text()).get("metrics", {}))
+            metrics = headline_metrics(json.loads(r.metrics_file.read_text()).get("metrics", {}), most=3)
+            shown = "  ".join(f"{name}={value:.4g}" for name, value in metrics)
         status = "ok" if r.ok else "FAILED"
         lines.append(f"{r.name:<28} {status:<7} {r.seconds:>8.1f}  {shown or r.error}")
     total = sum(r.seconds for r in results)
@@ -113,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_notebook(path, args.profile, output_root, parameters))
     print()
     print(summary_table(results))
-    from amodal.harness.report import write_report
-
-    print(f"\noutputs in {output_root}; report: {write_report(output_root, results, args.profile)}")
+    print(f"\noutputs in {output_root}; report: {write_html_report(output_root, results, args.profile)}")
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 from amodal.align import align
-from amodal.evaluation.scoring import evaluate_items, model_predictor, summarise
+from amodal.evaluation.predictors import model_predictor
+from amodal.evaluation.scoring import evaluate_items, summarise
 from amodal.losses import silog
 from amodal.models.amodal_dav2 import AmodalDAV2
 from amodal.models.configs import TINY_SYNTH

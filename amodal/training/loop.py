@@ -16,8 +16,14 @@ samples each compute what one process computes with ``W`` micro-batches of ``b``
 Gradients are averaged across processes only on the last micro-batch (``no_sync``).
 Only rank 0 writes files.
 
+The steps, each a function a reader can follow: :func:`micro_batches_per_step` (how a step is
+cut over processes), :func:`amodal.training.setup.make_optimiser` (Adam and its schedule),
+:func:`start_or_resume` (seeds, or the checkpoint's state), :func:`wrap_network` (DDP,
+``torch.compile``), :func:`train_step` (one optimiser step), validation and
+:func:`amodal.training.state.save_checkpoint`; :func:`train` runs them in order.
+
 Outputs in ``output/``: ``log.csv`` (one row per step: loss, lr, grad norm, samples/s; also
-to ``output/tensorboard/`` where TensorBoard is installed),
+to ``output/tensorboard/`` where TensorBoard is installed; :mod:`amodal.training.logs`),
 ``checkpoint.pt`` (:mod:`amodal.training.state`) every ``checkpoint_every`` steps and at
 the end, and the weights in the model's ``save_pretrained`` format in ``output/model/``.
 SIGTERM and Ctrl-C finish the step under way, save a checkpoint and return; ``resume``
@@ -27,7 +33,6 @@ run, bit for bit on CPU.
 from __future__ import annotations
 
 import contextlib
-import csv
 import signal
 import time
 from dataclasses import dataclass, field
@@ -35,14 +40,16 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
-from amodal.harness.notebook import seed_everything
+from amodal.training.logs import TrainingLog
 from amodal.training.order import SampleOrder, collate, micro_batch_positions
-from amodal.training.schedule import lr_factor
+from amodal.training.recipes import Recipe
+from amodal.training.setup import make_optimiser
 from amodal.training.state import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
+from amodal.utils.seeding import seed_everything
 
-LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "samples_per_s")
-VALIDATION_NAME = "validation.csv"
+Objective = Callable[[torch.nn.Module, dict], torch.Tensor]
 
 
 @dataclass
@@ -60,14 +67,11 @@ class TrainResult:
     interrupted: bool = False
 
 
-def _distributed() -> tuple[int, int]:
+def distributed() -> tuple[int, int]:
+    """``(rank, world size)`` under ``torchrun`` (``torch.distributed`` initialised), else ``(0, 1)``."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
-
-
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 class _StopFlag:
@@ -93,37 +97,105 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _tensorboard(output: Path):
-    """A TensorBoard writer into ``output/tensorboard`` where TensorBoard is installed, else ``None``."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional; log.csv holds the same numbers
-        return None
-    return SummaryWriter(str(output / "tensorboard"))
+def micro_batches_per_step(recipe: Recipe, world: int) -> int:
+    """Forward passes per process per step: ``batch_size / (batch_per_device · world)``.
+
+    Raises:
+        ValueError: a batch that does not divide over processes and micro-batches.
+    """
+    per_step = recipe.batch_per_device * world
+    if recipe.batch_size % per_step:
+        raise ValueError(f"batch_size {recipe.batch_size} is not a multiple of batch_per_device "
+                         f"{recipe.batch_per_device} × {world} processes")
+    return recipe.batch_size // per_step
 
 
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    """Rewrite a small CSV whose columns are the union of the rows' keys, in order of appearance."""
-    fields = list(dict.fromkeys(key for row in rows for key in row))
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fields)
-        writer.writeheader()
-        writer.writerows(rows)
+def start_or_resume(model: torch.nn.Module, optimizer, scheduler, recipe: Recipe, output: Path, resume: bool,
+                    rank: int) -> int:
+    """Seed every generator for a fresh run, or restore a checkpoint's state; returns the step to start from.
+
+    A fresh run seeds every generator from the recipe (per rank, so that processes draw
+    different noise); a resumed one restores the model, optimiser, schedule and generators.
+
+    Raises:
+        ValueError: a fresh run into a folder that already holds one (it would be overwritten),
+            or a resume from another recipe's checkpoint.
+        FileNotFoundError: ``resume`` without a checkpoint.
+    """
+    if not resume and (output / CHECKPOINT_NAME).is_file():
+        raise ValueError(f"{output} already holds a run ({CHECKPOINT_NAME}); resume it, or train into another folder")
+    seed_everything(recipe.seed + rank)
+    if not resume:
+        return 0
+    state = load_checkpoint(output, recipe)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    return state["step"]
 
 
-def _read_log(path: Path, up_to: int) -> list[dict]:
-    """Rows of an earlier run's ``log.csv`` up to step ``up_to`` (later rows were not checkpointed)."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return [row for row in csv.DictReader(handle) if int(row["step"]) <= up_to]
+def wrap_network(model: torch.nn.Module, device: torch.device, world: int, compile: bool | str = False) -> torch.nn.Module:
+    """The module the steps run: ``model`` itself, in DDP under ``torchrun``, compiled if asked."""
+    network = model
+    if world > 1:
+        # static_graph: the same parameters are used every step, and some never are (DPT's
+        # refinenet4.resConfUnit1, as in the official head), which plain DDP rejects.
+        network = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
+    if compile:
+        network = torch.compile(network, backend=compile if isinstance(compile, str) else "inductor")
+    return network
+
+
+def train_step(network: torch.nn.Module, objective: Objective, data, order: SampleOrder, optimizer, scheduler,
+               parameters: Sequence[torch.nn.Parameter], recipe: Recipe, step: int, micro_batches: int, device: torch.device,
+               autocast) -> tuple[torch.Tensor, float, float]:
+    """One optimiser step: the micro-batches of this process, gradients summed, the global norm
+    clipped, Adam, the schedule.
+
+    Returns:
+        ``(loss, grad_norm, lr)``: this process's loss (a 0-d tensor, averaged over its
+        micro-batches), the gradient norm before clipping and the learning rate of the step.
+    """
+    rank, world = distributed()
+    network.train()
+    optimizer.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=device)
+    for micro in range(micro_batches):
+        positions = micro_batch_positions(step, micro, rank, world, recipe.batch_size, recipe.batch_per_device)
+        batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                 for k, v in collate(data, order, positions).items()}
+        # gradients are averaged across processes on the last micro-batch only
+        sync = contextlib.nullcontext() if world == 1 or micro == micro_batches - 1 else network.no_sync()
+        with sync:
+            with autocast:
+                loss = objective(network, batch).float() / micro_batches
+            loss.backward()
+        total += loss.detach()
+    grad_norm = torch.nn.utils.clip_grad_norm_(parameters, recipe.max_grad_norm)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    return total, float(grad_norm), lr
+
+
+def validate_model(model: torch.nn.Module, validate, device: torch.device) -> dict[str, float]:
+    """``validate(model)`` in eval mode, without gradients, and with forked generators, so that
+    validating changes nothing of the training itself."""
+    was_training = model.training
+    model.eval()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        metrics = validate(model)
+    model.train(was_training)
+    return metrics
 
 
 def train(
     model: torch.nn.Module,
-    objective: Callable[[torch.nn.Module, dict], torch.Tensor],
+    objective: Objective,
     data: Sequence[dict],
-    recipe,
+    recipe: Recipe,
     output: str | Path,
     resume: bool = False,
     device: str | torch.device = "cpu",
@@ -137,7 +209,8 @@ def train(
     """Train ``model`` by ``recipe`` until ``recipe.max_steps``.
 
     Args:
-        model: the network, already initialised as the recipe says (e.g. ``from_dav2``).
+        model: the network, already initialised as the recipe says
+            (:func:`amodal.training.setup.build_model`).
         objective: ``objective(model, batch) -> scalar loss``; ``batch`` holds ``(B, C, H, W)``
             tensors on ``device`` (see :func:`amodal.training.order.collate`).
         data: items (dicts of ``(C, H, W)`` tensors); ``len(data)`` may raise ``TypeError``
@@ -153,9 +226,8 @@ def train(
             optimiser state and the logged loss stay float32.
         compile: wrap the network in ``torch.compile`` (a string names the backend; ``True``: inductor).
         validate: ``validate(model) -> {name: value}``, run by rank 0 every
-            ``recipe.validate_every`` steps and at the end, in eval mode and without
-            gradients; its rows go to ``output/validation.csv`` (and TensorBoard). It runs
-            with forked RNG states, so it changes nothing of the training itself.
+            ``recipe.validate_every`` steps and at the end (:func:`validate_model`); its rows go
+            to ``output/validation.csv`` (and TensorBoard).
 
     Returns:
         :class:`TrainResult`.
@@ -166,14 +238,8 @@ def train(
             already holds one (it would be overwritten).
         FileNotFoundError: ``resume`` without a checkpoint.
     """
-    from tqdm.auto import tqdm
-
-    rank, world = _distributed()
-    per_step = recipe.batch_per_device * world
-    if recipe.batch_size % per_step:
-        raise ValueError(f"batch_size {recipe.batch_size} is not a multiple of batch_per_device "
-                         f"{recipe.batch_per_device} × {world} processes")
-    micro_batches = recipe.batch_size // per_step
+    rank, world = distributed()
+    micro_batches = micro_batches_per_step(recipe, world)
     output, device = Path(output), torch.device(device)
     output.mkdir(parents=True, exist_ok=True)
     try:
@@ -184,99 +250,41 @@ def train(
 
     model.to(device)
     params = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=recipe.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, recipe.warmup_steps, recipe.decay_steps, recipe.final_ratio))
-    if not resume and (output / CHECKPOINT_NAME).is_file():
-        raise ValueError(f"{output} already holds a run ({CHECKPOINT_NAME}); resume it, or train into another folder")
-    step, rows = 0, []
-    # A fresh run seeds every generator from the recipe (per rank, so that processes draw
-    # different noise); a resumed one restores the generators' states instead.
-    seed_everything(recipe.seed + rank)
-    if resume:
-        state = load_checkpoint(output, recipe)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        step = state["step"]
-        rows = _read_log(output / "log.csv", step)
-    validation_rows = _read_log(output / VALIDATION_NAME, step) if resume else []
-    network = model
-    if world > 1:
-        # static_graph: the same parameters are used every step, and some never are (DPT's
-        # refinenet4.resConfUnit1, as in the official head), which plain DDP rejects.
-        network = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
-
-    if compile:
-        network = torch.compile(network, backend=compile if isinstance(compile, str) else "inductor")
+    optimizer, scheduler = make_optimiser(params, recipe)
+    step = start_or_resume(model, optimizer, scheduler, recipe, output, resume, rank)
+    network = wrap_network(model, device, world, compile)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" if bf16 is None else bf16)
     checkpoint_every = checkpoint_every or recipe.validate_every
     result = TrainResult(step)
-    log = open(output / "log.csv", "w", newline="") if rank == 0 else None
-    writer = csv.DictWriter(log, LOG_FIELDS) if log else None
-    if writer:
-        writer.writeheader()
-        writer.writerows(rows)
-        log.flush()
+    log = TrainingLog(output, step, writes=rank == 0)
     bar = tqdm(total=recipe.max_steps, initial=step, desc=recipe.name, disable=not progress or rank != 0)
-    board = _tensorboard(output) if rank == 0 else None
+
+    def run_validation():
+        if validate is None or rank != 0 or log.validated(step):
+            return
+        metrics = validate_model(model, validate, device)
+        log.validation(step, metrics)
+        bar.write(f"step {step}: " + ", ".join(f"{k} {float(v):.4g}" for k, v in metrics.items()))
 
     def checkpoint():
         if rank == 0:
             save_checkpoint(output, model, optimizer, scheduler, step, recipe)
 
-    def run_validation():
-        if validate is None or rank != 0 or any(int(r["step"]) == step for r in validation_rows):
-            return
-        was_training = model.training
-        model.eval()
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
-            metrics = validate(model)
-        model.train(was_training)
-        validation_rows.append({"step": step, **{k: repr(float(v)) for k, v in metrics.items()}})
-        _write_rows(output / VALIDATION_NAME, validation_rows)
-        if board is not None:
-            for name, value in metrics.items():
-                board.add_scalar(f"validation/{name}", float(value), step)
-        bar.write(f"step {step}: " + ", ".join(f"{k} {float(v):.4g}" for k, v in metrics.items()))
-
     try:
         with _StopFlag() as stop:
             while step < recipe.max_steps:
                 start = time.perf_counter()
-                network.train()
-                optimizer.zero_grad(set_to_none=True)
-                total = torch.zeros((), device=device)
-                for micro in range(micro_batches):
-                    positions = micro_batch_positions(step, micro, rank, world, recipe.batch_size, recipe.batch_per_device)
-                    batch = _to(collate(data, order, positions), device)
-                    sync = contextlib.nullcontext() if world == 1 or micro == micro_batches - 1 else network.no_sync()
-                    with sync:
-                        with autocast:
-                            loss = objective(network, batch).float() / micro_batches
-                        loss.backward()
-                    total += loss.detach()
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
-                lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                scheduler.step()
+                loss, grad_norm, lr = train_step(network, objective, data, order, optimizer, scheduler, params, recipe,
+                                                 step, micro_batches, device, autocast)
                 step += 1
-                flags = torch.stack([total, torch.tensor(float(stop.raised), device=device)])
+                # every process agrees on the mean loss and on stopping
+                flags = torch.stack([loss, torch.tensor(float(stop.raised), device=device)])
                 if world > 1:
                     torch.distributed.all_reduce(flags)
                     flags[0] /= world
                 loss_value, stopping = flags.tolist()
                 result.losses.append(loss_value)
-                if writer:
-                    seconds = time.perf_counter() - start
-                    writer.writerow({"step": step, "loss": repr(loss_value), "lr": repr(lr),
-                                     "grad_norm": repr(float(grad_norm)), "samples_per_s": f"{recipe.batch_size / seconds:.3f}"})
-                    log.flush()
-                if board is not None:
-                    for name, value in (("loss", loss_value), ("lr", lr), ("grad_norm", float(grad_norm))):
-                        board.add_scalar(f"train/{name}", value, step)
+                log.step(step, loss_value, lr, grad_norm, recipe.batch_size / (time.perf_counter() - start))
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}")
                 if stopping:
@@ -293,9 +301,6 @@ def train(
             model.save_pretrained(output / "model")
     finally:
         bar.close()
-        if log:
-            log.close()
-        if board is not None:
-            board.close()
+        log.close()
     result.step = step
     return result

@@ -24,6 +24,8 @@ of the official repository), which is what the released checkpoints were trained
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, replace
 
 
@@ -177,3 +179,34 @@ def get_recipe(name: str, **overrides) -> Recipe:
     if unknown:
         raise ValueError(f"recipe has no field(s) {unknown}; fields: {', '.join(sorted(fields))}")
     return replace(RECIPES[name], **overrides)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["max_steps=10", "lr=1e-4"]`` → typed values for :func:`amodal.training.recipes.get_recipe`.
+
+    Raises:
+        ValueError: no ``=``, an unknown field, or a value of the wrong type.
+    """
+    hints = typing.get_type_hints(Recipe)
+    out = {}
+    for pair in pairs:
+        field, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set needs FIELD=VALUE, got {pair!r}")
+        if field not in hints:
+            raise ValueError(f"recipe has no field {field!r}; fields: {', '.join(f.name for f in dataclasses.fields(Recipe))}")
+        options = typing.get_args(hints[field]) or (hints[field],)
+        kinds = [k for k in options if k is not type(None)]
+        if text.lower() == "none" and type(None) in options:
+            out[field] = None
+            continue
+        if kinds[0] is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {field}: {text!r} is not true or false")
+            out[field] = text.lower() in ("true", "1")
+            continue
+        try:
+            out[field] = kinds[0](text)
+        except ValueError:
+            raise ValueError(f"--set {field}: {text!r} is not a {kinds[0].__name__}") from None
+    return out

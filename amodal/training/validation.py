@@ -11,7 +11,8 @@ from typing import Callable
 
 import torch
 
-from amodal.evaluation.scoring import evaluate_items, model_predictor, summarise
+from amodal.evaluation.predictors import model_predictor
+from amodal.evaluation.scoring import evaluate_items, summarise
 from amodal.data.streams import SynthStream
 
 
