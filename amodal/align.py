@@ -45,6 +45,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from numba import njit
 
 MIN_VALID_PIXELS = 2
@@ -72,7 +73,6 @@ def _check_shapes(pred, target, mask) -> None:
 # ----------------------------------------------------------------------------- general path (torch)
 def _flat_batches(pred, target, mask):
     """Tensors viewed as ``(B, N)`` float64 / bool; ``B = 1`` for a single map."""
-    import torch
 
     batch = pred.shape[0] if pred.ndim == 4 else 1
     return (
@@ -88,7 +88,6 @@ def _centred_moments(p, g, m):
     Two passes and differentiable. Values off the mask never enter (``where``, not a
     product with the mask, so a NaN there stays out, gradients included).
     """
-    import torch
 
     zero = p.new_zeros(())
     n = m.sum(1, dtype=p.dtype)
@@ -232,10 +231,7 @@ def _solve(n, mean_p, mean_g, sxx, sxy):
     ``problem`` holds :data:`OK`, :data:`TOO_FEW`, :data:`NOT_FINITE` or :data:`CONSTANT`;
     the scale and shift of a faulty sample are NaN.
     """
-    if _is_torch(n):
-        import torch as xp
-    else:
-        xp = np
+    xp = torch if _is_torch(n) else np
     finite = xp.isfinite(mean_p) & xp.isfinite(mean_g) & xp.isfinite(sxx) & xp.isfinite(sxy)
     # A prediction constant on the mask carries no depth ordering: any scale fits equally.
     constant = sxx <= (1e-12 * xp.abs(mean_p)) ** 2 * n
@@ -250,8 +246,6 @@ def _solve(n, mean_p, mean_g, sxx, sxy):
 def _raise_for_problems(problem, n) -> None:
     """Raise a ``ValueError`` naming the first faulty sample; one read-back for tensors."""
     if _is_torch(problem):
-        import torch
-
         problem, n = torch.stack([problem.to(n.dtype), n]).tolist()  # the single device → host transfer
     else:
         problem, n = problem.tolist(), n.tolist()
@@ -268,7 +262,6 @@ def _use_kernel(pred, target, mask) -> bool:
     """NumPy input, or CPU tensors in eager mode that need no gradient."""
     if not _is_torch(pred):
         return True
-    import torch
 
     if torch.compiler.is_compiling():
         return False
@@ -310,8 +303,6 @@ def scale_shift(pred, target, mask, *, check: bool = True):
     if check:
         _raise_for_problems(problem, moments[0])
     if _is_torch(pred) and not _is_torch(scale):
-        import torch
-
         scale, shift = torch.from_numpy(scale), torch.from_numpy(shift)
     if pred.ndim == 4:
         return scale, shift
@@ -362,8 +353,6 @@ def align_shift(pred, target, mask):
     _check_shapes(pred, target, mask)
     batched = pred.ndim == 4
     if _is_torch(pred):
-        import torch
-
         p, g = pred.reshape(pred.shape[0] if batched else 1, -1), target.reshape(pred.shape[0] if batched else 1, -1)
         m = mask.reshape(p.shape) > 0
         difference = torch.where(m, g.to(torch.float64) - p.to(torch.float64), torch.zeros((), dtype=torch.float64,

@@ -25,6 +25,10 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import torch
+from scipy.ndimage import binary_dilation, distance_transform_edt, label
+from scipy.sparse import coo_matrix
+from scipy.sparse.linalg import spsolve
 
 
 def _maps(amodal_mask, observed_depth, visible_mask):
@@ -56,7 +60,6 @@ def visible_mean(image, amodal_mask, observed_depth, visible_mask) -> np.ndarray
 
 def nearest_visible(image, amodal_mask, observed_depth, visible_mask) -> np.ndarray:
     """Hidden pixels get ``D_o`` of the nearest visible object pixel."""
-    from scipy.ndimage import distance_transform_edt
 
     _, d, visible, hidden = _maps(amodal_mask, observed_depth, visible_mask)
     out = d.copy()
@@ -70,9 +73,6 @@ def nearest_visible(image, amodal_mask, observed_depth, visible_mask) -> np.ndar
 
 def harmonic(image, amodal_mask, observed_depth, visible_mask) -> np.ndarray:
     """Hidden pixels solve Laplace's equation inside ``M_a`` with the visible object as boundary."""
-    from scipy.ndimage import binary_dilation, label
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import spsolve
 
     amodal, d, visible, hidden = _maps(amodal_mask, observed_depth, visible_mask)
     out = d.copy()
@@ -133,7 +133,6 @@ def harmonic_batch(amodal_mask, observed_depth, visible_mask):
     The fill runs on the CPU in float64 (a sparse solve per item, a few ms at 112²) and
     comes back in ``observed_depth``'s dtype and device; no gradient flows through it.
     """
-    import torch
 
     with torch.no_grad():
         maps = [x.detach().float().cpu().numpy()[:, 0] for x in (amodal_mask, observed_depth, visible_mask)]

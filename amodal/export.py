@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
+from PIL import Image
 
 from amodal.utils.atomic import atomic_write, atomic_write_text
 
@@ -37,7 +39,6 @@ def outline(mask: np.ndarray) -> np.ndarray:
 
 def colourise(depth: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8: ``Spectral_r`` on [0, 1], the outline of ``mask`` in white."""
-    from matplotlib import colormaps
 
     rgb = colormaps[DEPTH_CMAP](np.clip(depth, 0, 1))[..., :3]
     if mask is not None:
@@ -75,7 +76,6 @@ def read_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def write_depth(folder: str | os.PathLike, stem: str, depth: np.ndarray, mask: np.ndarray,
                 image: np.ndarray | None = None, ply: bool = False) -> dict[str, Path]:
     """Write ``stem.png`` (16-bit), ``stem.npy``, ``stem_color.png`` and optionally ``stem.ply``."""
-    from PIL import Image
 
     def save_npy(path):
         with open(path, "wb") as handle:  # a handle: np.save would append .npy to a temporary name

@@ -11,7 +11,7 @@ import pytest
 
 from amodal.harness.notebook import load_profile
 from amodal.utils.paths import repo_root
-from amodal.harness.run_notebooks import headline, notebook_paths, parse_parameters, run_notebook, summary_table
+from amodal.harness.run_notebooks import NotebookResult, notebook_paths, parse_parameters, run_notebook, summary_table
 
 NOTEBOOKS = notebook_paths()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -80,9 +80,13 @@ def test_parse_parameters():
         parse_parameters(["oops"])
 
 
-def test_headline_shows_scalars_only():
-    text = headline({"table": {"a": 1}, "rmse": 0.036821, "n": 200, "ok": True, "more": 1.0, "last": 2.0})
-    assert text == "rmse=0.03682  n=200  more=1"
+def test_summary_table_shows_the_first_scalars_of_each_notebook(tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"metrics": {"table": {"a": 1}, "rmse": 0.036821, "n": 200, "ok": True, "more": 1.0,
+                                               "last": 2.0}}))
+    table = summary_table([NotebookResult("02_x", 1.5, True, metrics_file=metrics), NotebookResult("03_y", 2.0, False, "boom")])
+    assert "rmse=0.03682  n=200  more=1" in table.splitlines()[1]
+    assert "FAILED" in table and "boom" in table and "1/2 ok" in table
 
 
 def parameters_source(path):

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from amodal.adiw.composite import BUCKET_RANGES, paste_occluder
 from amodal.adiw.objects import ObjectFilter, select_complete_objects
@@ -72,6 +73,7 @@ from amodal.adiw.shards import (
 from amodal.adiw.sources import Source, SourceCache, partners_of
 from amodal.metrics import visible_ratio_bucket
 from amodal.utils.atomic import atomic_write_json, remove_leftovers
+
 
 @dataclass
 class BuildConfig:
@@ -281,7 +283,6 @@ def build(
         ValueError: ``output`` holds a build with other settings or sources, or an
             unknown ``label_mode``.
     """
-    from tqdm.auto import tqdm
 
     config = config or BuildConfig()
     if config.label_mode not in ("ours", "paper"):

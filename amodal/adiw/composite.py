@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.signal import correlate
+from skimage.transform import resize
 
 from amodal.metrics import BUCKET_BOUNDS
 
@@ -84,7 +85,6 @@ def _check(image, mask, name):
 
 def _scaled_crop(image, mask, scale):
     """The occluder's box, rescaled: ``(image crop, mask crop)``; bilinear / nearest."""
-    from skimage.transform import resize
 
     rows = np.flatnonzero(mask.any(1))
     cols = np.flatnonzero(mask.any(0))

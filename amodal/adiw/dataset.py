@@ -22,9 +22,8 @@ import torch
 from PIL import Image
 
 from amodal.adiw.official import OfficialAdiwDataset
-
-from amodal.adiw.shards import manifest_records
 from amodal.adiw.sample import AdiwSample, read_sample
+from amodal.adiw.shards import manifest_records
 from amodal.adiw.sources import resize_photo
 from amodal.models.preprocess import resample
 

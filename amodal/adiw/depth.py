@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
+from scipy.ndimage import zoom
+
+from amodal.models.amodal_dav2 import DepthAnythingV2
 
 
 @runtime_checkable
@@ -83,7 +86,6 @@ def image_key(image: np.ndarray) -> str:
 def smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cells: int = 4) -> np.ndarray:
     """A smooth random field with unit standard deviation: bicubic upsampling of a
     ``cells × cells`` grid of Gaussian values (low-frequency, like a model's local bias)."""
-    from scipy.ndimage import zoom
 
     grid = rng.normal(size=(cells + 3, cells + 3))
     field = zoom(grid, ((shape[0] + 2 * shape[0] / cells) / grid.shape[0], (shape[1] + 2 * shape[1] / cells) / grid.shape[1]), order=3)
@@ -217,9 +219,6 @@ class DAV2Depth:
     """
 
     def __init__(self, checkpoint, device: str = "cpu", batch_size: int = 4, encoder: str | None = None, input_size: int = 518):
-        # imported here so that the torch-free estimators above need no torch
-        from amodal.models.amodal_dav2 import DepthAnythingV2
-
         size = {"vits": "s", "vitb": "b", "vitl": "l", "vitg": "g"}.get(encoder, encoder)
         self.model = DepthAnythingV2.from_pretrained(checkpoint, config=size).to(device).eval()
         self.device = device

@@ -42,6 +42,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
 REASONS = (
     "low_predicted_iou",
@@ -116,7 +117,6 @@ def solidity(mask: np.ndarray) -> float:
 
     The hull is rasterised by ``skimage.morphology.convex_hull_image`` on the mask's box.
     """
-    from skimage.morphology import convex_hull_image
 
     r0, r1, c0, c1 = mask_box(mask)
     crop = mask[r0:r1, c0:c1]

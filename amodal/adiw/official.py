@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from amodal.metrics import visible_ratio_bucket
 from amodal.models.preprocess import resample
@@ -61,7 +62,6 @@ def read_split(path: str | os.PathLike) -> list[str]:
 
 def _read_png(path: Path, rgb: bool = False) -> np.ndarray:
     """A PNG as stored (16-bit stays 16-bit), or converted to RGB uint8 ``(H, W, 3)``."""
-    from PIL import Image
 
     if not path.is_file():
         raise FileNotFoundError(f"missing file of the official layout: {path}")

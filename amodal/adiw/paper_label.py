@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+from skimage.transform import resize
 
 from amodal.align import scale_shift
 
@@ -32,14 +34,12 @@ UINT16_MAX = 65535
 
 def squash_rgb(image: np.ndarray, size: int) -> np.ndarray:
     """``(H, W, 3)`` uint8 → ``(size, size, 3)`` uint8 with PIL's bicubic resize (the official call)."""
-    from PIL import Image
 
     return np.asarray(Image.fromarray(np.asarray(image, np.uint8)).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def squash_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """``(H, W)`` bool → ``(size, size)`` bool: the 8-bit mask resized bicubically, then ``> 0``."""
-    from PIL import Image
 
     mask8 = Image.fromarray(np.asarray(mask, bool).astype(np.uint8) * 255)
     return np.asarray(mask8.resize((size, size), Image.Resampling.BICUBIC)) > 0
@@ -55,7 +55,6 @@ def to_uint16(depth: np.ndarray, clip: bool = True) -> np.ndarray:
 
 def squash_depth(depth: np.ndarray, size: int, clip: bool = True) -> np.ndarray:
     """A depth map stored as the official 16-bit PNG at ``size²`` and read back in [0, 1]."""
-    from PIL import Image
 
     codes = Image.fromarray(to_uint16(depth, clip)).resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(codes).astype(np.float32) / UINT16_MAX
@@ -108,7 +107,6 @@ def paper_label(composite, background, amodal_mask, visible_mask, estimator, dep
     Raises:
         ValueError: too few visible pixels to fit, or a constant depth map.
     """
-    from skimage.transform import resize
 
     squashed = [squash_rgb(composite, depth_size), squash_rgb(background, depth_size)]
     depths = []

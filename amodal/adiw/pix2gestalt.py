@@ -30,15 +30,18 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from skimage.transform import resize
 
-from amodal.adiw.build import build, BuildConfig
-from amodal.adiw.shards import SourceError
-from amodal.adiw.sources import Source
+from amodal.adiw.build import BuildConfig, build
 from amodal.adiw.paper_label import DEPTH_SIZE, LABEL_SIZE, paper_label
 from amodal.adiw.sample import AdiwSample, pseudo_label
+from amodal.adiw.shards import SourceError
+from amodal.adiw.sources import Source
 from amodal.metrics import visible_ratio_bucket
 
 FOLDERS = {"occlusion": "occlusion", "amodal": "whole_mask", "visible": "visible_object_mask"}
@@ -78,8 +81,6 @@ def release_sources(release: str | os.PathLike, sa1b_images: str | os.PathLike, 
 
 
 def _read_rgb(path: Path, what: str) -> np.ndarray:
-    from PIL import Image
-
     try:
         with Image.open(path) as handle:
             return np.array(handle.convert("RGB"))
@@ -88,8 +89,6 @@ def _read_rgb(path: Path, what: str) -> np.ndarray:
 
 
 def _read_mask(path: Path | None, what: str, sample_id: str) -> np.ndarray:
-    from PIL import Image
-
     if path is None:
         raise SourceError("missing_annotations", f"{sample_id}: no {what} file")
     try:
@@ -101,9 +100,7 @@ def _read_mask(path: Path | None, what: str, sample_id: str) -> np.ndarray:
 
 def process_release_sample(source: Source, config: BuildConfig, estimator, partner=None) -> tuple[list[AdiwSample], dict, float]:
     """One pix2gestalt id → one ADIW sample (same signature as :func:`amodal.adiw.build.process_source`)."""
-    import time
 
-    from skimage.transform import resize
 
     release, sample_id = Path(source.image), source.name
     paths = {k: _find(release / FOLDERS[k], sample_id, SUFFIXES[k]) for k in FOLDERS}

@@ -25,9 +25,9 @@ from typing import Sequence
 
 import numpy as np
 
-from amodal.adiw.synthetic import synth_occlusion, synth_sample
 from amodal.adiw.composite import BUCKET_RANGES
 from amodal.adiw.depth import OracleDepth
+from amodal.adiw.synthetic import synth_occlusion, synth_sample
 from amodal.metrics import aggregate_metrics, format_table, sample_metrics, visible_ratio_bucket
 
 DEPTH_MODELS = {

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
+from PIL import Image
 
 from amodal.adiw.sa1b import annotation_from_mask, write_sa1b
 
@@ -36,6 +38,7 @@ def sam_generator(checkpoint: str | os.PathLike, model_type: str = "vit_h", devi
         FileNotFoundError: no checkpoint at that path.
         ValueError: an unknown model type.
     """
+    # segment_anything is needed only where SAM runs: imported then, not with the package
     from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
 
     if not Path(checkpoint).is_file():
@@ -96,7 +99,6 @@ def write_sam_masks(
     Returns:
         The JSON paths, one per photo, in name order.
     """
-    from PIL import Image
 
     images, output = Path(images), Path(output)
     if not images.is_dir():
@@ -124,7 +126,7 @@ def tiny_sam(image_size: int = 64, seed: int = 0):
 
     It segments nonsense, but every code path of the real generator runs, in about a second.
     """
-    import torch
+    # segment_anything is needed only where SAM runs: imported then, not with the package
     from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     torch.manual_seed(seed)

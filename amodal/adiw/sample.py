@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from amodal.align import scale_shift
@@ -175,7 +176,6 @@ def write_sample(folder: str | os.PathLike, sample: AdiwSample, defer_fsync: boo
             named, incomplete file, which no manifest names yet: the builder writes it
             again. ``False`` for a folder that readers trust file by file.
     """
-    from PIL import Image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -224,7 +224,6 @@ def read_sample(folder: str | os.PathLike, record: dict) -> AdiwSample:
     Raises:
         FileNotFoundError: a file of the sample is missing (named).
     """
-    from PIL import Image
 
     folder = Path(folder)
     paths = {k: folder / v for k, v in record["files"].items()}

@@ -27,12 +27,16 @@ given. With ``device="cuda"`` the workers of a machine are spread over its GPUs.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import torch
+
+from amodal.adiw.depth import load_estimator
 from amodal.adiw.sample import read_manifest, write_manifest, write_sample
 from amodal.utils.atomic import remove_leftovers
 
@@ -83,8 +87,6 @@ def make_estimator(depth, device: str | None = None):
         return depth
     options = {} if device is None else {"device": device}
     if isinstance(depth, str):
-        from amodal.adiw.depth import load_estimator
-
         return load_estimator(depth, **options)
     return depth(**options)
 
@@ -195,8 +197,6 @@ def run_shards(jobs: Sequence[tuple], depth, processor, workers: int = 1, device
         for shard_dir, sources, config, partners, retry_errors in jobs:
             add(build_shard(shard_dir, sources, config, estimator, processor, lambda: on_sources and on_sources(1), partners, retry_errors))
     elif jobs:
-        import multiprocessing as mp
-
         context = mp.get_context("spawn")
         initargs = (depth, list(devices), context.Value("i", 0), processor)
         with context.Pool(workers, initializer=_start_worker, initargs=initargs) as pool:
@@ -254,7 +254,6 @@ def worker_devices(device: str | None, workers: int, local_rank: int = 0) -> lis
     """
     if device != "cuda":
         return [device] * workers
-    import torch
 
     count = torch.cuda.device_count()
     if count <= 1:

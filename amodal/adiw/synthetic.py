@@ -18,11 +18,21 @@ from typing import Sequence
 
 import numpy as np
 
-from amodal.adiw.sample import AdiwSample, pseudo_label
 from amodal.adiw.composite import BUCKET_RANGES
 from amodal.adiw.depth import OracleDepth
+from amodal.adiw.sample import AdiwSample, pseudo_label
 from amodal.metrics import visible_ratio_bucket
-from amodal.scenes.synth import Box, Cylinder, Render, Scene, Sphere, disparity_from_depth, disparity_range, random_scene, render
+from amodal.scenes.synth import (
+    Box,
+    Cylinder,
+    Render,
+    Scene,
+    Sphere,
+    disparity_from_depth,
+    disparity_range,
+    random_scene,
+    render,
+)
 
 
 @dataclass

@@ -35,8 +35,14 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
+import torch
+from scipy.ndimage import map_coordinates
 
 from amodal.app.figures import object_points
+from amodal.baselines import BASELINES
+from amodal.evaluation.predictors import fill_predictor, model_predictor
+from amodal.evaluation.scoring import evaluate_items
+from amodal.models.flow_matching import ensemble_statistics
 
 EXPLORER_SEED = 99  # the explorer's synthetic scenes: another seed than training (recipes) and evaluation (2026)
 TEXT_COLUMNS = ("id", "bucket", "aligned_error")
@@ -177,7 +183,6 @@ def cross_section(maps: Mapping[str, np.ndarray], start, end, count: int | None 
     Returns:
         ``(distance, values)``: (count,) distance from ``start`` in pixels, and name → (count,) values.
     """
-    from scipy.ndimage import map_coordinates
 
     (x0, y0), (x1, y1) = start, end
     length = math.hypot(x1 - x0, y1 - y0)
@@ -227,8 +232,6 @@ class Explorer:
 
     def __init__(self, items: Iterable[Mapping], predictors: Mapping[str, Callable], table: SampleTable | None = None,
                  baselines: Mapping[str, Callable] | None = None):
-        from amodal.baselines import BASELINES
-
         self.items = {str(item["id"]): item for item in items}
         if not self.items:
             raise ValueError("the explorer needs at least one item")
@@ -238,8 +241,6 @@ class Explorer:
         self.baselines = dict(BASELINES if baselines is None else baselines)
         self._cache: dict[tuple[str, str], np.ndarray] = {}
         if table is None:
-            from amodal.evaluation.scoring import evaluate_items
-
             first = next(iter(self.predictors))
             predict = self.predictors[first]
             records = evaluate_items(lambda item: self._predict(str(item["id"]), first, predict), self.items.values())
@@ -296,8 +297,6 @@ class Explorer:
 # ----------------------------------------------------------------------------- what to compare
 def predictors_for(model=None, baselines: Iterable[str] = ("harmonic", "plane", "observed")) -> dict[str, Callable]:
     """Prediction sources: ``"Amodal-DAV2"`` (when a model is given) first, then the named fills."""
-    from amodal.baselines import BASELINES
-    from amodal.evaluation.predictors import fill_predictor, model_predictor
 
     sources = {"Amodal-DAV2": model_predictor(model)} if model is not None else {}
     sources.update({f"fill: {name}": fill_predictor(BASELINES[name]) for name in baselines})
@@ -320,10 +319,6 @@ class SampleBrowser:
     """
 
     def __init__(self, samples, mask=None):
-        import torch
-
-        from amodal.models.flow_matching import ensemble_statistics
-
         tensor = torch.as_tensor(_plain(samples)).float()
         if tensor.ndim < 3 or tensor[0].numel() != tensor.shape[-1] * tensor.shape[-2]:
             raise ValueError(f"samples must be (n, 1, H, W) of one input, got shape {tuple(tensor.shape)}")

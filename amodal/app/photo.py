@@ -31,6 +31,15 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from skimage.measure import find_contours
+from skimage.morphology import convex_hull_image
+
+from amodal.adiw.depth import load_estimator, normalise_disparity
+from amodal.adiw.sam_masks import sam_generator
+from amodal.app.segment_classical import segment_from_polygon
+from amodal.export import point_cloud, write_ply
+from amodal.inference import predict
 
 BAND_FRACTION = 0.15  # the walker's unknown strip, each side of the rough polygon, per polygon side
 
@@ -94,7 +103,6 @@ class Brush:
 def convex_hull_completion(visible_mask: np.ndarray) -> np.ndarray:
     """The convex hull of ``M_vis`` (pixels whose centre lies in the hull of the mask's pixels),
     the starting guess for ``M_a``; all-False for an empty mask."""
-    from skimage.morphology import convex_hull_image
 
     visible = np.asarray(visible_mask, bool)
     return convex_hull_image(visible) | visible if visible.any() else np.zeros_like(visible)
@@ -104,7 +112,6 @@ def outline_clicks(mask: np.ndarray, count: int = 10, margin: float = 0.08) -> l
     """The clicks a person would make around an object, for demos and tests: ``count`` points
     evenly spaced along the outline of ``mask``, each pushed away from its centroid by
     ``margin`` of the object's size (so the polygon they make holds the object with room to spare)."""
-    from skimage.measure import find_contours
 
     mask = np.asarray(mask, bool)
     if not mask.any():
@@ -123,7 +130,6 @@ def outline_clicks(mask: np.ndarray, count: int = 10, margin: float = 0.08) -> l
 
 def read_photo(photo, max_side: int | None = 384) -> np.ndarray:
     """A photo (path, bytes or array) as (H, W, 3) uint8 RGB, the longer side at most ``max_side``."""
-    from PIL import Image
 
     if isinstance(photo, (str, os.PathLike)):
         if not Path(photo).is_file():
@@ -145,7 +151,6 @@ def read_photo(photo, max_side: int | None = 384) -> np.ndarray:
 
 def load_sam(checkpoint: str | os.PathLike, model_type: str = "vit_h", device: str = "cpu"):
     """SAM's point-prompt predictor (``segment_anything.SamPredictor``) for a checkpoint."""
-    from amodal.adiw.sam_masks import sam_generator
 
     return sam_generator(checkpoint, model_type, device).predictor
 
@@ -164,7 +169,6 @@ def observed_depth_of(base, image: np.ndarray) -> np.ndarray:
     """``D_o`` (H, W) in [0, 1] of ``image`` from ``base``: a Depth Anything V2 (``infer_image``),
     a ``DepthEstimator`` (``predict``), a spec of :func:`amodal.adiw.depth.load_estimator` such as
     ``"row-prior"``, or an (H, W) map itself."""
-    from amodal.adiw.depth import load_estimator, normalise_disparity
 
     if isinstance(base, str):
         base = load_estimator(base)
@@ -230,8 +234,6 @@ class PhotoSession:
         elif len(self.clicks) < 3:
             self.message = f"{len(self.clicks)} corner(s) of a rough polygon around the visible part; click {3 - len(self.clicks)} more"
         else:
-            from amodal.app.segment_classical import segment_from_polygon
-
             corners = np.asarray(self.clicks)
             band = max(3, round(BAND_FRACTION * float(np.min(corners.max(0) - corners.min(0)))))
             try:
@@ -262,7 +264,6 @@ class PhotoSession:
         Raises:
             ValueError: no model, or an empty amodal mask.
         """
-        from amodal.inference import predict
 
         if self.model is None:
             raise ValueError("no Amodal-DAV2 model: pass model= (a network or a checkpoint path)")
@@ -276,7 +277,6 @@ class PhotoSession:
 
     def export_ply(self, path: str | os.PathLike) -> Path:
         """Write the object's points, coloured from the photo, as ASCII PLY (:func:`amodal.export.write_ply`)."""
-        from amodal.export import point_cloud, write_ply
 
         if self.depth is None:
             raise ValueError("run the model first (PhotoSession.run)")

@@ -25,14 +25,16 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+from IPython import get_ipython
+from IPython.display import clear_output, display
 
 from amodal.app.explorer import EXPLORER_SEED, Explorer, SampleBrowser, SampleTable, predictors_for
-from amodal.app.figures import LAYERS
+from amodal.app.figures import LAYERS, draw_photo_session, draw_sample_browser, draw_sample_view, overlay_photo_masks
+from amodal.app.photo import PhotoSession, load_sam
 from amodal.data.items import evaluation_items
 from amodal.inference import load_model
 from amodal.metrics import BUCKETS
-from amodal.app.photo import PhotoSession, load_sam
-from amodal.app.figures import draw_photo_session, draw_sample_browser, draw_sample_view, overlay_photo_masks
+from amodal.utils.paths import data_samples_dir, runs_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -68,9 +70,6 @@ class _FigureWidget:
         if self.interactive:
             self.figure.canvas.draw_idle()
         else:
-            from IPython import get_ipython
-            from IPython.display import clear_output, display
-
             if get_ipython() is not None:
                 with self.view:
                     clear_output(wait=True)
@@ -79,8 +78,6 @@ class _FigureWidget:
         self.status.value = f"{message} · draw {self.draws}"  # last: the figure is drawn
 
     def _ipython_display_(self):
-        from IPython.display import display
-
         display(self.widget)
 
 
@@ -182,7 +179,6 @@ class SampleBrowserWidget(_FigureWidget):
 
 def photo_files(folder: str | os.PathLike | None = None) -> dict[str, Path]:
     """Name → path of the photos in ``folder`` (default ``data_samples/images``)."""
-    from amodal.utils.paths import data_samples_dir
 
     folder = Path(folder) if folder is not None else data_samples_dir() / "images"
     return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES} if folder.is_dir() else {}
@@ -204,8 +200,6 @@ class PhotoWidget(_FigureWidget):
 
     def __init__(self, session: PhotoSession, photos: dict | None = None, ply_folder: str | os.PathLike | None = None,
                  max_side: int = 384, name: str = "photo", figsize=(9, 7.5)):
-        from amodal.utils.paths import runs_dir
-
         super().__init__(figsize)
         self.session, self.max_side = session, max_side
         self.ply_folder = Path(ply_folder) if ply_folder is not None else runs_dir() / "explorer"
@@ -318,7 +312,6 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
         sam_checkpoint, sam_model: SAM for the photo's clicks (default: the classical fallback).
         samples: (n, 1, H, W) Amodal-DepthFM samples for the third tab.
     """
-    from amodal.utils.paths import data_samples_dir
 
     model = None if model is None else load_model(model, device)
     items = evaluation_items(data, count, size, seed=EXPLORER_SEED, with_occluder=True,

@@ -6,6 +6,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from amodal.training.ablations import VARIANTS, format_ablations, run_ablations, run_data_scale
+
 ABLATE_EXAMPLES = """\
 examples:
   # every variant, 400 steps each, scored on 240 held-out scenes (about 1 hour on 2 CPU cores):
@@ -21,8 +23,6 @@ and trains each variant into OUTPUT/<variant>/ (a stopped run restarts where it 
 
 
 def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
-    from amodal.training.ablations import VARIANTS
-
     parser.add_argument("--output", required=True, type=Path, help="run folder")
     parser.add_argument("--study", choices=("variants", "data-scale"), default="variants",
                         help="the paper's variants (default), or the data-scale study: the tiny-synth design "
@@ -35,8 +35,6 @@ def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from amodal.training.ablations import format_ablations, run_ablations, run_data_scale
-
     command = "python -m amodal ablate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
     try:
         if args.study == "data-scale":

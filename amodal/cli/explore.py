@@ -13,6 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
+
+from amodal.utils.paths import repo_root
+
 EXPLORE_EXAMPLES = """\
 examples:
   # held-out synthetic scenes, the fills, and the sample photos (no weights needed):
@@ -43,7 +47,6 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
 
 def app_settings(args: argparse.Namespace) -> dict:
     """The keyword arguments of :func:`amodal.app.widgets.explorer_app` for the command's arguments (paths made absolute)."""
-    from amodal.utils.paths import repo_root
 
     model = args.model
     if model is None:
@@ -63,7 +66,6 @@ def app_settings(args: argparse.Namespace) -> dict:
 
 def app_notebook(settings: dict) -> dict:
     """The notebook Voila serves: the ipympl backend, then the app."""
-    import nbformat
 
     arguments = json.dumps(settings, indent=1)
     return nbformat.v4.new_notebook(cells=[
@@ -80,8 +82,6 @@ def voila_command(notebook: Path, port: int) -> list[str]:
 
 
 def run_explore(args: argparse.Namespace) -> int:
-    import nbformat
-
     for name in ("data", "report", "photos", "sam_checkpoint"):
         value = getattr(args, name)
         if value is not None and str(value) != "synth" and not Path(value).exists():

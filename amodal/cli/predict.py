@@ -5,6 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from amodal.export import write_depth
+from amodal.inference import predict
+from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
+
 PREDICT_EXAMPLES = """\
 examples:
   # one photo, the whole object's mask, D_o from Depth Anything V2:
@@ -69,9 +77,6 @@ def _pairs(image: Path, mask: Path, observed: Path | None,
 
 
 def _read_mask(path: Path, photo: Path, shape: tuple[int, int]):
-    import numpy as np
-    from PIL import Image
-
     with Image.open(path) as handle:
         mask = np.asarray(handle.convert("L")) > 0
     if mask.shape != shape:
@@ -80,9 +85,6 @@ def _read_mask(path: Path, photo: Path, shape: tuple[int, int]):
 
 
 def _read_observed(path: Path):
-    import numpy as np
-    from PIL import Image
-
     if path.suffix == ".npy":
         return np.load(path)
     with Image.open(path) as handle:
@@ -91,14 +93,6 @@ def _read_observed(path: Path):
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    from amodal.export import write_depth
-    from amodal.inference import predict
-    from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
-
     try:
         pairs = _pairs(args.image, args.mask, args.observed_depth, args.visible_mask)
         model = AmodalDAV2.from_pretrained(args.model).to(args.device).eval()

@@ -18,9 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.ndimage import binary_fill_holes, distance_transform_edt, label
+from skimage import data
+from skimage.filters import threshold_otsu
+from skimage.io import imread
+from skimage.transform import resize
 
 from amodal.adiw.composite import BUCKET_RANGES, paste_occluder
+from amodal.adiw.sa1b import load_masks
 from amodal.metrics import BUCKETS
+from amodal.utils.paths import data_samples_dir
 
 
 def motorcycle(size: int = 112) -> dict[str, np.ndarray]:
@@ -30,10 +37,6 @@ def motorcycle(size: int = 112) -> dict[str, np.ndarray]:
         ``image`` ``(S, S, 3)`` float32 in [0, 1]; ``disparity`` ``(S, S)`` float64 (filled);
         ``measured`` ``(S, S)`` bool; ``target`` ``(S, S)`` bool, the motorcycle.
     """
-    from scipy.ndimage import binary_fill_holes, distance_transform_edt, label
-    from skimage import data
-    from skimage.filters import threshold_otsu
-    from skimage.transform import resize
 
     left, _, disparity = data.stereo_motorcycle()
     h, w = disparity.shape
@@ -56,10 +59,7 @@ def motorcycle(size: int = 112) -> dict[str, np.ndarray]:
 
 def sample_occluders(min_area: float = 0.02) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(image, mask)`` of every object in the sample photos that covers ≥ ``min_area`` of its photo."""
-    from skimage.io import imread
 
-    from amodal.utils.paths import data_samples_dir
-    from amodal.adiw.sa1b import load_masks
 
     out = []
     for annotations in sorted((data_samples_dir() / "sa1b").glob("*.json")):

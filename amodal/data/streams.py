@@ -20,7 +20,10 @@ import numpy as np
 import torch
 
 from amodal.adiw.composite import BUCKET_RANGES
+from amodal.adiw.synthetic import synth_occlusion
 from amodal.metrics import BUCKETS
+from amodal.scenes.synth import SHAPE_SETS
+from amodal.scenes.toy_occlusion import ambiguous_occlusion_batch, scene_seed
 
 
 class SynthStream:
@@ -41,8 +44,6 @@ class SynthStream:
 
     def __init__(self, seed: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS, with_occluder: bool = False,
                  shapes: str = "simple"):
-        from amodal.scenes.synth import SHAPE_SETS
-
         unknown = sorted(set(buckets) - set(BUCKET_RANGES))
         if unknown or not buckets:
             raise ValueError(f"buckets must be a non-empty subset of {sorted(BUCKET_RANGES)}, got {buckets}")
@@ -57,7 +58,6 @@ class SynthStream:
     def occlusion(self, index: int):
         """The :class:`~amodal.adiw.synthetic.SynthOcclusion` behind item ``index`` (its scene,
         renders and target), for what the item's tensors do not say, such as the target's shape."""
-        from amodal.adiw.synthetic import synth_occlusion
 
         if index < 0:
             raise IndexError(f"index must be ≥ 0, got {index}")
@@ -141,8 +141,6 @@ class BendStream:
         raise TypeError("BendStream is endless")
 
     def __getitem__(self, index: int) -> dict:
-        from amodal.scenes.toy_occlusion import ambiguous_occlusion_batch, scene_seed
-
         if index < 0:
             raise IndexError(f"index must be ≥ 0, got {index}")
         generator = torch.Generator().manual_seed(scene_seed(self.seed, index))

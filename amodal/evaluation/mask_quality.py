@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 from scipy.ndimage import binary_dilation, binary_erosion, distance_transform_edt, gaussian_filter
+from skimage.morphology import convex_hull_image
 
 from amodal.evaluation.scoring import evaluate_items, summarise
 
@@ -62,7 +63,6 @@ def perturb_mask(amodal_mask: np.ndarray, visible_mask: np.ndarray, kind: str, p
         noise = gaussian_filter(np.random.default_rng(seed).normal(size=amodal.shape), sigma=3.0)
         noise *= pixels / max(noise.std(), 1e-12)
         return signed + noise > 0
-    from skimage.morphology import convex_hull_image
 
     visible = np.asarray(visible_mask, bool)
     return convex_hull_image(visible) if visible.any() else amodal.copy()

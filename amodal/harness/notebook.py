@@ -24,7 +24,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-
 from amodal.utils.atomic import atomic_write_json
 from amodal.utils.paths import runs_dir
 from amodal.utils.seeding import resolve_device, seed_everything

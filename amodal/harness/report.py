@@ -21,9 +21,13 @@ import json
 import os
 import platform
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
+import torch
+
+from amodal.metrics import PAPER_TABLE
 from amodal.utils.atomic import atomic_write_text
 
 MOST_METRICS = 12
@@ -64,15 +68,12 @@ def notebook_figures(folder: Path, record: dict | None) -> list[tuple[str, bytes
 
 def environment() -> dict:
     """Python, platform, CPU, GPUs (or none) and the versions of the project's pinned packages."""
-    from importlib import metadata
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").is_file():
         names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
         cpu = f"{names[0]} × {len(names)}" if names else cpu
     try:
-        import torch
-
         gpus = [torch.cuda.get_device_name(k) for k in range(torch.cuda.device_count())]
     except ImportError:
         gpus = []
@@ -109,7 +110,6 @@ def build_report(output_root: str | os.PathLike, results: Iterable | None = None
             timings and failures; without them every folder found is reported, untimed.
         profile: shown in the title.
     """
-    from amodal.metrics import PAPER_TABLE
 
     root = Path(output_root)
     results = list(results or [])

@@ -28,11 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from amodal.utils.atomic import atomic_write, atomic_write_json
+from amodal.baselines import harmonic_batch
 from amodal.models import checkpoints
 from amodal.models.configs import CONFIGS, TINY, DAV2Config, resolve_config, standard_size
 from amodal.models.dinov2 import PATCH_SIZE, DINOv2
 from amodal.models.dpt import DPTHead
+from amodal.utils.atomic import atomic_write, atomic_write_json
 
 # The configs live in amodal.models.configs; they are importable from here as before.
 __all__ = ["CONFIGS", "TINY", "DAV2Config", "DepthAnythingV2", "AmodalDAV2", "keep_aspect_size", "image_to_tensor"]
@@ -285,7 +286,6 @@ class AmodalDAV2(_DepthNetwork):
         Raises:
             ValueError: no ``visible_mask``, or one of the wrong shape.
         """
-        from amodal.baselines import harmonic_batch
 
         if visible_mask is None:
             raise ValueError("this Amodal-DAV2 (config.fill_residual > 0) needs visible_mask (M_vis) beside "

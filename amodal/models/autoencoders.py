@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 SD_LATENT_SCALE = 0.18215
@@ -38,6 +39,7 @@ def local_load_options() -> dict[str, Any]:
     diffusers defaults it to on, and without ``accelerate`` it turns it off again with a
     warning advising the user to install it — advice nobody who loads a folder needs.
     """
+    # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
     from diffusers.utils import is_accelerate_available
 
     return {"local_files_only": True, "low_cpu_mem_usage": is_accelerate_available()}
@@ -132,6 +134,7 @@ def load_autoencoder(vae) -> nn.Module:
         ValueError: ``vae`` is None (DepthFM needs SD's VAE) or weights that do not fit.
         FileNotFoundError: the path does not exist.
     """
+    # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
     from diffusers import AutoencoderKL
 
     if isinstance(vae, (SDAutoencoder, PixelAutoencoder, SpaceToDepthAutoencoder)):
@@ -149,8 +152,6 @@ def load_autoencoder(vae) -> nn.Module:
             raise FileNotFoundError(f"{path}: no config.json (expected a diffusers AutoencoderKL folder)")
         return SDAutoencoder(AutoencoderKL.from_pretrained(folder, **local_load_options()))
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         state = load_file(path)
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -161,6 +162,7 @@ def load_autoencoder(vae) -> nn.Module:
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
     )
     if not any(k.startswith("encoder.down_blocks.") for k in state):
+        # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
         from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
         state = convert_ldm_vae_checkpoint(state, model.config)

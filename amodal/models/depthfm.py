@@ -36,11 +36,19 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from amodal.align import align as least_squares_align
 from amodal.align import align_shift
-from amodal.utils.atomic import atomic_directory
+from amodal.models.autoencoders import (
+    PixelAutoencoder,
+    SDAutoencoder,
+    SpaceToDepthAutoencoder,
+    autoencoder_from_spec,
+    load_autoencoder,
+    local_load_options,
+)
 from amodal.models.checks import check_guidance, check_image
 from amodal.models.flow_matching import (
     NOISING_STEP,
@@ -50,15 +58,9 @@ from amodal.models.flow_matching import (
     flow_matching_loss,
     source_latent,
 )
-from amodal.models.autoencoders import (
-    PixelAutoencoder,
-    SDAutoencoder,
-    SpaceToDepthAutoencoder,
-    autoencoder_from_spec,
-    load_autoencoder,
-    local_load_options,
-)
 from amodal.models.ldm_convert import build_unet, load_ldm_unet, read_depthfm_checkpoint, tiny_ldm_hparams
+from amodal.utils.atomic import atomic_directory
+
 
 @dataclass
 class DepthSamples:
@@ -136,7 +138,6 @@ class DepthFM(nn.Module):
             FileExistsError: ``folder`` holds something other than a saved DepthFM (it
                 would be replaced whole, so it is left alone).
         """
-        from safetensors.torch import save_file
 
         folder = Path(folder)
         if folder.exists() and (not folder.is_dir() or (any(folder.iterdir())
@@ -161,8 +162,8 @@ class DepthFM(nn.Module):
             FileNotFoundError: no ``depthfm.json`` in ``folder``.
             ValueError: the folder holds the other model class.
         """
+        # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
         from diffusers import UNet2DConditionModel
-        from safetensors.torch import load_file
 
         folder = Path(folder)
         meta_path = folder / "depthfm.json"

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from timm.layers import PatchEmbed, SwiGLUPacked
 from timm.models.vision_transformer import VisionTransformer
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from amodal.utils.atomic import atomic_write
 from amodal.models.flow_matching import NOISING_STEP
+from amodal.utils.atomic import atomic_write
 
 LDM_PREFIX = "model.diffusion_model."
 CHECKPOINT_KEYS = ("noising_step", "empty_text_embedding", "ldm_hparams", "state_dict")
@@ -107,6 +107,7 @@ def unet_config_from_ldm(hparams: dict[str, Any]) -> dict[str, Any]:
 
 def build_unet(hparams: dict[str, Any]):
     """A randomly initialised ``UNet2DConditionModel`` built from LDM ``hparams``."""
+    # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(**unet_config_from_ldm(hparams))
@@ -134,6 +135,7 @@ def ldm_to_diffusers(state_dict: dict[str, torch.Tensor], config: dict[str, Any]
     Uses diffusers' own ``convert_ldm_unet_checkpoint``; keys it does not know are dropped
     (callers check completeness with :func:`diffusers_to_ldm`).
     """
+    # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 
     prefixed = {(k if k.startswith(LDM_PREFIX) else LDM_PREFIX + k): v for k, v in state_dict.items()}

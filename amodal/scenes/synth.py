@@ -27,10 +27,24 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from skimage.draw import polygon
+from skimage.io import imread
+from skimage.transform import resize
 
 from amodal.scenes.raycast import (
-    Box, Camera, Cylinder, Ellipsoid, Plane, Polyhedron, Shape, Silhouette, Sphere, cached_rays, rotation,
+    Box,
+    Camera,
+    Cylinder,
+    Ellipsoid,
+    Plane,
+    Polyhedron,
+    Shape,
+    Silhouette,
+    Sphere,
+    cached_rays,
+    rotation,
 )
+from amodal.utils.paths import data_samples_dir
 
 __all__ = [
     "AMBIENT", "LIGHT_DIRECTION", "SHAPE_SETS", "Box", "Camera", "Cylinder", "Ellipsoid", "Plane", "Polyhedron",
@@ -71,13 +85,9 @@ def photo_textures(folder: str | Path | None = None, size: int = 128) -> list[np
 
     Returns an empty list when the folder has no readable photos.
     """
-    from skimage.io import imread
-    from skimage.transform import resize
 
     if folder is None:
         try:
-            from amodal.utils.paths import data_samples_dir
-
             folder = data_samples_dir() / "images"
         except FileNotFoundError:
             return []
@@ -258,7 +268,6 @@ def disparity_from_depth(depth: np.ndarray, value_range: tuple[float, float] | N
 # ----------------------------------------------------------------------------- random scenes
 def random_silhouette(rng: np.random.Generator, size: int = 48) -> np.ndarray:
     """A random star-shaped polygon (5–9 points, each at 35–100 % of the radius) as a ``(size, size)`` bool mask."""
-    from skimage.draw import polygon
 
     points = int(rng.integers(5, 10))
     angles = np.sort(rng.uniform(0, 2 * np.pi, points))

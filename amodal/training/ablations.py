@@ -23,20 +23,26 @@ A dropped map is replaced by zeros at training and at evaluation alike
 """
 from __future__ import annotations
 
+import csv
 import json
 import platform
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from amodal.align import align
+from amodal.data.streams import SynthPool, SynthStream
 from amodal.evaluation.predictors import model_predictor
 from amodal.evaluation.scoring import evaluate_items, summarise
 from amodal.losses import silog
 from amodal.models.amodal_dav2 import AmodalDAV2
 from amodal.models.configs import TINY_SYNTH
+from amodal.training.loop import train
 from amodal.training.objectives import REGIONS, loss_region
+from amodal.training.recipes import get_recipe
+from amodal.training.state import CHECKPOINT_NAME
 
 # Table 4 of the paper: RMSE×100 on the hidden region of the ADIW test set (Amodal-DAV2-L).
 PAPER_ABLATIONS = {
@@ -118,7 +124,6 @@ def aligned_to_observed(predictor):
     """``predictor`` followed by the least-squares scale and shift to ``D_o`` on ``M_vis``, clipped
     to [0, 1] — the aligned metric's own rule, applied before scoring, for a network (SSI) whose
     raw output may be negative. Falls back to the clipped raw output when the fit is undetermined."""
-    import numpy as np
 
     def predict(item):
         raw = np.asarray(predictor(item), np.float64)
@@ -192,7 +197,6 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
         names: variants to run (default all).
         command: the command line, recorded in the JSON.
     """
-    from amodal.data.streams import SynthPool
 
     output = Path(output)
     names = tuple(names or VARIANTS)
@@ -240,7 +244,6 @@ def run_data_scale(output: str | Path, steps: int = 400, pool: int = 1500, held_
     hidden RMSE×100 and δ1 % (overall, hard) on the held-out scenes, and the training time.
     Runs go to ``output/scale-<count>/`` and resume like :func:`run_ablations`.
     """
-    from amodal.data.streams import SynthPool
 
     output = Path(output)
     if not fractions or any(not 0 < f <= 1 for f in fractions):
@@ -277,8 +280,6 @@ def machine() -> dict:
 
 
 def _recipe(steps: int, pool: int, seed: int):
-    from amodal.training.recipes import get_recipe
-
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     return get_recipe("amodal-dav2-tiny-synth", max_steps=steps, decay_steps=steps, warmup_steps=min(50, steps // 10),
@@ -286,8 +287,6 @@ def _recipe(steps: int, pool: int, seed: int):
 
 
 def _held_out(count: int, seed: int, size: int) -> list[dict]:
-    from amodal.data.streams import SynthStream
-
     stream = SynthStream(seed, size)
     return [stream[k] for k in range(count)]
 
@@ -295,7 +294,6 @@ def _held_out(count: int, seed: int, size: int) -> list[dict]:
 def _logged_seconds(folder: Path, batch: int) -> float:
     """Training seconds of a run from its ``log.csv`` (each step's ``batch`` over its samples/s),
     so that a run loaded or resumed later still reports the time its steps took."""
-    import csv
 
     with open(folder / "log.csv", newline="") as handle:
         return sum(batch / float(row["samples_per_s"]) for row in csv.DictReader(handle))
@@ -303,8 +301,6 @@ def _logged_seconds(folder: Path, batch: int) -> float:
 
 def _train(variant: Variant, recipe, data, folder: Path, progress: bool) -> torch.nn.Module:
     """``variant`` trained by ``recipe`` into ``folder``; a finished run is loaded, a stopped one resumed."""
-    from amodal.training.loop import train
-    from amodal.training.state import CHECKPOINT_NAME
 
     model = build_variant(variant, recipe.seed)
     checkpoint = folder / CHECKPOINT_NAME

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 
@@ -41,7 +42,6 @@ def smooth(values: np.ndarray, window: int = 50) -> np.ndarray:
 
 def plot_run(folder: str | Path, ax=None, window: int = 50, title: str | None = None):
     """Loss (raw, faint, and smoothed) against step, with the validation error on a second axis."""
-    import matplotlib.pyplot as plt
 
     run = read_run(folder)
     if ax is None:

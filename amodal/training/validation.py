@@ -11,9 +11,9 @@ from typing import Callable
 
 import torch
 
+from amodal.data.streams import SynthStream
 from amodal.evaluation.predictors import model_predictor
 from amodal.evaluation.scoring import evaluate_items, summarise
-from amodal.data.streams import SynthStream
 
 
 def synth_validator(seed: int, count: int = 48, size: int = 112,
