@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 PROFILE ?= quick
 
-.PHONY: install reproduce test benchmarks clean
+.PHONY: install reproduce test test-fast benchmarks clean
 
 install: $(STAMP)
 
@@ -21,10 +21,14 @@ reproduce: install
 	$(BIN)/python -m amodal.harness.run_notebooks --profile $(PROFILE)
 
 # Library tests, notebook conventions, papermill parameters, and every notebook under nbval.
-# tests/test_browser.py drives Chromium; run as root it installs Debian's chromium itself (README).
+# tests/app/test_browser.py drives Chromium; run as root it installs Debian's chromium itself (README).
 test: install
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+# The library's tests without those marked slow (and without the notebooks): under 2 minutes on 2 cores.
+test-fast: install
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
 
 benchmarks: install
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

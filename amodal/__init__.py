@@ -1,7 +1,12 @@
 """amodal: amodal depth estimation (Amodal Depth Anything, ICCV 2025), taught and reproduced.
 
-The public names are imported lazily so that ``import amodal`` stays cheap (no torch
-until a torch-based name is used).
+The library is cut into layers, one folder each, lowest first (README, "Where things live")::
+
+    utils < core maths < models < scenes < adiw < data < evaluation < training < inference < app < harness < cli
+
+The names below are its public API, in tiers; ``from amodal import predict`` works as well
+as ``from amodal.inference import predict``. They are imported lazily so that
+``import amodal`` stays cheap (no torch until a torch-based name is used).
 """
 from __future__ import annotations
 
@@ -9,51 +14,84 @@ import importlib
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_PUBLIC = {
-    "scale_shift": "amodal.align",
-    "align": "amodal.align",
-    "sample_metrics": "amodal.metrics",
-    "aggregate_metrics": "amodal.metrics",
-    "visible_ratio_bucket": "amodal.metrics",
-    "read_sa1b": "amodal.adiw.sa1b",
-    "write_sa1b": "amodal.adiw.sa1b",
-    "decode_mask": "amodal.adiw.sa1b",
-    "encode_mask": "amodal.adiw.sa1b",
-    "annotation_from_mask": "amodal.adiw.sa1b",
-    "load_masks": "amodal.adiw.sa1b",
-    "evaluate_sample": "amodal.metrics",
-    "render": "amodal.scenes.synth",
-    "random_scene": "amodal.scenes.synth",
-    "select_complete_objects": "amodal.adiw.objects",
-    "ObjectFilter": "amodal.adiw.objects",
-    "paste_occluder": "amodal.adiw.composite",
-    "OracleDepth": "amodal.adiw.depth",
-    "DAV2Depth": "amodal.adiw.depth",
-    "load_estimator": "amodal.adiw.depth",
-    "AdiwSample": "amodal.adiw.sample",
-    "pseudo_label": "amodal.adiw.sample",
-    "build": "amodal.adiw.build",
-    "find_sources": "amodal.adiw.build",
-    "BuildConfig": "amodal.adiw.build",
-    "AdiwDataset": "amodal.adiw.dataset",
-    "import_release": "amodal.adiw.pix2gestalt",
-    "label_quality": "amodal.adiw.quality",
-    "write_sam_masks": "amodal.adiw.sam_masks",
-    "DepthFM": "amodal.models.depthfm",
-    "AmodalDepthFM": "amodal.models.depthfm",
-    "DepthSamples": "amodal.models.depthfm",
-    "flow_matching_loss": "amodal.models.flow_matching",
-    "euler_sample": "amodal.models.flow_matching",
-    "ensemble_statistics": "amodal.models.flow_matching",
-    "DepthAnythingV2": "amodal.models.amodal_dav2",
-    "AmodalDAV2": "amodal.models.amodal_dav2",
-    "DAV2Config": "amodal.models.configs",
-    "predict": "amodal.inference",
-    "silog": "amodal.losses",
-    "setup_run": "amodal.harness.notebook",
-    "data_samples_dir": "amodal.utils.paths",
+# tier → {public name: module that defines it}
+TIERS = {
+    "core maths": {
+        "scale_shift": "amodal.align",
+        "align": "amodal.align",
+        "align_shift": "amodal.align",
+        "sample_metrics": "amodal.metrics",
+        "evaluate_sample": "amodal.metrics",
+        "aggregate_metrics": "amodal.metrics",
+        "visible_ratio_bucket": "amodal.metrics",
+        "BUCKET_BOUNDS": "amodal.metrics",
+        "PAPER_TABLE": "amodal.metrics",
+        "silog": "amodal.losses",
+        "BASELINES": "amodal.baselines",
+        "write_depth": "amodal.export",
+    },
+    "models": {
+        "DepthAnythingV2": "amodal.models.amodal_dav2",
+        "AmodalDAV2": "amodal.models.amodal_dav2",
+        "DAV2Config": "amodal.models.configs",
+        "DepthFM": "amodal.models.depthfm",
+        "AmodalDepthFM": "amodal.models.depthfm",
+        "DepthSamples": "amodal.models.depthfm",
+        "flow_matching_loss": "amodal.models.flow_matching",
+        "euler_sample": "amodal.models.flow_matching",
+        "ensemble_statistics": "amodal.models.flow_matching",
+    },
+    "data": {
+        "render": "amodal.scenes.synth",
+        "random_scene": "amodal.scenes.synth",
+        "read_sa1b": "amodal.adiw.sa1b",
+        "write_sa1b": "amodal.adiw.sa1b",
+        "decode_mask": "amodal.adiw.sa1b",
+        "encode_mask": "amodal.adiw.sa1b",
+        "annotation_from_mask": "amodal.adiw.sa1b",
+        "load_masks": "amodal.adiw.sa1b",
+        "select_complete_objects": "amodal.adiw.objects",
+        "ObjectFilter": "amodal.adiw.objects",
+        "paste_occluder": "amodal.adiw.composite",
+        "OracleDepth": "amodal.adiw.depth",
+        "DAV2Depth": "amodal.adiw.depth",
+        "load_estimator": "amodal.adiw.depth",
+        "AdiwSample": "amodal.adiw.sample",
+        "pseudo_label": "amodal.adiw.sample",
+        "find_sources": "amodal.adiw.sources",
+        "build": "amodal.adiw.build",
+        "BuildConfig": "amodal.adiw.build",
+        "AdiwDataset": "amodal.adiw.dataset",
+        "import_release": "amodal.adiw.pix2gestalt",
+        "label_quality": "amodal.adiw.quality",
+        "write_sam_masks": "amodal.adiw.sam_masks",
+        "SynthStream": "amodal.data.streams",
+        "evaluation_items": "amodal.data.items",
+        "training_data": "amodal.data.items",
+    },
+    "evaluation and training": {
+        "fill_predictor": "amodal.evaluation.predictors",
+        "model_predictor": "amodal.evaluation.predictors",
+        "evaluate_items": "amodal.evaluation.scoring",
+        "summarise": "amodal.evaluation.scoring",
+        "summary_with_ci": "amodal.evaluation.intervals",
+        "write_evaluation": "amodal.evaluation.tables",
+        "Recipe": "amodal.training.recipes",
+        "get_recipe": "amodal.training.recipes",
+        "build_model": "amodal.training.setup",
+        "train": "amodal.training.loop",
+    },
+    "inference and app": {
+        "predict": "amodal.inference",
+        "load_model": "amodal.inference",
+        "load_predictor": "amodal.inference",
+        "Explorer": "amodal.app.explorer",
+        "explorer_app": "amodal.app.widgets",
+        "setup_run": "amodal.harness.notebook",
+        "data_samples_dir": "amodal.utils.paths",
+    },
 }
+_PUBLIC = {name: module for names in TIERS.values() for name, module in names.items()}
 
 __all__ = sorted(_PUBLIC)
 

@@ -15,3 +15,8 @@ def test_import_is_light():
     code = "import sys, amodal; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_each_public_name_has_one_tier():
+    names = [name for tier in amodal.TIERS.values() for name in tier]
+    assert len(names) == len(set(names)) == len(amodal.__all__)

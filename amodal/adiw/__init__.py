@@ -1,6 +1,11 @@
 """ADIW, the Amodal Depth In the Wild dataset (paper §3.1): samples, labels, builder, loaders.
 
 - :mod:`amodal.adiw.sample`: the sample format, the pseudo-label (fit + paste + clip), disk I/O.
+- :mod:`amodal.adiw.sa1b`, :mod:`amodal.adiw.sam_masks`: SA-1B's JSON and RLE masks, and SAM's
+  automatic masks written in that format for your own photos.
+- :mod:`amodal.adiw.sources`, :mod:`amodal.adiw.objects`, :mod:`amodal.adiw.composite`: photos with
+  their masks, the complete-object filter, and pasting an occluder.
+- :mod:`amodal.adiw.depth`: relative depth for ``D_o`` and ``D_b`` (Depth Anything V2, stand-ins).
 - :mod:`amodal.adiw.build`: sources + SA-1B JSON → shards, in parallel, resumable;
   :mod:`amodal.adiw.shards` keeps the shards' books (manifests, ranks, workers, report).
 - :mod:`amodal.adiw.dataset`: a ``torch.utils.data.Dataset`` over built shards.

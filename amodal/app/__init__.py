@@ -1,0 +1,3 @@
+"""What a person looks at: the explorer's logic (:mod:`~amodal.app.explorer`), your own photo from clicks
+to PLY (:mod:`~amodal.app.photo`, :mod:`~amodal.app.segment_classical`), the figures
+(:mod:`~amodal.app.figures`) and the ipywidgets that wire them (:mod:`~amodal.app.widgets`)."""

@@ -1,2 +1,3 @@
-"""Network definitions: Depth Anything V2, Amodal-DAV2 and (Amodal-)DepthFM, with the
-LDM checkpoint conversion and the autoencoders DepthFM runs in."""
+"""Networks and what they eat: DINOv2 and the DPT head, Depth Anything V2 and Amodal-DAV2, (Amodal-)DepthFM
+with its autoencoders and the LDM checkpoint conversion, flow matching, the paper's preprocessing and the
+input checks, and the official checkpoint layouts (:mod:`~amodal.models.checkpoints`)."""

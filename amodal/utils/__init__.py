@@ -1,0 +1,2 @@
+"""The bottom layer, free of the method: atomic writes (:mod:`~amodal.utils.atomic`), where the
+checkout's folders are (:mod:`~amodal.utils.paths`), seeds and devices (:mod:`~amodal.utils.seeding`)."""

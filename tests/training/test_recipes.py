@@ -1,7 +1,7 @@
 """The paper recipes hold the official configs' values (read from the official repository)."""
 import pytest
 
-from amodal.training.recipes import RECIPES, get_recipe
+from amodal.training.recipes import RECIPES, get_recipe, parse_overrides
 
 
 @pytest.mark.parametrize("size", ["s", "b", "l"])
@@ -43,3 +43,18 @@ def test_tiny_synth_recipe_is_ours_and_leaves_the_paper_recipes_as_they_were():
     assert r.decay_steps == r.max_steps and r.warmup_steps < r.max_steps
     # a field added with a default: every paper recipe keeps it unset
     assert all(RECIPES[name].tiny_model is None for name in RECIPES if name.endswith("-paper"))
+
+
+def test_overrides_are_typed():
+    assert parse_overrides(["max_steps=3", "lr=1e-4", "size=tiny", "time_grid=none"]) == {
+        "max_steps": 3, "lr": 1e-4, "size": "tiny", "time_grid": None}
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        parse_overrides(["max_steps"])
+    with pytest.raises(ValueError, match="no field 'steps'"):
+        parse_overrides(["steps=3"])
+    assert parse_overrides(["activation_checkpointing=false"]) == {"activation_checkpointing": False}
+    assert parse_overrides(["activation_checkpointing=True"]) == {"activation_checkpointing": True}
+    with pytest.raises(ValueError, match="not true or false"):
+        parse_overrides(["activation_checkpointing=maybe"])
+    with pytest.raises(ValueError, match="'x' is not a int"):
+        parse_overrides(["max_steps=x"])

@@ -300,7 +300,7 @@ def test_two_ranks_build_one_dataset(tmp_path):
     images, annotations = str(tmp_path / "src" / "images"), str(tmp_path / "src" / "sa1b")
     sources = find_sources(images, annotations)
     build(sources, tmp_path / "reference", BrightnessDepth(), CONFIG, progress=False)
-    script = RANK_BUILD.format(tests=str(Path(__file__).parent), images=images, annotations=annotations, output=str(tmp_path / "ranks"))
+    script = RANK_BUILD.format(tests=str(Path(__file__).parents[1]), images=images, annotations=annotations, output=str(tmp_path / "ranks"))
     ranks = [
         subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2"})
         for r in range(2)
@@ -376,7 +376,7 @@ def test_resume_after_sigkill_equals_uninterrupted_build(tmp_path):
     build(sources, tmp_path / "reference", BrightnessDepth(), CONFIG, progress=False)
     reference = dataset_content(tmp_path / "reference")
 
-    script = KILLED_BUILD.format(tests=str(Path(__file__).parent), images=images, annotations=annotations, output=str(tmp_path / "killed"))
+    script = KILLED_BUILD.format(tests=str(Path(__file__).parents[1]), images=images, annotations=annotations, output=str(tmp_path / "killed"))
     process = subprocess.Popen([sys.executable, "-c", script])
     done = 0
     deadline = time.monotonic() + 60

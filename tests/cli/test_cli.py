@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -95,4 +96,10 @@ def test_clear_errors(tmp_path, capsys):
 def test_module_entry_point():
     result = subprocess.run([sys.executable, "-m", "amodal", "build", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--output" in result.stdout
-    assert make_parser().prog == "python -m amodal"
+    assert make_parser().prog == "amodal"
+
+
+def test_console_script():
+    script = Path(sys.executable).parent / "amodal"  # installed by pip from [project.scripts]
+    result = subprocess.run([str(script), "evaluate", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--model" in result.stdout

@@ -354,14 +354,14 @@ def test_a_save_that_crashes_midway_leaves_the_previous_model_whole(tmp_path, mo
                                              torch.ones(1, 2, hparams["context_dim"])))
     old.save_pretrained(tmp_path / "model")
     before = folder_bytes(tmp_path / "model")
-    import safetensors.torch
+    import amodal.models.depthfm as depthfm_module
 
-    save_file = safetensors.torch.save_file
+    save_file = depthfm_module.save_file
 
     def crash(*args, **kwargs):  # after the UNet is written: a half-saved model if written in place
         raise OSError("disk full")
     if crash_in == "embedding":
-        monkeypatch.setattr(safetensors.torch, "save_file",
+        monkeypatch.setattr(depthfm_module, "save_file",
                             lambda tensors, *a, **k: crash() if "empty_text_embedding" in tensors
                             else save_file(tensors, *a, **k))
     else:
