@@ -24,6 +24,7 @@ import argparse
 
 from amodal.cli.ablate import ABLATE_EXAMPLES, add_ablate_arguments, run_ablate
 from amodal.cli.build import BUILD_EXAMPLES, add_build_arguments, add_import_arguments, run_build, run_import
+from amodal.cli.errors import run_command
 from amodal.cli.evaluate import EVALUATE_EXAMPLES, add_evaluate_arguments, run_evaluate
 from amodal.cli.explore import EXPLORE_EXAMPLES, add_explore_arguments, run_explore
 from amodal.cli.predict import PREDICT_EXAMPLES, add_predict_arguments, run_predict
@@ -44,13 +45,18 @@ def make_parser() -> argparse.ArgumentParser:
     # Name no command here: the list below is made from COMMANDS, so it cannot promise one that does not exist.
     description = "Amodal depth estimation; 'python -m amodal COMMAND --help' explains each command below."
     parser = argparse.ArgumentParser(prog="amodal", description=description)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="on an error, show the whole traceback instead of one line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_arguments, _, help_text, epilog) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog, parents=[common],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         add_arguments(command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments (a bad one: argparse's usage line, exit 2) and run the command
+    through :func:`amodal.cli.errors.run_command` (a bad input: one line, exit 2; a bug: exit 1)."""
     args = make_parser().parse_args(argv)
-    return COMMANDS[args.command][1](args)
+    return run_command(lambda: COMMANDS[args.command][1](args), debug=args.debug)

@@ -6,6 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from amodal.cli.arguments import positive_int
 from amodal.training.ablations import VARIANTS, format_ablations, run_ablations, run_data_scale
 
 ABLATE_EXAMPLES = """\
@@ -28,26 +29,22 @@ def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the paper's variants (default), or the data-scale study: the tiny-synth design "
                         "trained on 1/8, 1/4, 1/2 and all of the pool")
     parser.add_argument("--variants", nargs="+", default=None, help=f"default all: {' '.join(VARIANTS)}")
-    parser.add_argument("--steps", type=int, default=400, help="optimiser steps per variant (default 400)")
-    parser.add_argument("--pool", type=int, default=1500, help="synthetic training scenes (default 1500)")
-    parser.add_argument("--held-out", type=int, default=240, help="held-out scenes (default 240)")
+    parser.add_argument("--steps", type=positive_int, default=400, help="optimiser steps per variant (default 400)")
+    parser.add_argument("--pool", type=positive_int, default=1500, help="synthetic training scenes (default 1500)")
+    parser.add_argument("--held-out", type=positive_int, default=240, help="held-out scenes (default 240)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run_ablate(args: argparse.Namespace) -> int:
     command = "python -m amodal ablate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
-    try:
-        if args.study == "data-scale":
-            report = run_data_scale(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
-                                    command=command, progress=not args.quiet)
-            for row in report["rows"]:
-                print(f"{row['scenes']:>6} scenes: hidden RMSE×100 {row['overall_rmse']:.3f} (hard {row['hard_rmse']:.3f})")
-            return 0
-        report = run_ablations(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
-                               names=tuple(args.variants) if args.variants else None, command=command,
-                               progress=not args.quiet)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.study == "data-scale":
+        report = run_data_scale(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
+                                command=command, progress=not args.quiet)
+        for row in report["rows"]:
+            print(f"{row['scenes']:>6} scenes: hidden RMSE×100 {row['overall_rmse']:.3f} (hard {row['hard_rmse']:.3f})")
+        return 0
+    report = run_ablations(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
+                           names=tuple(args.variants) if args.variants else None, command=command,
+                           progress=not args.quiet)
     print(format_ablations(report))
     return 0

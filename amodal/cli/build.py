@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 from pathlib import Path
 
 from amodal.adiw.build import BuildConfig, build
@@ -12,6 +11,7 @@ from amodal.adiw.depth import load_estimator
 from amodal.adiw.pix2gestalt import import_release
 from amodal.adiw.sam_masks import write_sam_masks
 from amodal.adiw.sources import find_sources
+from amodal.cli.arguments import device, non_negative_int, positive_int
 
 BUILD_EXAMPLES = """\
 examples:
@@ -57,26 +57,25 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         help="a Depth Anything V2 checkpoint (.pth/.safetensors, or a folder of ours), or 'row-prior': "
         "a toy that needs no weights (lower in the image = nearer; labels are meaningless) (default row-prior)",
     )
-    depth.add_argument("--device", default="cpu", help="device of the depth model (and SAM): cpu, cuda, ...; 'cuda' with --workers spreads the workers over the visible GPUs (default cpu)")
-    depth.add_argument("--batch-size", type=int, default=4, help="images per depth forward pass (default 4)")
+    depth.add_argument("--device", type=device, default="cpu", help="device of the depth model (and SAM): cpu, cuda, ...; 'cuda' with --workers spreads the workers over the visible GPUs (default cpu)")
+    depth.add_argument("--batch-size", type=positive_int, default=4, help="images per depth forward pass (default 4)")
     options = parser.add_argument_group("build")
-    options.add_argument("--workers", type=int, default=1, help="parallel processes, one shard at a time and one depth model each (default 1)")
-    options.add_argument("--size", type=int, default=None, help="resize photos so the longer side is SIZE (default: keep)")
-    options.add_argument("--samples-per-image", type=int, default=4, help="composites per photo, buckets cycled (default 4)")
+    options.add_argument("--workers", type=positive_int, default=1, help="parallel processes, one shard at a time and one depth model each (default 1)")
+    options.add_argument("--size", type=positive_int, default=None, help="resize photos so the longer side is SIZE (default: keep)")
+    options.add_argument("--samples-per-image", type=positive_int, default=4, help="composites per photo, buckets cycled (default 4)")
     options.add_argument("--fit", choices=("visible", "ring"), default="visible", help="fit the label's scale and shift on the target's visible pixels (paper) or on a background ring (default visible)")
     options.add_argument("--label-mode", choices=("ours", "paper"), default="ours", help="'ours': labels at each image's own size; 'paper': the official label script's recipe (depth at a 518² squash, samples at 512², clipped where the official cast wraps) (default ours)")
-    options.add_argument("--shard-size", type=int, default=8, help="photos per output shard (default 8)")
-    options.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    options.add_argument("--shard-size", type=positive_int, default=8, help="photos per output shard (default 8)")
+    options.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     options.add_argument("--retry-errors", action="store_true", help="also rebuild sources skipped for bad input, e.g. after repairing them (failed sources are always retried)")
-    options.add_argument("--rank", type=int, default=None, help="this machine's number when several build into one --output (default: $RANK or $SLURM_PROCID, else 0)")
-    options.add_argument("--world-size", type=int, default=None, help="how many machines build into --output, each taking its own shards (default: $WORLD_SIZE or $SLURM_NTASKS, else 1)")
+    options.add_argument("--rank", type=non_negative_int, default=None, help="this machine's number when several build into one --output (default: $RANK or $SLURM_PROCID, else 0)")
+    options.add_argument("--world-size", type=positive_int, default=None, help="how many machines build into --output, each taking its own shards (default: $WORLD_SIZE or $SLURM_NTASKS, else 1)")
     options.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_build(args: argparse.Namespace) -> int:
     if not args.images.is_dir():
-        print(f"error: --images folder not found: {args.images}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"--images folder not found: {args.images}")
     masks = args.masks
     if args.sam_checkpoint is not None:
         masks = args.output / "masks"
@@ -86,23 +85,18 @@ def run_build(args: argparse.Namespace) -> int:
     if depth != "row-prior":
         # check the path now (a clear error here beats one in every worker)
         if not Path(depth[5:] if depth.startswith("dav2:") else depth).exists():
-            print(f"error: --depth checkpoint not found: {depth}", file=sys.stderr)
-            return 2
+            raise FileNotFoundError(f"--depth checkpoint not found: {depth}")
         # one model per process, made where it runs, on the device the builder gives it
         depth = functools.partial(load_estimator, depth, batch_size=args.batch_size)
     config = BuildConfig(
         samples_per_image=args.samples_per_image, size=args.size, fit=args.fit, seed=args.seed, sources_per_shard=args.shard_size,
         label_mode=args.label_mode,
     )
-    try:
-        sources = find_sources(args.images, masks)
-        report = build(
-            sources, args.output, depth, config, workers=args.workers, progress=not args.quiet, device=args.device,
-            retry_errors=args.retry_errors, rank=args.rank, world_size=args.world_size,
-        )
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    sources = find_sources(args.images, masks)
+    report = build(
+        sources, args.output, depth, config, workers=args.workers, progress=not args.quiet, device=args.device,
+        retry_errors=args.retry_errors, rank=args.rank, world_size=args.world_size,
+    )
     print(json.dumps({k: report[k] for k in ("sources", "skipped_sources", "failed_sources", "samples", "buckets", "sources_pending")}, sort_keys=True))
     print(f"wrote {args.output} (report: {args.output / 'report.json'})")
     return 0
@@ -113,18 +107,14 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sa1b-images", required=True, type=Path, help="folder of the original SA-1B images (sa_<id>.jpg)")
     parser.add_argument("--output", required=True, type=Path, help="dataset folder")
     parser.add_argument("--depth", default="row-prior", help="a Depth Anything V2 checkpoint, or 'row-prior' (toy, no weights), as for build (default row-prior)")
-    parser.add_argument("--device", default="cpu", help="device of the depth model (default cpu)")
+    parser.add_argument("--device", type=device, default="cpu", help="device of the depth model (default cpu)")
     parser.add_argument("--fit", choices=("visible", "ring"), default="visible", help="fit the label on the target's visible pixels (paper) or on a background ring (default visible)")
     parser.add_argument("--label-mode", choices=("ours", "paper"), default="ours", help="'ours': labels at each image's own size; 'paper': the official label script's recipe (depth at a 518² squash, samples at 512², clipped where the official cast wraps) (default ours)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_import(args: argparse.Namespace) -> int:
-    try:
-        report = import_release(args.release, args.sa1b_images, args.output, load_estimator(args.depth, device=args.device), fit=args.fit, progress=not args.quiet,
-                                label_mode=args.label_mode)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    report = import_release(args.release, args.sa1b_images, args.output, load_estimator(args.depth, device=args.device), fit=args.fit, progress=not args.quiet,
+                            label_mode=args.label_mode)
     print(json.dumps(report, sort_keys=True))
     return 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from amodal.baselines import BASELINES
+from amodal.cli.arguments import device, non_negative_int, positive_int
 from amodal.data.items import HELD_OUT_SEED, SOURCES, evaluation_items
 from amodal.evaluation.mask_quality import given_mask
 from amodal.evaluation.scoring import evaluate_items
@@ -42,29 +43,25 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=Path, help="official layout: a split list (data_split/sam/val.txt)")
     parser.add_argument("--output", required=True, type=Path, help="folder for samples.csv, summary.json, table.txt")
     parser.add_argument("--mode", choices=("paper", "keep-aspect"), default="paper", help="preprocessing (default paper)")
-    parser.add_argument("--size", type=int, default=518, help="network input side (default 518; synth: the scene size)")
-    parser.add_argument("--count", type=int, default=None, help=f"synth and middlebury: number of held-out scenes (default {SCENES}); a folder: the first COUNT samples (default all)")
-    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help=f"synth and middlebury: which scenes (default {HELD_OUT_SEED})")
+    parser.add_argument("--size", type=positive_int, default=518, help="network input side (default 518; synth: the scene size)")
+    parser.add_argument("--count", type=positive_int, default=None, help=f"synth and middlebury: number of held-out scenes (default {SCENES}); a folder: the first COUNT samples (default all)")
+    parser.add_argument("--seed", type=non_negative_int, default=HELD_OUT_SEED, help=f"synth and middlebury: which scenes (default {HELD_OUT_SEED})")
     parser.add_argument("--shapes", choices=tuple(SHAPE_SETS), default="simple",
                         help="synth: the scenes' shape families (amodal.scenes.synth.SHAPE_SETS; default simple)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--samples", type=int, default=4, help="Amodal-DepthFM: draws averaged per sample (default 4)")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples per forward pass of a model (default 8)")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--samples", type=positive_int, default=4, help="Amodal-DepthFM: draws averaged per sample (default 4)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="samples per forward pass of a model (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    try:
-        predictors = {spec: load_predictor(spec, args.device, args.samples) for spec in args.model}
-        count = args.count if args.count is not None or args.data not in SOURCES else SCENES
-        items = evaluation_items(args.data, count, args.size, seed=args.seed, shapes=args.shapes, split=args.split,
-                                 mode=args.mode)
-        if args.data == "middlebury":  # models get the whole motorcycle; the unmeasured hidden pixels are not scored
-            predictors = {spec: given_mask(p) for spec, p in predictors.items()}
-        records = {spec: evaluate_items(p, items, progress=not args.quiet, batch_size=args.batch_size) for spec, p in predictors.items()}
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    predictors = {spec: load_predictor(spec, args.device, args.samples) for spec in args.model}
+    count = args.count if args.count is not None or args.data not in SOURCES else SCENES
+    items = evaluation_items(args.data, count, args.size, seed=args.seed, shapes=args.shapes, split=args.split,
+                             mode=args.mode)
+    if args.data == "middlebury":  # models get the whole motorcycle; the unmeasured hidden pixels are not scored
+        predictors = {spec: given_mask(p) for spec, p in predictors.items()}
+    records = {spec: evaluate_items(p, items, progress=not args.quiet, batch_size=args.batch_size) for spec, p in predictors.items()}
     if len(records) == 1:
         spec, only = next(iter(records.items()))
         summary = write_evaluation(only, args.output, name=spec)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 
+from amodal.cli.arguments import device, port, positive_int
 from amodal.utils.paths import repo_root
 
 EXPLORE_EXAMPLES = """\
@@ -36,12 +37,12 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
                         "else none (the fills only); 'none' for none")
     parser.add_argument("--report", type=Path, default=None, help="an evaluation's --output folder (samples.csv) to sort and filter by")
     parser.add_argument("--photos", type=Path, default=None, help="the photos an ADIW folder was built from, to recover its occluders (default data_samples/images)")
-    parser.add_argument("--count", type=int, default=24, help="how many samples to load (default 24)")
-    parser.add_argument("--size", type=int, default=112, help="the samples' side, a multiple of 14 (default 112)")
+    parser.add_argument("--count", type=positive_int, default=24, help="how many samples to load (default 24)")
+    parser.add_argument("--size", type=positive_int, default=112, help="the samples' side, a multiple of 14 (default 112)")
     parser.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM for the photo's clicks (default: the classical random-walker fallback)")
     parser.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint (default vit_h)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--port", type=port, default=8866, help="port on 127.0.0.1 (default 8866)")
     parser.add_argument("--write-notebook", type=Path, default=None, help="write the app's notebook here and exit (to run it in JupyterLab)")
 
 
@@ -85,11 +86,9 @@ def run_explore(args: argparse.Namespace) -> int:
     for name in ("data", "report", "photos", "sam_checkpoint"):
         value = getattr(args, name)
         if value is not None and str(value) != "synth" and not Path(value).exists():
-            print(f"error: --{name.replace('_', '-')}: no such file or folder: {value}", file=sys.stderr)
-            return 2
+            raise FileNotFoundError(f"--{name.replace('_', '-')}: no such file or folder: {value}")
     if args.model not in (None, "none") and not Path(args.model).exists():
-        print(f"error: --model: no such checkpoint: {args.model}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"--model: no such checkpoint: {args.model}")
     notebook = app_notebook(app_settings(args))
     if args.write_notebook is not None:
         nbformat.write(notebook, args.write_notebook)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from amodal.cli.arguments import device
 from amodal.export import write_depth
 from amodal.inference import predict
 from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
@@ -42,7 +42,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         "needed by models that correct a fill from it, such as checkpoints/amodal-dav2-tiny-synth")
     parser.add_argument("--output", required=True, type=Path, help="folder for the outputs")
     parser.add_argument("--ply", action="store_true", help="also write the object as a PLY point cloud")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
 
 
 def _pairs(image: Path, mask: Path, observed: Path | None,
@@ -93,22 +93,18 @@ def _read_observed(path: Path):
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    try:
-        pairs = _pairs(args.image, args.mask, args.observed_depth, args.visible_mask)
-        model = AmodalDAV2.from_pretrained(args.model).to(args.device).eval()
-        base = DepthAnythingV2.from_pretrained(args.base).to(args.device).eval() if args.base else None
-        if model.needs_visible_mask and args.visible_mask is None:
-            raise ValueError(f"{args.model} corrects a fill from the visible object (fill_residual): give --visible-mask")
-        for photo, mask_file, observed_file, visible_file in tqdm(pairs, desc="predict", disable=len(pairs) < 2):
-            with Image.open(photo) as handle:
-                rgb = np.asarray(handle.convert("RGB"))
-            mask = _read_mask(mask_file, photo, rgb.shape[:2])
-            visible = _read_mask(visible_file, photo, rgb.shape[:2]) if visible_file is not None else None
-            observed = _read_observed(observed_file) if observed_file is not None else None
-            depth = predict(rgb, mask, model, base_model=base, observed_depth=observed, visible_mask=visible)
-            write_depth(args.output, photo.stem, depth, mask, rgb, ply=args.ply)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    pairs = _pairs(args.image, args.mask, args.observed_depth, args.visible_mask)
+    model = AmodalDAV2.from_pretrained(args.model).to(args.device).eval()
+    base = DepthAnythingV2.from_pretrained(args.base).to(args.device).eval() if args.base else None
+    if model.needs_visible_mask and args.visible_mask is None:
+        raise ValueError(f"{args.model} corrects a fill from the visible object (fill_residual): give --visible-mask")
+    for photo, mask_file, observed_file, visible_file in tqdm(pairs, desc="predict", disable=len(pairs) < 2):
+        with Image.open(photo) as handle:
+            rgb = np.asarray(handle.convert("RGB"))
+        mask = _read_mask(mask_file, photo, rgb.shape[:2])
+        visible = _read_mask(visible_file, photo, rgb.shape[:2]) if visible_file is not None else None
+        observed = _read_observed(observed_file) if observed_file is not None else None
+        depth = predict(rgb, mask, model, base_model=base, observed_depth=observed, visible_mask=visible)
+        write_depth(args.output, photo.stem, depth, mask, rgb, ply=args.ply)
     print(f"wrote {len(pairs)} prediction(s) to {args.output}")
     return 0

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import torch
 
+from amodal.cli.arguments import device, positive_int
 from amodal.data.items import training_data
 from amodal.training.loop import train
 from amodal.training.recipes import RECIPES, get_recipe, parse_overrides
@@ -50,28 +50,24 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "(a tiny network for DepthFM) (required when the recipe starts from weights)")
     parser.add_argument("--vae", default=None, help="Amodal-DepthFM: Stable Diffusion's VAE (diffusers folder or file)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu; under torchrun cuda:LOCAL_RANK)")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu; under torchrun cuda:LOCAL_RANK)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a recipe field, e.g. --set max_steps=100 (repeatable)")
-    parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: the recipe's validation period)")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=None, help="steps between checkpoints (default: the recipe's validation period)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--validation-count", type=int, default=48,
+    parser.add_argument("--validation-count", type=positive_int, default=48,
                         help="--data synth, Amodal-DAV2: held-out scenes scored every validate_every steps (default 48)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_train(args: argparse.Namespace) -> int:
-    try:
-        recipe = get_recipe(args.recipe, **parse_overrides(args.set))
-        data = training_data(args.data, recipe, args.split)
-        model, objective, parameters = build_model(recipe, args.init, args.vae)
-        validate = None
-        if args.data == "synth" and recipe.model == "amodal-dav2" and int(os.environ.get("RANK", "0")) == 0:
-            # another seed than the training stream's (recipe.seed) and the evaluation's default (2026)
-            validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size, recipe.synth_shapes)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    recipe = get_recipe(args.recipe, **parse_overrides(args.set))
+    data = training_data(args.data, recipe, args.split)
+    model, objective, parameters = build_model(recipe, args.init, args.vae)
+    validate = None
+    if args.data == "synth" and recipe.model == "amodal-dav2" and int(os.environ.get("RANK", "0")) == 0:
+        # another seed than the training stream's (recipe.seed) and the evaluation's default (2026)
+        validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size, recipe.synth_shapes)
     device = args.device
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
@@ -84,9 +80,6 @@ def run_train(args: argparse.Namespace) -> int:
         result = train(model, objective, data, recipe, args.output, resume=args.resume, device=device,
                        checkpoint_every=args.checkpoint_every, parameters=parameters, progress=not args.quiet,
                        compile=args.compile, validate=validate)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     finally:
         if distributed:
             torch.distributed.destroy_process_group()

@@ -97,6 +97,28 @@ class Recipe:
     synth_shapes: str = "simple"
     hidden_loss_weight: float = 0.0
 
+    def __post_init__(self):
+        """Refuse values that would train nothing, or nonsense, before any file is written."""
+        def bad(field_name, rule):
+            raise ValueError(f"recipe {self.name!r}: {field_name} must be {rule}, got {getattr(self, field_name)!r}")
+
+        for name in ("batch_size", "batch_per_device", "max_steps", "input_size", "validate_every", "decay_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                bad(name, "a whole number ≥ 1")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or not 0 <= self.warmup_steps < self.decay_steps:
+            bad("warmup_steps", f"a whole number in [0, decay_steps = {self.decay_steps})")
+        if self.batch_size % self.batch_per_device:
+            bad("batch_size", f"a multiple of batch_per_device ({self.batch_per_device})")
+        if not self.lr > 0:
+            bad("lr", "> 0")
+        if not self.max_grad_norm > 0:
+            bad("max_grad_norm", "> 0")
+        if not 0 < self.final_ratio <= 1:
+            bad("final_ratio", "in (0, 1]")
+        if not 0 <= self.flip_p <= 1:
+            bad("flip_p", "in [0, 1]")
+
     @property
     def accumulation(self) -> int:
         """Forward passes per optimiser step on one device (``batch_size / batch_per_device``)."""

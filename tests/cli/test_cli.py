@@ -7,6 +7,7 @@ from pathlib import Path
 import sys
 
 import pytest
+import torch
 
 from adiw_testdata import write_sources
 from amodal.cli import main, make_parser
@@ -71,6 +72,7 @@ def test_build_options_reach_the_builder(tmp_path, monkeypatch):
         return {"sources": {}, "skipped_sources": {}, "failed_sources": {}, "samples": 0, "buckets": {}, "sources_pending": 0}
 
     monkeypatch.setattr(amodal.cli.build, "build", fake_build)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # --device cuda is checked at parse time
     (tmp_path / "x.pth").write_bytes(b"")
     (tmp_path / "imgs").mkdir()
     args = ["build", "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "o"), "--quiet", "--depth", str(tmp_path / "x.pth")]

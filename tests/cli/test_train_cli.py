@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 
+from amodal.data.items import training_data
 from amodal.training.recipes import RECIPES, get_recipe
 
 

@@ -1,0 +1,59 @@
+"""Argument types that check a value when the command line is parsed, before anything is written.
+
+``argparse`` calls a type with the text; a ``ValueError`` or ``argparse.ArgumentTypeError``
+becomes its usual one-line usage error (exit code 2) naming the option.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+
+def positive_int(text: str) -> int:
+    """A count, size or number of steps: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A seed or an index: an integer ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 1–65535."""
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1–65535, got {value}")
+    return value
+
+
+def device(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` (``mps`` where torch has it), and only one this machine has."""
+    try:
+        parsed = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError("cuda is not available here (no GPU visible to torch); use --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} GPU(s)")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError("mps is not available here; use --device cpu")
+    elif parsed.type != "cpu":
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda or cuda:N")
+    return text
