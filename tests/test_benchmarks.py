@@ -135,22 +135,26 @@ def _run(script: str, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_bench_dav2_cpu_prints_flops_and_peak_memory():
     out = _run("bench_dav2.py", "--sizes", "s", "--resolution", "56", "--repeats", "1")
     assert "peak MiB" in out and "ViT-S" in out and "GFLOP" in out
 
 
+@pytest.mark.slow
 def test_bench_depthfm_cpu_prints_flops_and_peak_memory():
     out = _run("bench_depthfm.py", "--steps", "1", "--samples", "1", "--repeats", "1", "--threads", "1")
     assert "peak MiB" in out and "Amodal (10ch)" in out and "DepthFM (8ch)" in out
 
 
+@pytest.mark.slow
 def test_bench_train_cpu_prints_both_models_against_their_base():
     out = _run("bench_train.py", "--repeats", "1", "--batch", "2")
     assert "DAV2 TINY 112² (base)" in out and "Amodal-DAV2 TINY 112²" in out
     assert "DepthFM tiny 32² (base)" in out and "Amodal-DepthFM tiny 32²" in out and "GFLOP/step" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["bench_dav2.py", "bench_depthfm.py", "bench_train.py"])
 def test_gpu_mode_without_cuda_says_so(script):
     if torch.cuda.is_available():

@@ -87,6 +87,7 @@ def _parity(out: str) -> dict[str, float]:
     return rows
 
 
+@pytest.mark.slow
 def test_tables_from_stand_in_clones(clones, capsys):
     dav2, amodal, dfm = clones
     code = compare.main(["--dav2", str(dav2), "--official", str(amodal), "--depthfm", str(dfm),

@@ -209,6 +209,7 @@ class RecordingFactory:
         return [(p.name.split("-")[0], p.read_text()) for p in Path(self.folder).iterdir()]
 
 
+@pytest.mark.slow
 def test_two_workers_equal_one_with_one_depth_model_each(tmp_path, monkeypatch):
     # The model is made once per process (not once per shard), and with device "cuda"
     # the workers go to different GPUs.
@@ -293,6 +294,7 @@ assert report["this_run"]["world_size"] == 2, report["this_run"]
 """
 
 
+@pytest.mark.slow
 def test_two_ranks_build_one_dataset(tmp_path):
     # Two machines (here: two processes started at once, as torchrun would) build into
     # one folder: disjoint shards, one build.json, and the union is the one-machine build.
@@ -369,6 +371,7 @@ build(find_sources({images!r}, {annotations!r}), {output!r}, SlowDepth(), config
 """
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_build(tmp_path):
     write_sources(tmp_path / "src", 6)
     images, annotations = str(tmp_path / "src" / "images"), str(tmp_path / "src" / "sa1b")

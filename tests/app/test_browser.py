@@ -142,6 +142,7 @@ def _settled(figure, before: bytes | None = None, timeout: float = 60.0) -> byte
     raise AssertionError("the figure did not change and settle in time")
 
 
+@pytest.mark.slow
 def test_explorer_page_follows_a_control(browser, server):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1250})
@@ -161,6 +162,7 @@ def test_explorer_page_follows_a_control(browser, server):
     page.close()
 
 
+@pytest.mark.slow
 def test_photo_tab_paints_the_amodal_mask_with_the_mouse(browser, server):
     page = browser.new_page(viewport={"width": 1400, "height": 1250})
     page.goto(server, timeout=180_000)

@@ -29,6 +29,7 @@ def explorer(model):
     return Explorer(evaluation_items("synth", 6, 56, seed=EXPLORER_SEED, with_occluder=True), predictors_for(model, ("harmonic", "plane")))
 
 
+@pytest.mark.slow
 def test_dataset_explorer_follows_its_controls(explorer):
     w = DatasetExplorer(explorer)
     assert w.draws == 1 and w.current.sample_id == w.sample.value == explorer.ids("all", "raw_rmse")[0]

@@ -95,12 +95,14 @@ def test_clear_errors(tmp_path, capsys):
     assert "rank must be" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point():
     result = subprocess.run([sys.executable, "-m", "amodal", "build", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--output" in result.stdout
     assert make_parser().prog == "amodal"
 
 
+@pytest.mark.slow
 def test_console_script():
     script = Path(sys.executable).parent / "amodal"  # installed by pip from [project.scripts]
     result = subprocess.run([str(script), "evaluate", "--help"], capture_output=True, text=True)

@@ -103,6 +103,7 @@ def test_middlebury_yardstick_from_the_command_line(tmp_path):
     assert summary["samples"] == 3 and 0 < summary["summary"]["raw"]["overall"]["rmse"] < 1
 
 
+@pytest.mark.slow
 def test_amodal_depthfm_is_scored_by_its_aligned_mean(tmp_path):
     """depthfm:FOLDER: the mean of n draws, each aligned to D_o on M_vis; repeatable."""
     import json

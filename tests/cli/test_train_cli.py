@@ -32,6 +32,7 @@ def _losses(folder):
         return [(row["step"], row["loss"]) for row in csv.DictReader(handle)]
 
 
+@pytest.mark.slow
 def test_bad_recipe_and_resume_errors(tmp_path):
     out = _cli("--recipe", "nope", "--data", "synth", "--output", str(tmp_path))
     assert out.returncode == 2 and "unknown recipe 'nope'" in out.stderr
@@ -39,6 +40,7 @@ def test_bad_recipe_and_resume_errors(tmp_path):
     assert out.returncode == 2 and "nothing to resume" in out.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_between_checkpoints_then_resume_equals_uninterrupted(tmp_path):
     full = _cli(*RUN, "--set", "max_steps=8", "--output", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr
@@ -65,6 +67,7 @@ def test_sigkill_between_checkpoints_then_resume_equals_uninterrupted(tmp_path):
 @pytest.mark.parametrize("recipe, size", [("amodal-dav2-b-paper", "tiny"), ("amodal-depthfm-paper", None)])
 
 
+@pytest.mark.slow
 def test_paper_recipes_run_from_the_command_line_at_tiny_size(tmp_path, recipe, size):
     """Both paper recipes, tiny networks, two steps on synth: a log, a checkpoint and a loadable model."""
     from amodal.models.amodal_dav2 import AmodalDAV2
@@ -80,6 +83,7 @@ def test_paper_recipes_run_from_the_command_line_at_tiny_size(tmp_path, recipe, 
     assert loader.from_pretrained(tmp_path / "model") is not None
 
 
+@pytest.mark.slow
 def test_tiny_synth_recipe_trains_a_fill_residual_model_with_validation(tmp_path):
     from amodal.models.amodal_dav2 import AmodalDAV2
 
@@ -104,6 +108,7 @@ def test_rich_recipe_draws_its_pool_and_validation_from_the_rich_shapes(tmp_path
     assert out.returncode == 2 and "unknown shape set 'cubist'" in out.stderr
 
 
+@pytest.mark.slow
 def test_tiny_synth_recipe_trains_the_lossless_toy_model_from_the_command_line(tmp_path):
     """amodal-depthfm-tiny-synth on --data bend: two steps, a log, a model that loads and samples."""
     from amodal.models.autoencoders import SpaceToDepthAutoencoder

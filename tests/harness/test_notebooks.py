@@ -58,6 +58,7 @@ def test_every_profile_file_has_a_notebook_and_matching_keys():
         assert table["quick"].keys() == table["full"].keys(), profile_file.name
 
 
+@pytest.mark.slow
 def test_papermill_injects_parameters(tmp_path):
     """Run one real notebook with injected values and check they were used."""
     if not NOTEBOOKS:
@@ -96,6 +97,7 @@ def parameters_source(path):
 NEEDS_WEIGHTS = [p for p in NOTEBOOKS if "_CHECKPOINT = None" in parameters_source(p)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NEEDS_WEIGHTS, ids=[p.stem for p in NEEDS_WEIGHTS])
 def test_full_profile_without_weights_names_what_is_missing(path, tmp_path):
     """`-p PROFILE full` with no checkpoint paths stops early with a FileNotFoundError that says which."""

@@ -188,6 +188,7 @@ def test_forward_reads_no_values_back(pair):
     assert out.isnan().any()
 
 
+@pytest.mark.slow
 def test_amodal_dav2_compiles_as_one_graph(pair):
     _, amodal = pair
     compiled = torch.compile(amodal, backend="eager", fullgraph=True)  # a graph break raises
@@ -212,6 +213,7 @@ class CountingBackend:
         return run
 
 
+@pytest.mark.slow
 def test_photos_of_one_bucket_share_a_graph_and_a_batch():
     torch._dynamo.reset()
     torch.manual_seed(0)

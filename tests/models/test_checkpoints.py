@@ -122,6 +122,7 @@ def test_full_size_official_files_fit_and_are_sized(size):
         checkpoints.load_strict(amodal, released, "model.safetensors")
 
 
+@pytest.mark.slow
 def test_wrong_size_names_the_size_and_the_keys(tmp_path):
     official = {k: torch.zeros(shape) for k, shape in official_size_shapes("s").items()}
     torch.save(official, tmp_path / "depth_anything_v2_vits.pth")
@@ -195,6 +196,7 @@ def test_foreign_and_missing_files(tmp_path):
         AmodalDAV2.from_pretrained(None)
 
 
+@pytest.mark.slow
 def test_checkpoints_imports_alone_without_the_networks():
     """The file reader needs the configs, not the networks: importing it first, in a fresh
     interpreter, must work and must not pull in amodal_dav2 (no import circle)."""

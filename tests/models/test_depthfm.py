@@ -266,6 +266,7 @@ def test_guidance_maps_are_keyword_only_so_a_depthfm_style_call_cannot_bind_them
 READ_BACKS = ("__bool__", "item", "tolist", "__float__", "__int__", "__index__", "numpy")
 
 
+@pytest.mark.slow
 def test_inputs_are_checked_with_one_read_back_and_the_velocity_compiles_whole(monkeypatch):
     model = AmodalDepthFM.from_depthfm(tiny_depthfm())
     image, mask, observed, _ = inputs()

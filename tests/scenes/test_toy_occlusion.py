@@ -110,6 +110,7 @@ def test_mode_coverage_of_a_sampler_that_alternates_the_two_shapes(align):
     assert score.meets()
 
 
+@pytest.mark.slow
 def test_the_shipped_toy_model_samples_both_shapes_of_held_out_scenes():
     """checkpoints/amodal-depthfm-tiny-synth loads and, on 12 held-out scenes, reaches both shapes."""
     from amodal.models.autoencoders import SpaceToDepthAutoencoder

@@ -63,6 +63,7 @@ def test_trend_compares_sides_of_full():
     assert out["no_guidance"]["paper"] == PAPER_ABLATIONS["no_guidance"]
 
 
+@pytest.mark.slow
 def test_a_short_run_writes_the_json_and_resumes(tmp_path):
     names = ("full", "depth_only", "aligned_inference")
     report = run_ablations(tmp_path, steps=2, pool=4, held_out=3, names=names, command="test", progress=False)

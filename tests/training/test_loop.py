@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2
-from amodal.training.loop import train
+from amodal.training.loop import micro_batches_per_step, train
 from amodal.training.objectives import amodal_dav2_objective, loss_region
 from amodal.training.recipes import get_recipe
 
@@ -117,8 +117,12 @@ def test_resume_refuses_another_recipe(tmp_path):
 
 
 def test_batch_must_divide(tmp_path):
-    with pytest.raises(ValueError, match="not a multiple of batch_per_device 3"):
-        train(_model(), amodal_dav2_objective(), _data(), _recipe(batch_per_device=3), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"batch_size must be a multiple of batch_per_device \(3\)"):
+        _recipe(batch_per_device=3)
+    recipe = _recipe(batch_size=4, batch_per_device=2)
+    assert micro_batches_per_step(recipe, 1) == 2 and micro_batches_per_step(recipe, 2) == 1
+    with pytest.raises(ValueError, match="not a multiple of batch_per_device 2 × 3 processes"):
+        micro_batches_per_step(recipe, 3)
 
 
 def _ddp_worker(rank, world, init_file, folder, result_file):
@@ -133,6 +137,7 @@ def _ddp_worker(rank, world, init_file, folder, result_file):
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_equal_one_with_accumulation(tmp_path):
     """2 processes × batch 2 = 1 process × 2 micro-batches of 2: same losses and weights."""
     import torch.multiprocessing as mp
@@ -149,6 +154,7 @@ def test_two_gloo_processes_equal_one_with_accumulation(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_and_compile_paths_run_on_cpu(tmp_path):
     """The CUDA settings (bf16 autocast, torch.compile) exercised on the CPU; weights stay float32."""
     model = _model()

@@ -58,3 +58,15 @@ def test_overrides_are_typed():
         parse_overrides(["activation_checkpointing=maybe"])
     with pytest.raises(ValueError, match="'x' is not a int"):
         parse_overrides(["max_steps=x"])
+
+
+@pytest.mark.parametrize("field, value, rule", [
+    ("batch_size", 0, "batch_size must be a whole number ≥ 1"), ("batch_size", -4, "batch_size must be a whole number ≥ 1"),
+    ("max_steps", 0, "max_steps must be a whole number ≥ 1"), ("max_steps", -5, "max_steps must be a whole number ≥ 1"),
+    ("batch_per_device", 0, "batch_per_device must be a whole number ≥ 1"), ("input_size", 0, "input_size must be"),
+    ("lr", 0.0, "lr must be > 0"), ("flip_p", 1.5, r"flip_p must be in \[0, 1\]"), ("final_ratio", 0.0, "final_ratio must be"),
+    ("warmup_steps", 2000, "warmup_steps must be a whole number in"), ("batch_size", 10, "a multiple of batch_per_device"),
+])
+def test_a_recipe_refuses_values_that_train_nothing(field, value, rule):
+    with pytest.raises(ValueError, match=rule):
+        get_recipe("amodal-dav2-tiny-synth", **{field: value})
