@@ -150,9 +150,19 @@ def blend_border(observed_depth: torch.Tensor, amodal_depth: torch.Tensor, mask:
 def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:
     """(H, W) numpy / torch (also (1, H, W), (1, 1, H, W)) → (1, 1, H, W) float32 CPU torch.
 
-    Only the layout is checked here; the values are :func:`amodal.models.checks.check_guidance`'s job.
+    Only the layout and the kind of number are checked here; the values are
+    :func:`amodal.models.checks.check_guidance`'s job. A mask may be bool; a depth must be
+    real numbers (a bool or complex ``D_o`` is a mistake, not a depth).
     """
-    tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value).float()
+    depth = name.endswith("depth")
+    if isinstance(value, torch.Tensor):
+        dtype, wrong = value.dtype, value.is_complex() or (depth and value.dtype == torch.bool)
+    else:
+        value = np.asarray(value)
+        dtype, wrong = value.dtype, value.dtype.kind not in "biuf" or (depth and value.dtype.kind == "b")
+    if wrong:
+        raise ValueError(f"{name} must hold real numbers{'' if depth else ' or bools'}, got dtype {dtype}")
+    tensor = value.detach().float() if isinstance(value, torch.Tensor) else torch.from_numpy(value.astype(np.float32))
     tensor = tensor.reshape(tensor.shape[-2:]) if tensor.ndim > 2 and tensor.shape[:-2].numel() == 1 else tensor
     if tuple(tensor.shape) != tuple(size):
         raise ValueError(f"{name} must be (H, W) = {tuple(size)} like the image, got {tuple(np.shape(value))}")

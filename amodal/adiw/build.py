@@ -73,6 +73,7 @@ from amodal.adiw.shards import (
 from amodal.adiw.sources import Source, SourceCache, partners_of
 from amodal.metrics import visible_ratio_bucket
 from amodal.utils.atomic import atomic_write_json, remove_leftovers
+from amodal.utils.locks import FolderLock, lock_name
 
 
 @dataclass
@@ -107,6 +108,22 @@ class BuildConfig:
     ring_test: bool = True
     cross_image_occluders: bool = True
     object_filter: ObjectFilter = field(default_factory=ObjectFilter)
+
+    def __post_init__(self):
+        """Refuse settings that would build nothing, before a file is written."""
+        for name in ("samples_per_image", "sources_per_shard"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}")
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 16):
+            raise ValueError(f"size must be a whole number ≥ 16 (pixels of the longer side) or None, got {self.size!r}")
+        if self.fit not in ("visible", "ring"):
+            raise ValueError(f"fit must be 'visible' or 'ring', got {self.fit!r}")
+        if self.label_mode not in ("ours", "paper"):
+            raise ValueError(f"label_mode must be 'ours' or 'paper', got {self.label_mode!r}")
+        unknown = sorted(set(self.buckets) - set(BUCKET_RANGES))
+        if unknown or not self.buckets:
+            raise ValueError(f"buckets must be a non-empty subset of {sorted(BUCKET_RANGES)}, got {self.buckets!r}")
 
 
 def stable_hash(text: str) -> int:
@@ -280,16 +297,21 @@ def build(
         ranks' included); ``this_run``, this process's share.
 
     Raises:
-        ValueError: ``output`` holds a build with other settings or sources, or an
-            unknown ``label_mode``.
+        ValueError: ``output`` holds a build with other settings or sources.
+        FolderInUseError: another build (of the same rank) is writing ``output``.
     """
 
     config = config or BuildConfig()
-    if config.label_mode not in ("ours", "paper"):
-        raise ValueError(f"label_mode must be 'ours' or 'paper', got {config.label_mode!r}")
     rank, world_size, local_rank = distributed_rank(rank, world_size)
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    with FolderLock(output, lock_name(rank if world_size > 1 else None)):
+        return _build_locked(sources, output, depth, config, workers, progress, processor, device, retry_errors, rank,
+                             world_size, local_rank)
+
+
+def _build_locked(sources, output: Path, depth, config: BuildConfig, workers, progress, processor, device, retry_errors,
+                  rank, world_size, local_rank) -> dict:
+    """:func:`build` once this process holds the folder's (or its rank's) lock."""
     if world_size == 1:
         remove_leftovers(output)  # a killed writer's temporary report or plan; with ranks another may be writing
     plan = {

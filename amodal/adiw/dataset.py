@@ -26,6 +26,7 @@ from amodal.adiw.sample import AdiwSample, read_sample
 from amodal.adiw.shards import manifest_records
 from amodal.adiw.sources import resize_photo
 from amodal.models.preprocess import resample
+from amodal.utils.paths import inside
 
 
 class AdiwDataset(torch.utils.data.Dataset):
@@ -108,6 +109,9 @@ def open_dataset(root, size: int | None = 518, split=None, mode: str = "paper", 
     if (root / "whole_mask").is_dir():
         return OfficialAdiwDataset(root, split, size=size, mode=mode)
     if any(root.glob("shard-*")):
+        if split is not None:
+            raise ValueError(f"a split list ({split}) applies to the official layout only; {root} holds our shards, "
+                             "which take every sample (build a folder per split instead)")
         return AdiwDataset(root, size=size, mode=mode, photos=photos)
     raise FileNotFoundError(f"--data {root}: neither ADIW shards (shard-*/) nor the official layout (whole_mask/, ...)")
 
@@ -119,9 +123,11 @@ def occluder_mask(sample: AdiwSample, photos: str | os.PathLike, build_size: int
     differs from the source photo (``photos / provenance["image_file"]``), the photo first
     resized as the builder resized it (longer side ``build_size``).
     """
-    photo = Path(photos) / sample.provenance.get("image_file", "")
     box = sample.provenance.get("placement")
-    if not box or not photo.is_file():
+    if not box or not sample.provenance.get("image_file"):
+        return None
+    photo = inside(photos, sample.provenance["image_file"], f"sample {sample.sample_id}: source photo")
+    if not photo.is_file():
         return None
     with Image.open(photo) as handle:
         original = np.asarray(handle.convert("RGB"))
@@ -129,6 +135,6 @@ def occluder_mask(sample: AdiwSample, photos: str | os.PathLike, build_size: int
         original = resize_photo(original, [], build_size)[0]
     if original.shape != sample.image.shape:
         return None
-    inside = np.zeros(sample.image.shape[:2], bool)
-    inside[max(box["top"], 0):box["top"] + box["height"], max(box["left"], 0):box["left"] + box["width"]] = True
-    return inside & (original != sample.image).any(-1)
+    in_box = np.zeros(sample.image.shape[:2], bool)
+    in_box[max(box["top"], 0):box["top"] + box["height"], max(box["left"], 0):box["left"] + box["width"]] = True
+    return in_box & (original != sample.image).any(-1)

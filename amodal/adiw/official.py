@@ -27,6 +27,7 @@ from PIL import Image
 
 from amodal.metrics import visible_ratio_bucket
 from amodal.models.preprocess import resample
+from amodal.utils.paths import inside
 
 LAYOUT = {
     "image": "occlusion/{id}_occlusion.png",
@@ -106,7 +107,8 @@ class OfficialAdiwDataset(torch.utils.data.Dataset):
 
     def paths(self, index: int) -> dict[str, Path]:
         """The five files of sample ``index``."""
-        return {key: self.root / pattern.format(id=self.ids[index]) for key, pattern in LAYOUT.items()}
+        return {key: inside(self.root, pattern.format(id=self.ids[index]), f"sample {self.ids[index]}")
+                for key, pattern in LAYOUT.items()}
 
     def __getitem__(self, index: int) -> dict:
         paths = self.paths(index)

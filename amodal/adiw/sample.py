@@ -38,6 +38,7 @@ from scipy import ndimage
 
 from amodal.align import scale_shift
 from amodal.utils.atomic import atomic_write, atomic_write_text, fsync_path
+from amodal.utils.paths import inside
 
 FIT_REGIONS = ("visible", "ring")
 MASK_VISIBLE, MASK_HIDDEN = 255, 128
@@ -223,10 +224,11 @@ def read_sample(folder: str | os.PathLike, record: dict) -> AdiwSample:
 
     Raises:
         FileNotFoundError: a file of the sample is missing (named).
+        ValueError: the record names a file outside ``folder`` (an absolute path, or ``..``).
     """
 
     folder = Path(folder)
-    paths = {k: folder / v for k, v in record["files"].items()}
+    paths = {k: inside(folder, v, f"sample {record.get('id')}: {k} file") for k, v in record["files"].items()}
     for key, path in paths.items():
         if not path.is_file():
             raise FileNotFoundError(f"sample {record['id']}: {key} file missing: {path}")
@@ -254,8 +256,22 @@ def write_manifest(path: str | os.PathLike, records: list[dict]) -> None:
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict]:
-    """The records of a ``manifest.jsonl`` (empty list when it does not exist yet)."""
+    """The records of a ``manifest.jsonl`` (empty list when it does not exist yet).
+
+    Raises:
+        ValueError: a line that is not JSON (the file and line named).
+    """
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            # the builder rewrites manifests atomically, so a torn line means the file was damaged elsewhere
+            raise ValueError(f"{path}:{number}: not a JSON line ({error.msg}); the manifest is damaged: restore it, "
+                             "or delete the shard's folder to build it again") from None
+    return records

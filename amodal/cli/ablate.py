@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
-from amodal.cli.arguments import positive_int
+from amodal.cli.arguments import output_folder, positive_int
 from amodal.training.ablations import VARIANTS, format_ablations, run_ablations, run_data_scale
+from amodal.utils.locks import FolderLock
 
 ABLATE_EXAMPLES = """\
 examples:
@@ -24,7 +24,7 @@ and trains each variant into OUTPUT/<variant>/ (a stopped run restarts where it 
 
 
 def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", required=True, type=Path, help="run folder")
+    parser.add_argument("--output", required=True, type=output_folder, help="run folder")
     parser.add_argument("--study", choices=("variants", "data-scale"), default="variants",
                         help="the paper's variants (default), or the data-scale study: the tiny-synth design "
                         "trained on 1/8, 1/4, 1/2 and all of the pool")
@@ -37,14 +37,15 @@ def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_ablate(args: argparse.Namespace) -> int:
     command = "python -m amodal ablate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
-    if args.study == "data-scale":
-        report = run_data_scale(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
-                                command=command, progress=not args.quiet)
-        for row in report["rows"]:
-            print(f"{row['scenes']:>6} scenes: hidden RMSE×100 {row['overall_rmse']:.3f} (hard {row['hard_rmse']:.3f})")
+    with FolderLock(args.output):
+        if args.study == "data-scale":
+            report = run_data_scale(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
+                                    command=command, progress=not args.quiet)
+            for row in report["rows"]:
+                print(f"{row['scenes']:>6} scenes: hidden RMSE×100 {row['overall_rmse']:.3f} (hard {row['hard_rmse']:.3f})")
+            return 0
+        report = run_ablations(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
+                               names=tuple(args.variants) if args.variants else None, command=command,
+                               progress=not args.quiet)
+        print(format_ablations(report))
         return 0
-    report = run_ablations(args.output, steps=args.steps, pool=args.pool, held_out=args.held_out,
-                           names=tuple(args.variants) if args.variants else None, command=command,
-                           progress=not args.quiet)
-    print(format_ablations(report))
-    return 0

@@ -10,8 +10,9 @@ from amodal.adiw.build import BuildConfig, build
 from amodal.adiw.depth import load_estimator
 from amodal.adiw.pix2gestalt import import_release
 from amodal.adiw.sam_masks import write_sam_masks
+from amodal.adiw.shards import distributed_rank
 from amodal.adiw.sources import find_sources
-from amodal.cli.arguments import device, non_negative_int, positive_int
+from amodal.cli.arguments import device, non_negative_int, output_folder, positive_int
 
 BUILD_EXAMPLES = """\
 examples:
@@ -49,7 +50,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     masks.add_argument("--masks", type=Path, help="folder of SA-1B JSON files named like the photos (default: the photos' folder, as in SA-1B)")
     masks.add_argument("--sam-checkpoint", type=Path, help="make the masks with SAM's automatic mask generator from this checkpoint")
     source.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint: vit_h, vit_l or vit_b (default vit_h)")
-    parser.add_argument("--output", required=True, type=Path, help="dataset folder (created; an existing build there is resumed)")
+    parser.add_argument("--output", required=True, type=output_folder, help="dataset folder (created; an existing build there is resumed)")
     depth = parser.add_argument_group("depth")
     depth.add_argument(
         "--depth",
@@ -76,11 +77,14 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 def run_build(args: argparse.Namespace) -> int:
     if not args.images.is_dir():
         raise FileNotFoundError(f"--images folder not found: {args.images}")
-    masks = args.masks
-    if args.sam_checkpoint is not None:
-        masks = args.output / "masks"
-        print(f"making SAM masks into {masks} ...")
-        write_sam_masks(args.images, masks, args.sam_checkpoint, args.sam_model, device=args.device)
+    # Every argument is checked before anything is written into --output.
+    config = BuildConfig(
+        samples_per_image=args.samples_per_image, size=args.size, fit=args.fit, seed=args.seed, sources_per_shard=args.shard_size,
+        label_mode=args.label_mode,
+    )
+    distributed_rank(args.rank, args.world_size)  # a rank outside the world is an error now, not after SAM ran
+    if args.sam_checkpoint is not None and not args.sam_checkpoint.is_file():
+        raise FileNotFoundError(f"--sam-checkpoint not found: {args.sam_checkpoint}")
     depth = args.depth
     if depth != "row-prior":
         # check the path now (a clear error here beats one in every worker)
@@ -88,10 +92,11 @@ def run_build(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--depth checkpoint not found: {depth}")
         # one model per process, made where it runs, on the device the builder gives it
         depth = functools.partial(load_estimator, depth, batch_size=args.batch_size)
-    config = BuildConfig(
-        samples_per_image=args.samples_per_image, size=args.size, fit=args.fit, seed=args.seed, sources_per_shard=args.shard_size,
-        label_mode=args.label_mode,
-    )
+    masks = args.masks
+    if args.sam_checkpoint is not None:
+        masks = args.output / "masks"
+        print(f"making SAM masks into {masks} ...")
+        write_sam_masks(args.images, masks, args.sam_checkpoint, args.sam_model, device=args.device)
     sources = find_sources(args.images, masks)
     report = build(
         sources, args.output, depth, config, workers=args.workers, progress=not args.quiet, device=args.device,
@@ -105,7 +110,7 @@ def run_build(args: argparse.Namespace) -> int:
 def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--release", required=True, type=Path, help="pix2gestalt's folder with occlusion/, whole_mask/, visible_object_mask/")
     parser.add_argument("--sa1b-images", required=True, type=Path, help="folder of the original SA-1B images (sa_<id>.jpg)")
-    parser.add_argument("--output", required=True, type=Path, help="dataset folder")
+    parser.add_argument("--output", required=True, type=output_folder, help="dataset folder")
     parser.add_argument("--depth", default="row-prior", help="a Depth Anything V2 checkpoint, or 'row-prior' (toy, no weights), as for build (default row-prior)")
     parser.add_argument("--device", type=device, default="cpu", help="device of the depth model (default cpu)")
     parser.add_argument("--fit", choices=("visible", "ring"), default="visible", help="fit the label on the target's visible pixels (paper) or on a background ring (default visible)")

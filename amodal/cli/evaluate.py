@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 from amodal.baselines import BASELINES
-from amodal.cli.arguments import device, non_negative_int, positive_int
+from amodal.cli.arguments import device, non_negative_int, output_folder, positive_int
 from amodal.data.items import HELD_OUT_SEED, SOURCES, evaluation_items
 from amodal.evaluation.mask_quality import given_mask
 from amodal.evaluation.scoring import evaluate_items
 from amodal.evaluation.tables import format_ci_table, format_comparison, write_comparison, write_evaluation
 from amodal.inference import load_predictor
 from amodal.scenes.synth import SHAPE_SETS
+from amodal.utils.locks import FolderLock
 
 EVALUATE_EXAMPLES = """\
 examples:
@@ -41,7 +42,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'synth', 'middlebury' (real disparity behind pasted occluders), a folder of our ADIW "
                         "shards, or the official layout")
     parser.add_argument("--split", type=Path, help="official layout: a split list (data_split/sam/val.txt)")
-    parser.add_argument("--output", required=True, type=Path, help="folder for samples.csv, summary.json, table.txt")
+    parser.add_argument("--output", required=True, type=output_folder, help="folder for samples.csv, summary.json, table.txt")
     parser.add_argument("--mode", choices=("paper", "keep-aspect"), default="paper", help="preprocessing (default paper)")
     parser.add_argument("--size", type=positive_int, default=518, help="network input side (default 518; synth: the scene size)")
     parser.add_argument("--count", type=positive_int, default=None, help=f"synth and middlebury: number of held-out scenes (default {SCENES}); a folder: the first COUNT samples (default all)")
@@ -61,15 +62,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
                              mode=args.mode)
     if args.data == "middlebury":  # models get the whole motorcycle; the unmeasured hidden pixels are not scored
         predictors = {spec: given_mask(p) for spec, p in predictors.items()}
-    records = {spec: evaluate_items(p, items, progress=not args.quiet, batch_size=args.batch_size) for spec, p in predictors.items()}
-    if len(records) == 1:
-        spec, only = next(iter(records.items()))
-        summary = write_evaluation(only, args.output, name=spec)
-        print(format_ci_table(summary, "raw", spec))
-        print(f"wrote {args.output}/samples.csv, summary.json, table.txt")
-        return 0
-    summaries = {spec: write_evaluation(r, args.output / _folder_name(spec), name=spec) for spec, r in records.items()}
-    write_comparison(summaries, args.output, command="python -m amodal " + " ".join(sys.argv[1:]))
+    with FolderLock(args.output):
+        records = {spec: evaluate_items(p, items, progress=not args.quiet, batch_size=args.batch_size)
+                   for spec, p in predictors.items()}
+        if len(records) == 1:
+            spec, only = next(iter(records.items()))
+            summary = write_evaluation(only, args.output, name=spec)
+            print(format_ci_table(summary, "raw", spec))
+            print(f"wrote {args.output}/samples.csv, summary.json, table.txt")
+            return 0
+        summaries = {spec: write_evaluation(r, args.output / _folder_name(spec), name=spec) for spec, r in records.items()}
+        write_comparison(summaries, args.output, command="python -m amodal " + " ".join(sys.argv[1:]))
     print(format_comparison(summaries))
     print(f"wrote {args.output}/comparison.json, comparison.txt and one folder per model")
     return 0

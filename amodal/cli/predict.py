@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from amodal.cli.arguments import device
+from amodal.cli.arguments import device, output_folder
 from amodal.export import write_depth
 from amodal.inference import predict
 from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
@@ -40,7 +40,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visible-mask", type=Path,
                         help="the object's visible part M_vis as an image (or a folder named like the photos); "
                         "needed by models that correct a fill from it, such as checkpoints/amodal-dav2-tiny-synth")
-    parser.add_argument("--output", required=True, type=Path, help="folder for the outputs")
+    parser.add_argument("--output", required=True, type=output_folder, help="folder for the outputs")
     parser.add_argument("--ply", action="store_true", help="also write the object as a PLY point cloud")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
 

@@ -8,17 +8,19 @@ the data (``synth``, a folder of our ADIW shards, or the official layout), and c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 
 import torch
 
-from amodal.cli.arguments import device, positive_int
+from amodal.cli.arguments import device, output_folder, positive_int
 from amodal.data.items import training_data
 from amodal.training.loop import train
 from amodal.training.recipes import RECIPES, get_recipe, parse_overrides
 from amodal.training.setup import build_model
 from amodal.training.validation import synth_validator
+from amodal.utils.locks import FolderLock
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -43,7 +45,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "hidden part bends either way), a folder of our ADIW shards, "
                         "or a folder in the official layout (occlusion/, whole_mask/, depth_da_update_*/)")
     parser.add_argument("--split", type=Path, help="official layout only: a split list (data_split/sam/train.txt)")
-    parser.add_argument("--output", required=True, type=Path, help="run folder: log.csv, checkpoint.pt, model/")
+    parser.add_argument("--output", required=True, type=output_folder, help="run folder: log.csv, checkpoint.pt, model/")
     parser.add_argument("--init", default=None,
                         help="starting weights: a Depth Anything V2 checkpoint (.pth) for Amodal-DAV2 recipes, "
                         "DepthFM's depthfm-v1.ckpt for Amodal-DepthFM (with --vae), or 'none' for random weights "
@@ -76,10 +78,13 @@ def run_train(args: argparse.Namespace) -> int:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
         torch.distributed.init_process_group(backend)
+    # one writer per run folder: rank 0 holds the lock for all ranks of a torchrun job
+    lock = FolderLock(args.output) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext()
     try:
-        result = train(model, objective, data, recipe, args.output, resume=args.resume, device=device,
-                       checkpoint_every=args.checkpoint_every, parameters=parameters, progress=not args.quiet,
-                       compile=args.compile, validate=validate)
+        with lock:
+            result = train(model, objective, data, recipe, args.output, resume=args.resume, device=device,
+                           checkpoint_every=args.checkpoint_every, parameters=parameters, progress=not args.quiet,
+                           compile=args.compile, validate=validate)
     finally:
         if distributed:
             torch.distributed.destroy_process_group()

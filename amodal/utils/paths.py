@@ -46,3 +46,23 @@ def checkpoints_dir() -> Path:
 def results_dir() -> Path:
     """``results/`` of the checkout: committed measurements (ablations, studies) with their commands."""
     return repo_root() / "results"
+
+
+def inside(root: str | os.PathLike, relative: str | os.PathLike, what: str = "path") -> Path:
+    """``root / relative``, refused unless it stays inside ``root``.
+
+    Data files name other files (a manifest its sample's files, a sample its source photo).
+    A name such as ``../../secret.png`` or ``/etc/passwd`` would read outside the dataset, so
+    such names are errors, not paths. Symbolic links inside ``root`` are followed and checked
+    too, as :meth:`pathlib.Path.resolve` sees them.
+
+    Raises:
+        ValueError: ``relative`` is absolute or leads outside ``root`` (``what`` names it).
+    """
+    if Path(relative).is_absolute():
+        raise ValueError(f"{what}: {relative!r} is an absolute path; data files may only name files inside {root}")
+    base = Path(root).resolve()
+    path = (base / relative).resolve()
+    if path != base and base not in path.parents:
+        raise ValueError(f"{what}: {relative!r} leads outside {root}; data files may only name files inside it")
+    return Path(root) / relative
