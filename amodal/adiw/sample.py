@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,11 +233,22 @@ def read_sample(folder: str | os.PathLike, record: dict) -> AdiwSample:
     for key, path in paths.items():
         if not path.is_file():
             raise FileNotFoundError(f"sample {record['id']}: {key} file missing: {path}")
-    image = np.array(Image.open(paths["image"]).convert("RGB"))
-    amodal, visible = decode_masks(np.array(Image.open(paths["masks"])))
-    with np.load(paths["depth"]) as depth:
-        observed = depth["observed_depth"].astype(np.float32)
-        target = depth["target_depth"].astype(np.float32)
+    try:
+        with Image.open(paths["image"]) as handle:
+            image = np.array(handle.convert("RGB"))
+    except (OSError, SyntaxError) as error:  # PIL: unidentified, truncated or broken files
+        raise ValueError(f"sample {record['id']}: unreadable image {paths['image']}: {error}") from None
+    try:
+        with Image.open(paths["masks"]) as handle:
+            amodal, visible = decode_masks(np.array(handle))
+    except (OSError, SyntaxError) as error:
+        raise ValueError(f"sample {record['id']}: unreadable masks {paths['masks']}: {error}") from None
+    try:
+        with np.load(paths["depth"]) as depth:
+            observed = depth["observed_depth"].astype(np.float32)
+            target = depth["target_depth"].astype(np.float32)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"sample {record['id']}: unreadable depth {paths['depth']}: {error}") from None
     return AdiwSample(
         sample_id=record["id"],
         image=image,

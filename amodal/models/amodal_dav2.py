@@ -117,7 +117,10 @@ class _DepthNetwork(nn.Module):
         if saved is not None and saved.get("model") not in (None, cls.__name__):
             raise ValueError(f"{path} holds an {saved['model']}, not a {cls.__name__}: load it with {saved['model']}.from_pretrained")
         if config is None and saved is not None:
-            config = DAV2Config.from_dict(saved["config"])
+            try:
+                config = DAV2Config.from_dict(saved.get("config"))
+            except ValueError as error:
+                raise ValueError(f"{path}: {error}") from None
         if config is None:
             shape = checkpoints.infer_shape(state)
             if shape["size"] is None:

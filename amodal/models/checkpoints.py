@@ -69,10 +69,12 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
             state = {key: handle.get_tensor(key) for key in handle.keys()}
             metadata = handle.metadata() or {}
         if "amodal_config" in metadata:
-            config = json.loads(metadata["amodal_config"])
+            config = _json(metadata["amodal_config"], f"{path} (its amodal_config metadata)")
         elif (path.parent / CONFIG_NAME).is_file():
-            candidate = json.loads((path.parent / CONFIG_NAME).read_text())
-            config = candidate if "model" in candidate and "config" in candidate else None
+            candidate = _json((path.parent / CONFIG_NAME).read_text(), str(path.parent / CONFIG_NAME))
+            config = candidate if isinstance(candidate, dict) and "model" in candidate and "config" in candidate else None
+        if config is not None and not isinstance(config, dict):
+            raise ValueError(f"{path}: its config is not a JSON object")
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -82,6 +84,13 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
     if not _is_tensor_dict(state):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return state, config
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: not JSON ({error.msg} at line {error.lineno})") from None
 
 
 # Where training scripts put the weights beside optimizer, epoch, scheduler, ...;

@@ -49,9 +49,44 @@ class DAV2Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DAV2Config":
-        data = dict(data)
-        data["taps"], data["out_channels"] = tuple(data["taps"]), tuple(data["out_channels"])
-        return cls(**data)
+        """The config a saved model's JSON describes, each field's type checked.
+
+        Raises:
+            ValueError: not a dict, an unknown or missing field, or a value of the wrong type
+                (a file from elsewhere, or edited by hand: better refused here than a shape
+                error deep inside the network).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a DAV2 config must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        required = {"embed_dim", "depth", "num_heads", "taps", "features", "out_channels"}
+        missing = sorted(required - set(data))
+        if unknown or missing:
+            raise ValueError(f"config fields unknown {unknown} / missing {missing}")
+
+        def whole(name, value):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"config field {name} must be a whole number ≥ 0, got {value!r}")
+            return value
+
+        out = {name: whole(name, data[name]) for name in ("embed_dim", "depth", "num_heads", "features")}
+        for name, length in (("taps", None), ("out_channels", 4)):
+            value = data[name]
+            if not isinstance(value, (list, tuple)) or (length and len(value) != length):
+                raise ValueError(f"config field {name} must be a list of {length or 'some'} whole numbers, got {value!r}")
+            out[name] = tuple(whole(name, v) for v in value)
+        if "img_size" in data:
+            out["img_size"] = whole("img_size", data["img_size"])
+        if "swiglu" in data:
+            if not isinstance(data["swiglu"], bool):
+                raise ValueError(f"config field swiglu must be true or false, got {data['swiglu']!r}")
+            out["swiglu"] = data["swiglu"]
+        if "fill_residual" in data:
+            value = data["fill_residual"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
+                raise ValueError(f"config field fill_residual must be a number in [0, 10), got {value!r}")
+            out["fill_residual"] = float(value)
+        return cls(**out)
 
 
 def _config(encoder: EncoderConfig, features: int, out_channels: tuple[int, int, int, int]) -> DAV2Config:

@@ -1,4 +1,6 @@
 """amodal.utils.paths: the checkout's folders, and the runs folder override used by the tests."""
+import pytest
+
 from amodal.utils.paths import checkpoints_dir, data_samples_dir, repo_root, runs_dir
 
 
@@ -14,3 +16,18 @@ def test_runs_dir_follows_the_environment(monkeypatch, tmp_path):
     assert runs_dir() == tmp_path
     monkeypatch.delenv("AMODAL_RUNS_DIR")
     assert runs_dir() == repo_root() / "runs"
+
+
+def test_inside_refuses_paths_that_leave_the_root(tmp_path):
+    from amodal.utils.paths import inside
+
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    assert inside(tmp_path / "data", "a/b.png") == tmp_path / "data" / "a" / "b.png"
+    assert inside(tmp_path / "data", "a/../c.png") == tmp_path / "data" / "a" / ".." / "c.png"  # still inside
+    with pytest.raises(ValueError, match=r"sample 7: image file: '\.\./\.\./secret\.png' leads outside"):
+        inside(tmp_path / "data", "../../secret.png", "sample 7: image file")
+    with pytest.raises(ValueError, match="is an absolute path"):
+        inside(tmp_path / "data", "/etc/passwd")
+    (tmp_path / "data" / "link").symlink_to(tmp_path)  # a link inside that points out is followed and refused
+    with pytest.raises(ValueError, match="leads outside"):
+        inside(tmp_path / "data", "link/x.png")
