@@ -41,10 +41,17 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (exit code 2) rather than the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
     # Name no command here: the list below is made from COMMANDS, so it cannot promise one that does not exist.
     description = "Amodal depth estimation; 'python -m amodal COMMAND --help' explains each command below."
-    parser = argparse.ArgumentParser(prog="amodal", description=description)
+    parser = Parser(prog="amodal", description=description)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="on an error, show the whole traceback instead of one line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

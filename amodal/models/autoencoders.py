@@ -27,8 +27,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
+
+from amodal.models.checkpoints import read_safetensors
 
 SD_LATENT_SCALE = 0.18215
 
@@ -152,7 +153,7 @@ def load_autoencoder(vae) -> nn.Module:
             raise FileNotFoundError(f"{path}: no config.json (expected a diffusers AutoencoderKL folder)")
         return SDAutoencoder(AutoencoderKL.from_pretrained(folder, **local_load_options()))
     if path.suffix == ".safetensors":
-        state = load_file(path)
+        state, _ = read_safetensors(path)
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)

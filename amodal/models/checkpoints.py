@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from amodal.models.configs import CONFIGS
 
@@ -65,9 +65,7 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
         raise FileNotFoundError(f"checkpoint not found: {path}")
     config = None
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as handle:
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-            metadata = handle.metadata() or {}
+        state, metadata = read_safetensors(path)
         if "amodal_config" in metadata:
             config = _json(metadata["amodal_config"], f"{path} (its amodal_config metadata)")
         elif (path.parent / CONFIG_NAME).is_file():
@@ -84,6 +82,19 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
     if not _is_tensor_dict(state):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return state, config
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the metadata of a ``.safetensors`` file.
+
+    Raises:
+        ValueError: a truncated, empty or foreign file (safetensors' own error, with the file named).
+    """
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata() or {}
+    except SafetensorError as error:
+        raise ValueError(f"{path}: not a readable safetensors file ({error}); download or save it again") from None
 
 
 def _json(text: str, where: str) -> Any:

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from amodal.align import align as least_squares_align
@@ -49,6 +49,7 @@ from amodal.models.autoencoders import (
     load_autoencoder,
     local_load_options,
 )
+from amodal.models.checkpoints import read_safetensors
 from amodal.models.checks import check_guidance, check_image
 from amodal.models.flow_matching import (
     NOISING_STEP,
@@ -173,7 +174,7 @@ class DepthFM(nn.Module):
         if meta["model"] != cls.__name__:
             raise ValueError(f"{folder} holds a {meta['model']}, not a {cls.__name__}")
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", **local_load_options())
-        embedding = load_file(str(folder / "empty_text_embedding.safetensors"))["empty_text_embedding"]
+        embedding = read_safetensors(folder / "empty_text_embedding.safetensors")[0]["empty_text_embedding"]
         autoencoder = autoencoder_from_spec(meta["autoencoder"], vae, folder)
         return cls(unet, autoencoder, embedding, meta["noising_step"])
 
