@@ -38,6 +38,7 @@ from scipy import ndimage
 
 from amodal.align import scale_shift
 from amodal.utils.atomic import atomic_write, atomic_write_text, fsync_path
+from amodal.utils.images import read_image, read_stored
 
 FIT_REGIONS = ("visible", "ring")
 MASK_VISIBLE, MASK_HIDDEN = 255, 128
@@ -230,8 +231,8 @@ def read_sample(folder: str | os.PathLike, record: dict) -> AdiwSample:
     for key, path in paths.items():
         if not path.is_file():
             raise FileNotFoundError(f"sample {record['id']}: {key} file missing: {path}")
-    image = np.array(Image.open(paths["image"]).convert("RGB"))
-    amodal, visible = decode_masks(np.array(Image.open(paths["masks"])))
+    image = read_image(paths["image"])
+    amodal, visible = decode_masks(read_stored(paths["masks"]))
     with np.load(paths["depth"]) as depth:
         observed = depth["observed_depth"].astype(np.float32)
         target = depth["target_depth"].astype(np.float32)
