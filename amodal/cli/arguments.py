@@ -6,6 +6,7 @@ becomes its usual one-line usage error (exit code 2) naming the option.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
@@ -57,3 +58,19 @@ def device(text: str) -> str:
     elif parsed.type != "cpu":
         raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda or cuda:N")
     return text
+
+
+def existing_path(text: str) -> Path:
+    """An input: a file or folder that exists."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text}")
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """A folder to write into: it may not exist yet, but it may not be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; give a folder for the outputs")
+    return path
