@@ -29,6 +29,7 @@ TIERS = {
         "silog": "amodal.losses",
         "BASELINES": "amodal.baselines",
         "write_depth": "amodal.export",
+        "read_image": "amodal.utils.images",
     },
     "models": {
         "DepthAnythingV2": "amodal.models.amodal_dav2",

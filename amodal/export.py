@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from amodal.utils.atomic import atomic_write, atomic_write_text
+from amodal.utils.atomic import atomic_file_set, atomic_write_text
 
 DEPTH_CMAP = "Spectral_r"  # near red, far blue: every depth picture of the repository
 Z_OFFSET = 0.1  # keeps z = 1 / (d + offset) finite at d = 0 (the farthest pixel)
@@ -73,20 +73,40 @@ def read_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return values[:, :3].astype(np.float32), values[:, 3:].astype(np.uint8)
 
 
+def depth_file_names(stem: str) -> dict[str, str]:
+    """The names :func:`write_depth` gives a set: ``png16``, ``npy``, ``color`` and ``ply``."""
+    return {"png16": f"{stem}.png", "npy": f"{stem}.npy", "color": f"{stem}_color.png", "ply": f"{stem}.ply"}
+
+
 def write_depth(folder: str | os.PathLike, stem: str, depth: np.ndarray, mask: np.ndarray,
                 image: np.ndarray | None = None, ply: bool = False) -> dict[str, Path]:
-    """Write ``stem.png`` (16-bit), ``stem.npy``, ``stem_color.png`` and optionally ``stem.ply``."""
+    """Write ``stem.png`` (16-bit), ``stem.npy``, ``stem_color.png`` and optionally ``stem.ply``, as one set.
 
-    def save_npy(path):
-        with open(path, "wb") as handle:  # a handle: np.save would append .npy to a temporary name
+    The four files describe one prediction, so they are replaced together
+    (:func:`amodal.utils.atomic.atomic_file_set`): written into a temporary folder inside
+    ``folder`` and renamed into place only once all are written. A full disk midway
+    leaves the previous set of ``stem`` as it was; a set written without ``ply`` removes
+    the previous set's ``stem.ply``, which no longer matches.
+
+    Args:
+        folder: the output folder (created if missing).
+        stem: the file stem of the set.
+        depth: (H, W) normalised disparity in [0, 1].
+        mask: (H, W) bool, the object (outlined in the colour picture; the PLY's points).
+        image: (H, W, 3) uint8, the PLY's colours (default: the colour map).
+        ply: also write the PLY.
+
+    Returns:
+        The written paths by kind (``png16``, ``npy``, ``color``, ``ply``).
+    """
+    names = depth_file_names(stem)
+    if not ply:
+        del names["ply"]
+    with atomic_file_set(folder, stem, replaces=depth_file_names(stem).values()) as temporary:
+        Image.fromarray(depth_to_uint16(depth)).save(temporary / names["png16"], format="PNG")
+        with open(temporary / names["npy"], "wb") as handle:
             np.save(handle, np.asarray(depth, np.float32))
-
-    folder = Path(folder)
-    written = {
-        "png16": atomic_write(folder / f"{stem}.png", lambda p: Image.fromarray(depth_to_uint16(depth)).save(p, format="PNG")),
-        "npy": atomic_write(folder / f"{stem}.npy", save_npy),
-        "color": atomic_write(folder / f"{stem}_color.png", lambda p: Image.fromarray(colourise(depth, mask)).save(p, format="PNG")),
-    }
-    if ply:
-        written["ply"] = write_ply(folder / f"{stem}.ply", *point_cloud(depth, mask, image))
-    return written
+        Image.fromarray(colourise(depth, mask)).save(temporary / names["color"], format="PNG")
+        if ply:
+            write_ply(temporary / names["ply"], *point_cloud(depth, mask, image))
+    return {kind: Path(folder) / name for kind, name in names.items()}

@@ -60,3 +60,13 @@ def test_write_depth_files(tmp_path):
     codes = np.asarray(Image.open(tmp_path / "photo.png"))
     assert codes.dtype == np.uint16 and codes[2, 3] == 65535 and codes[0, 0] == 0
     assert len(read_ply(tmp_path / "photo.ply")[0]) == 12
+
+
+def test_write_depth_replaces_the_whole_set(tmp_path):
+    depth = np.full((3, 4), 0.5, np.float32)
+    mask = np.ones((3, 4), bool)
+    write_depth(tmp_path, "photo", depth, mask, ply=True)
+    write_depth(tmp_path, "photo", np.zeros((3, 4), np.float32), mask)  # no PLY this time
+    # the first set's PLY showed the old depth: it goes with the rest of that set
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.npy", "photo.png", "photo_color.png"]
+    assert np.asarray(Image.open(tmp_path / "photo.png")).max() == 0

@@ -73,6 +73,7 @@ from amodal.adiw.shards import (
 from amodal.adiw.sources import Source, SourceCache, partners_of
 from amodal.metrics import visible_ratio_bucket
 from amodal.utils.atomic import atomic_write_json, remove_leftovers
+from amodal.utils.images import DEFAULT_MAX_PIXELS
 from amodal.utils.locks import FolderLock, lock_name
 
 
@@ -272,6 +273,7 @@ def build(
     retry_errors: bool = False,
     rank: int | None = None,
     world_size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> dict:
     """Build ADIW from ``sources`` into ``output`` (resuming whatever is there).
 
@@ -290,6 +292,9 @@ def build(
         retry_errors: also rebuild sources skipped for bad input (failed ones always are).
         rank, world_size: this machine's part when ``world_size`` machines build into one
             folder (default: from torchrun's or SLURM's environment, else 0 of 1).
+        max_pixels: photos with more pixels are skipped as ``unreadable_image`` before
+            they are decoded (:func:`amodal.utils.images.read_image`). Not a setting of
+            the dataset: a resume may raise it (with ``retry_errors``) to build them.
 
     Returns:
         The build report (also written to ``output/report.json``): counts over the whole
@@ -306,11 +311,11 @@ def build(
     output = Path(output)
     with FolderLock(output, lock_name(rank if world_size > 1 else None)):
         return _build_locked(sources, output, depth, config, workers, progress, processor, device, retry_errors, rank,
-                             world_size, local_rank)
+                             world_size, local_rank, max_pixels)
 
 
 def _build_locked(sources, output: Path, depth, config: BuildConfig, workers, progress, processor, device, retry_errors,
-                  rank, world_size, local_rank) -> dict:
+                  rank, world_size, local_rank, max_pixels) -> dict:
     """:func:`build` once this process holds the folder's (or its rank's) lock."""
     if world_size == 1:
         remove_leftovers(output)  # a killed writer's temporary report or plan; with ranks another may be writing
@@ -335,7 +340,7 @@ def _build_locked(sources, output: Path, depth, config: BuildConfig, workers, pr
         if pending(read_manifest(shard_dir / MANIFEST), [s.name for s in shard], retry_errors):
             jobs.append((shard_dir, shard, config, {s.name: partners[s.name] for s in shard}, retry_errors))
     workers = max(1, min(workers, len(jobs)))
-    processor = processor or functools.partial(process_source, cache=SourceCache())
+    processor = processor or functools.partial(process_source, cache=SourceCache(max_pixels=max_pixels))
     start = time.perf_counter()
     bar = tqdm(total=sum(len(shard) for _, shard in mine), desc="ADIW sources", disable=not progress)
     bar.update(bar.total - sum(len(job[1]) for job in jobs))

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from amodal.adiw.official import OfficialAdiwDataset
 from amodal.adiw.sample import AdiwSample, read_sample
 from amodal.adiw.shards import manifest_records
 from amodal.adiw.sources import resize_photo
 from amodal.models.preprocess import resample
+from amodal.utils.images import read_image
 from amodal.utils.paths import inside
 
 
@@ -129,8 +129,7 @@ def occluder_mask(sample: AdiwSample, photos: str | os.PathLike, build_size: int
     photo = inside(photos, sample.provenance["image_file"], f"sample {sample.sample_id}: source photo")
     if not photo.is_file():
         return None
-    with Image.open(photo) as handle:
-        original = np.asarray(handle.convert("RGB"))
+    original = read_image(photo)
     if build_size is not None:
         original = resize_photo(original, [], build_size)[0]
     if original.shape != sample.image.shape:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from amodal.metrics import visible_ratio_bucket
 from amodal.models.preprocess import resample
+from amodal.utils.images import read_image, read_stored
 from amodal.utils.paths import inside
 
 LAYOUT = {
@@ -66,8 +66,7 @@ def _read_png(path: Path, rgb: bool = False) -> np.ndarray:
 
     if not path.is_file():
         raise FileNotFoundError(f"missing file of the official layout: {path}")
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB") if rgb else image)
+    return read_image(path) if rgb else read_stored(path)
 
 
 class OfficialAdiwDataset(torch.utils.data.Dataset):

@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from skimage.transform import resize
 
 from amodal.adiw.build import BuildConfig, build
@@ -43,6 +42,7 @@ from amodal.adiw.sample import AdiwSample, pseudo_label
 from amodal.adiw.shards import SourceError
 from amodal.adiw.sources import Source
 from amodal.metrics import visible_ratio_bucket
+from amodal.utils.images import read_image, read_mask
 
 FOLDERS = {"occlusion": "occlusion", "amodal": "whole_mask", "visible": "visible_object_mask"}
 SUFFIXES = {"occlusion": "_occlusion", "amodal": "_whole_mask", "visible": "_visible_mask"}
@@ -82,20 +82,18 @@ def release_sources(release: str | os.PathLike, sa1b_images: str | os.PathLike, 
 
 def _read_rgb(path: Path, what: str) -> np.ndarray:
     try:
-        with Image.open(path) as handle:
-            return np.array(handle.convert("RGB"))
-    except Exception as error:
-        raise SourceError("unreadable_image", f"{what} {path}: {error}") from None
+        return read_image(path)
+    except (ValueError, OSError) as error:  # missing, broken, too large
+        raise SourceError("unreadable_image", f"{what}: {error}") from None
 
 
 def _read_mask(path: Path | None, what: str, sample_id: str) -> np.ndarray:
     if path is None:
         raise SourceError("missing_annotations", f"{sample_id}: no {what} file")
     try:
-        with Image.open(path) as handle:
-            return np.array(handle.convert("L")) > 0
-    except Exception as error:
-        raise SourceError("corrupt_annotations", f"{what} {path}: {error}") from None
+        return read_mask(path)
+    except (ValueError, OSError) as error:
+        raise SourceError("corrupt_annotations", f"{what}: {error}") from None
 
 
 def process_release_sample(source: Source, config: BuildConfig, estimator, partner=None) -> tuple[list[AdiwSample], dict, float]:

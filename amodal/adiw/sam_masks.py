@@ -18,9 +18,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from amodal.adiw.sa1b import annotation_from_mask, write_sa1b
+from amodal.utils.images import DEFAULT_MAX_PIXELS, read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -84,20 +84,26 @@ def write_sam_masks(
     device: str = "cpu",
     generator=None,
     overwrite: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[Path]:
-    """Write ``output/<stem>.json`` (SA-1B format) for every photo in ``images``.
+    """Write ``output/<stem>.json`` (SA-1B format) for every readable photo in ``images``.
 
     Photos that already have a JSON are skipped unless ``overwrite`` (so an interrupted
     run resumes); each file is written atomically by :func:`amodal.adiw.sa1b.write_sa1b`.
+    A photo :func:`amodal.utils.images.read_image` refuses (broken, over ``max_pixels``)
+    gets no JSON, so that the builder skips it and names the reason, as it does for
+    any bad source, rather than the whole folder failing here.
 
     Args:
         images: folder of ``.jpg``/``.png`` photos.
         output: folder for the JSON files.
         checkpoint, model_type, device: see :func:`sam_generator` (ignored if ``generator`` is given).
         generator: a ready ``SamAutomaticMaskGenerator`` (tests pass a tiny one).
+        overwrite: make the JSON again where it exists.
+        max_pixels: the pixel limit of :func:`amodal.utils.images.read_image`.
 
     Returns:
-        The JSON paths, one per photo, in name order.
+        The JSON paths, one per readable photo, in name order.
     """
 
     images, output = Path(images), Path(output)
@@ -111,11 +117,14 @@ def write_sam_masks(
     written = []
     for index, photo in enumerate(photos):
         path = output / f"{photo.stem}.json"
-        written.append(path)
         if path.is_file() and not overwrite:
+            written.append(path)
             continue
-        with Image.open(photo) as handle:
-            rgb = np.array(handle.convert("RGB"))
+        try:
+            rgb = read_image(photo, max_pixels)
+        except ValueError:
+            continue  # the builder reports it, with read_image's reason
+        written.append(path)
         info = {"image_id": index, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "file_name": photo.name}
         write_sa1b(path, info, sam_annotations(rgb, generator, first_id=(index + 1) * 1_000_000))
     return written

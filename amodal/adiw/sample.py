@@ -39,6 +39,7 @@ from scipy import ndimage
 
 from amodal.align import scale_shift
 from amodal.utils.atomic import atomic_write, atomic_write_text, fsync_path
+from amodal.utils.images import read_image, read_stored
 from amodal.utils.paths import inside
 
 FIT_REGIONS = ("visible", "ring")
@@ -234,15 +235,10 @@ def read_sample(folder: str | os.PathLike, record: dict) -> AdiwSample:
         if not path.is_file():
             raise FileNotFoundError(f"sample {record['id']}: {key} file missing: {path}")
     try:
-        with Image.open(paths["image"]) as handle:
-            image = np.array(handle.convert("RGB"))
-    except (OSError, SyntaxError) as error:  # PIL: unidentified, truncated or broken files
-        raise ValueError(f"sample {record['id']}: unreadable image {paths['image']}: {error}") from None
-    try:
-        with Image.open(paths["masks"]) as handle:
-            amodal, visible = decode_masks(np.array(handle))
-    except (OSError, SyntaxError) as error:
-        raise ValueError(f"sample {record['id']}: unreadable masks {paths['masks']}: {error}") from None
+        image = read_image(paths["image"])
+        amodal, visible = decode_masks(read_stored(paths["masks"]))
+    except ValueError as error:  # the reader names the file and what is wrong with it
+        raise ValueError(f"sample {record['id']}: {error}") from None
     try:
         with np.load(paths["depth"]) as depth:
             observed = depth["observed_depth"].astype(np.float32)

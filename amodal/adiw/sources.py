@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 from skimage.transform import resize
 
 from amodal.adiw.objects import ObjectFilter, select_complete_objects
 from amodal.adiw.sa1b import decode_mask, read_sa1b
 from amodal.adiw.shards import SourceError
+from amodal.utils.images import DEFAULT_MAX_PIXELS, read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -84,8 +84,12 @@ def resize_photo(image, masks, size):
     return image, masks
 
 
-def load_source(source: Source, size: int | None = None) -> tuple[np.ndarray, list[tuple[dict, np.ndarray]]]:
+def load_source(source: Source, size: int | None = None,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, list[tuple[dict, np.ndarray]]]:
     """Read a source's image (RGB uint8) and decoded masks, resized so the longer side is ``size``.
+
+    The image is read by :func:`amodal.utils.images.read_image`: upright by its EXIF
+    orientation, refused above ``max_pixels`` before decoding.
 
     Raises:
         SourceError: with the reason (see :data:`SKIP_REASONS`) and the file named.
@@ -93,10 +97,9 @@ def load_source(source: Source, size: int | None = None) -> tuple[np.ndarray, li
     if not Path(source.image).is_file():
         raise SourceError("missing_image", f"image not found: {source.image}")
     try:
-        with Image.open(source.image) as handle:
-            image = np.asarray(handle.convert("RGB"))
-    except Exception as error:  # PIL raises many types on broken files
-        raise SourceError("unreadable_image", f"{source.image}: {error}") from None
+        image = read_image(source.image, max_pixels)
+    except (ValueError, OSError) as error:  # broken, too large, too small, unreadable
+        raise SourceError("unreadable_image", str(error)) from None
     if not Path(source.annotations).is_file():
         raise SourceError("missing_annotations", f"annotation file not found: {source.annotations}")
     try:
@@ -126,8 +129,9 @@ class SourceCache:
     objects), so that a photo is decoded once although it is also the occluder source
     of its neighbour, built just before it. Entries are shared: read, never modify."""
 
-    def __init__(self, capacity: int = 2):
+    def __init__(self, capacity: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.capacity = capacity
+        self.max_pixels = max_pixels
         self._entries: OrderedDict = OrderedDict()
 
     def _entry(self, source: Source, size: int | None) -> dict:
@@ -135,7 +139,7 @@ class SourceCache:
         if key in self._entries:
             self._entries.move_to_end(key)
         else:
-            image, masks = load_source(source, size)
+            image, masks = load_source(source, size, max_pixels=self.max_pixels)
             self._entries[key] = {"image": image, "masks": masks}
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)

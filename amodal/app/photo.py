@@ -25,7 +25,6 @@
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 from pathlib import Path
@@ -40,6 +39,7 @@ from amodal.adiw.sam_masks import sam_generator
 from amodal.app.segment_classical import segment_from_polygon
 from amodal.export import point_cloud, write_ply
 from amodal.inference import predict
+from amodal.utils.images import read_image
 
 BAND_FRACTION = 0.15  # the walker's unknown strip, each side of the rough polygon, per polygon side
 
@@ -129,15 +129,19 @@ def outline_clicks(mask: np.ndarray, count: int = 10, margin: float = 0.08) -> l
 
 
 def read_photo(photo, max_side: int | None = 384) -> np.ndarray:
-    """A photo (path, bytes or array) as (H, W, 3) uint8 RGB, the longer side at most ``max_side``."""
+    """A photo (path, bytes or array) as (H, W, 3) uint8 RGB, the longer side at most ``max_side``.
+
+    Files and bytes are read by :func:`amodal.utils.images.read_image`: upright by their
+    EXIF orientation (so the clicks land where the photo is shown), 16-bit scaled, and
+    refused with one clear error when broken or over its pixel limit.
+    """
 
     if isinstance(photo, (str, os.PathLike)):
         if not Path(photo).is_file():
             raise FileNotFoundError(f"photo not found: {photo}")
-        with Image.open(photo) as handle:
-            picture = handle.convert("RGB")
+        picture = Image.fromarray(read_image(photo))
     elif isinstance(photo, (bytes, bytearray, memoryview)):
-        picture = Image.open(io.BytesIO(bytes(photo))).convert("RGB")
+        picture = Image.fromarray(read_image(photo))
     else:
         array = np.asarray(photo)
         if array.ndim != 3 or array.shape[2] != 3:

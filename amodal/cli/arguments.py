@@ -60,9 +60,17 @@ def device(text: str) -> str:
     return text
 
 
+def existing_path(text: str) -> Path:
+    """An input: a file or folder that exists."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text}")
+    return path
+
+
 def output_folder(text: str) -> Path:
     """A folder to write into: it may not exist yet, but it may not be a file."""
     path = Path(text)
     if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder (it is created if missing)")
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; give a folder for the outputs")
     return path

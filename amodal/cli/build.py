@@ -13,6 +13,7 @@ from amodal.adiw.sam_masks import write_sam_masks
 from amodal.adiw.shards import distributed_rank
 from amodal.adiw.sources import find_sources
 from amodal.cli.arguments import device, non_negative_int, output_folder, positive_int
+from amodal.utils.images import DEFAULT_MAX_PIXELS
 
 BUILD_EXAMPLES = """\
 examples:
@@ -68,6 +69,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_argument("--label-mode", choices=("ours", "paper"), default="ours", help="'ours': labels at each image's own size; 'paper': the official label script's recipe (depth at a 518² squash, samples at 512², clipped where the official cast wraps) (default ours)")
     options.add_argument("--shard-size", type=positive_int, default=8, help="photos per output shard (default 8)")
     options.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    options.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                         help=f"skip photos with more pixels, before decoding them, as unreadable_image (default {DEFAULT_MAX_PIXELS:,}); "
+                         "raise it with --retry-errors to build them")
     options.add_argument("--retry-errors", action="store_true", help="also rebuild sources skipped for bad input, e.g. after repairing them (failed sources are always retried)")
     options.add_argument("--rank", type=non_negative_int, default=None, help="this machine's number when several build into one --output (default: $RANK or $SLURM_PROCID, else 0)")
     options.add_argument("--world-size", type=positive_int, default=None, help="how many machines build into --output, each taking its own shards (default: $WORLD_SIZE or $SLURM_NTASKS, else 1)")
@@ -96,11 +100,11 @@ def run_build(args: argparse.Namespace) -> int:
     if args.sam_checkpoint is not None:
         masks = args.output / "masks"
         print(f"making SAM masks into {masks} ...")
-        write_sam_masks(args.images, masks, args.sam_checkpoint, args.sam_model, device=args.device)
+        write_sam_masks(args.images, masks, args.sam_checkpoint, args.sam_model, device=args.device, max_pixels=args.max_pixels)
     sources = find_sources(args.images, masks)
     report = build(
         sources, args.output, depth, config, workers=args.workers, progress=not args.quiet, device=args.device,
-        retry_errors=args.retry_errors, rank=args.rank, world_size=args.world_size,
+        retry_errors=args.retry_errors, rank=args.rank, world_size=args.world_size, max_pixels=args.max_pixels,
     )
     print(json.dumps({k: report[k] for k in ("sources", "skipped_sources", "failed_sources", "samples", "buckets", "sources_pending")}, sort_keys=True))
     print(f"wrote {args.output} (report: {args.output / 'report.json'})")

@@ -21,12 +21,12 @@ import torch
 from scipy.ndimage import binary_fill_holes, distance_transform_edt, label
 from skimage import data
 from skimage.filters import threshold_otsu
-from skimage.io import imread
 from skimage.transform import resize
 
 from amodal.adiw.composite import BUCKET_RANGES, paste_occluder
 from amodal.adiw.sa1b import load_masks
 from amodal.metrics import BUCKETS
+from amodal.utils.images import read_image
 from amodal.utils.paths import data_samples_dir
 
 
@@ -63,7 +63,7 @@ def sample_occluders(min_area: float = 0.02) -> list[tuple[np.ndarray, np.ndarra
 
     out = []
     for annotations in sorted((data_samples_dir() / "sa1b").glob("*.json")):
-        photo = imread(data_samples_dir() / "images" / f"{annotations.stem}.jpg")
+        photo = read_image(data_samples_dir() / "images" / f"{annotations.stem}.jpg")
         _, masks = load_masks(annotations)
         out += [(photo, m) for _, m in masks if m.mean() >= min_area]
     return out

@@ -28,7 +28,6 @@ from typing import Sequence
 
 import numpy as np
 from skimage.draw import polygon
-from skimage.io import imread
 from skimage.transform import resize
 
 from amodal.scenes.raycast import (
@@ -44,6 +43,7 @@ from amodal.scenes.raycast import (
     cached_rays,
     rotation,
 )
+from amodal.utils.images import read_image
 from amodal.utils.paths import data_samples_dir
 
 __all__ = [
@@ -96,12 +96,9 @@ def photo_textures(folder: str | Path | None = None, size: int = 128) -> list[np
         if path.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
             continue
         try:
-            photo = imread(path)
-        except Exception:  # an unreadable photo is simply not used as texture
+            photo = read_image(path)
+        except (ValueError, OSError):  # an unreadable photo is simply not used as texture
             continue
-        if photo.ndim == 2:
-            photo = np.stack([photo] * 3, -1)
-        photo = photo[..., :3]
         side = min(photo.shape[:2])
         top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
         crop = photo[top : top + side, left : left + side]

@@ -1,2 +1,3 @@
-"""The bottom layer, free of the method: atomic writes (:mod:`~amodal.utils.atomic`), where the
-checkout's folders are (:mod:`~amodal.utils.paths`), seeds and devices (:mod:`~amodal.utils.seeding`)."""
+"""The bottom layer, free of the method: atomic writes (:mod:`~amodal.utils.atomic`), reading
+images (:mod:`~amodal.utils.images`), where the checkout's folders are (:mod:`~amodal.utils.paths`),
+seeds and devices (:mod:`~amodal.utils.seeding`)."""

@@ -16,16 +16,22 @@ clears them). Folders (a saved model: ``unet/``, ``vae/``, config) are built und
 temporary sibling and swapped in by :func:`atomic_directory`; there the swap is two
 renames, so a crash between them leaves the old folder under ``.<name>.<pid>.<n>.old``
 and no folder under the real name — never a mix of old and new files.
+
+Files that belong together but must keep their own names in a shared folder (a
+prediction's ``.png``, ``.npy`` and ``.ply`` beside other predictions') are written by
+:func:`atomic_file_set`: all of them into a temporary folder first, then renamed into
+place, with a marker that stays only if the renames themselves are cut short.
 """
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 _counter = itertools.count()
 
@@ -160,3 +166,76 @@ def remove_leftovers(folder: str | os.PathLike) -> int:
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         removed += 1
     return removed
+
+
+INCOMPLETE_SUFFIX = ".incomplete"
+
+
+def _set_marker(folder: Path, name: str) -> Path:
+    return folder / f".{name}{INCOMPLETE_SUFFIX}"
+
+
+@contextmanager
+def atomic_file_set(folder: str | os.PathLike, name: str, replaces: Iterable[str] = (), fsync: bool = True) -> Iterator[Path]:
+    """Write a set of files that belong together (a prediction's ``.png``, ``.npy``, ``.ply``) into ``folder``.
+
+    The block writes the set's files, under their final names, into the temporary folder it
+    is given (inside ``folder``, so the moves below are renames on one file system). When
+    the block ends without error:
+
+    1. the files are flushed to disk;
+    2. a marker ``folder/.<name>.incomplete`` is written (it lists the set's files);
+    3. each file is moved onto its name in ``folder`` (``os.replace``), and the names in
+       ``replaces`` that the new set lacks are deleted (an older set's ``.ply``, say);
+    4. the marker is deleted.
+
+    So a full disk, or any error while writing, leaves the older set untouched and no
+    trace of the new one: a disk fills inside the block or in step 2, before any name changes. Only a
+    kill during step 3 leaves old and new files side by side, and then the marker says so
+    (:func:`incomplete_sets`); writing the set again repairs it. Temporary folders that
+    killed writers of the same set left behind are removed when the set is next written.
+
+    Args:
+        folder: where the set's files live (created if missing).
+        name: the set's name (a file stem), for the marker and the temporary folder.
+        replaces: file names in ``folder`` that belong to this set in any version.
+
+    Yields:
+        The temporary folder (empty).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    leftover = re.compile(rf"\.{re.escape(name)}\.\d+\.\d+\.tmp")
+    for path in folder.iterdir():
+        if leftover.fullmatch(path.name) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+    temporary = _temporary_sibling(folder / name)
+    temporary.mkdir()
+    try:
+        yield temporary
+        files = sorted(p.name for p in temporary.iterdir())
+        if fsync:
+            fsync_tree(temporary)
+        marker = _set_marker(folder, name)
+        atomic_write_text(marker, "\n".join(files) + "\n", fsync)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    for file in files:
+        os.replace(temporary / file, folder / file)
+    for old in set(replaces) - set(files):
+        (folder / old).unlink(missing_ok=True)
+    if fsync:
+        fsync_path(folder)
+    marker.unlink()
+    if fsync:
+        fsync_path(folder)
+    shutil.rmtree(temporary, ignore_errors=True)
+
+
+def incomplete_sets(folder: str | os.PathLike) -> list[str]:
+    """Names of the sets in ``folder`` whose renames were cut short (see :func:`atomic_file_set`)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[1:-len(INCOMPLETE_SUFFIX)] for p in folder.glob(f".*{INCOMPLETE_SUFFIX}"))

@@ -98,6 +98,24 @@ def test_bad_sources_are_skipped_with_reasons(tmp_path):
     assert not list((tmp_path / "out").rglob(".*.tmp"))
 
 
+def test_a_photo_over_the_pixel_limit_is_skipped_until_the_limit_is_raised(tmp_path):
+    write_sources(tmp_path / "src", 3)  # 48×64 = 3072 pixels each
+    sources = find_sources(tmp_path / "src" / "images", tmp_path / "src" / "sa1b")
+    report = build(sources, tmp_path / "out", BrightnessDepth(), CONFIG, progress=False, max_pixels=3071)
+    assert report["skipped_sources"] == {"unreadable_image": 3}
+    with pytest.raises(SourceError, match="64×48 = 3,072 pixels, over the limit of 3,071"):
+        load_source(sources[0], max_pixels=3071)
+    # not a setting of the dataset: the same folder resumes with a raised limit
+    report = build(sources, tmp_path / "out", BrightnessDepth(), CONFIG, progress=False, retry_errors=True)
+    assert report["sources"] == {"ok": 3}
+    assert_same(dataset_content(tmp_path / "out"), _fresh_build(tmp_path / "fresh", sources))
+
+
+def _fresh_build(output, sources):
+    build(sources, output, BrightnessDepth(), CONFIG, progress=False)
+    return dataset_content(output)
+
+
 def test_size_mismatch_between_json_and_image(tmp_path):
     src = tmp_path / "src"
     write_photo(src, "a", 0)
@@ -259,9 +277,9 @@ def test_each_photo_is_decoded_once(tmp_path, monkeypatch):
     decoded = []
     real = build_module.load_source
 
-    def counting(source, size=None):
+    def counting(source, size=None, **options):
         decoded.append(source.name)
-        return real(source, size)
+        return real(source, size, **options)
 
     monkeypatch.setattr(build_module, "load_source", counting)
     build(sources, tmp_path / "out", BrightnessDepth(), CONFIG, progress=False)

@@ -51,3 +51,15 @@ def test_errors(tmp_path):
         sam_annotations(np.zeros((4, 4, 3)), generator())
     with pytest.raises(FileNotFoundError, match="image folder"):
         write_sam_masks(tmp_path / "none", tmp_path / "out", generator=generator())
+
+
+def test_unreadable_and_oversized_photos_get_no_json(tmp_path):
+    rng = np.random.default_rng(2)
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(tmp_path / "photos" / "a.png")
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "photos" / "big.png")
+    (tmp_path / "photos" / "broken.png").write_bytes(b"not a png")
+    # 32·48 = 1536 pixels fit, 40·48 = 1920 do not; the builder then skips the two, naming why
+    paths = write_sam_masks(tmp_path / "photos", tmp_path / "json", generator=generator(), max_pixels=1536)
+    assert [p.name for p in paths] == ["a.json"]
+    assert sorted(p.name for p in (tmp_path / "json").iterdir()) == ["a.json"]

@@ -77,10 +77,10 @@ def test_build_options_reach_the_builder(tmp_path, monkeypatch):
     (tmp_path / "imgs").mkdir()
     args = ["build", "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "o"), "--quiet", "--depth", str(tmp_path / "x.pth")]
     assert main(args + ["--device", "cuda", "--workers", "2", "--retry-errors", "--rank", "1", "--world-size", "3",
-                        "--label-mode", "paper"]) == 0
+                        "--label-mode", "paper", "--max-pixels", "1000"]) == 0
     depth = seen.pop("depth")
     assert seen == {"workers": 2, "progress": False, "device": "cuda", "retry_errors": True, "rank": 1, "world_size": 3,
-                    "label_mode": "paper"}
+                    "label_mode": "paper", "max_pixels": 1000}
     # the model is made in each worker, on the device the builder gives that worker
     assert depth.args == (str(tmp_path / "x.pth"),) and "device" not in depth.keywords
 

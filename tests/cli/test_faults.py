@@ -81,7 +81,7 @@ ARGUMENTS = [
     ("evaluate --size 0", lambda t: [*EVALUATE, "--size", "0", "--output", str(t / "out")], "--size: must be ≥ 1"),
     ("evaluate --samples 0", lambda t: [*EVALUATE, "--samples", "0", "--output", str(t / "out")], "--samples: must be ≥ 1"),
     ("evaluate --device bogus", lambda t: [*EVALUATE, "--device", "bogus", "--output", str(t / "out")], "unknown device 'bogus'"),
-    ("evaluate --output a file", lambda t: [*EVALUATE, "--output", str(t / "file.txt")], "is a file; give a folder"),
+    ("evaluate --output a file", lambda t: [*EVALUATE, "--output", str(t / "file.txt")], "is a file, not a folder"),
     ("evaluate --model missing", lambda t: ["evaluate", "--model", str(t / "nope"), "--data", "synth", "--count", "2",
                                             "--output", str(t / "out")], "Amodal-DAV2 checkpoint not found"),
     ("evaluate unknown baseline", lambda t: [*EVALUATE[:2], "baseline:nope", *EVALUATE[3:], "--output", str(t / "out")],
@@ -180,7 +180,7 @@ def _torn_manifest(folder, record):
 
 
 DATASETS = [
-    ("corrupt PNG in a shard", _corrupt_image, "unreadable image"),
+    ("corrupt PNG in a shard", _corrupt_image, "not a readable image"),
     ("missing depth file", _missing_depth, "depth file missing"),
     ("manifest path leaves the folder", _escaping_path, "leads outside"),
     ("manifest path is absolute", _absolute_path, "is an absolute path"),

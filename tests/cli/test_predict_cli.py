@@ -1,17 +1,20 @@
-"""python -m amodal predict: one photo, a folder, observed depth from files or a DAV2, clear errors."""
+"""python -m amodal predict: one photo, a folder, observed depth from files or a DAV2, clear errors;
+inputs never overwritten, output sets whole after a full disk, a batch going on past bad photos."""
+import errno
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import amodal.export
 from amodal.cli import main
+from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
+from amodal.models.configs import TINY
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
-    from amodal.models.configs import TINY
-
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     AmodalDAV2(TINY).save_pretrained(root / "amodal")
@@ -60,12 +63,153 @@ def test_clear_errors(tmp_path, model_dir, capsys):
     photo, mask = _photo(tmp_path / "in", "cat")
     Image.fromarray(mask[:, :20]).save(tmp_path / "small.png")
     common = ["--model", str(model_dir / "amodal"), "--base", str(model_dir / "dav2"), "--output", str(tmp_path / "out")]
-    assert main(["predict", str(photo), "--mask", str(tmp_path / "none.png"), *common]) == 2
-    assert "--mask: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a missing input is refused when the arguments are parsed
+        main(["predict", str(photo), "--mask", str(tmp_path / "none.png"), *common])
+    assert exit_.value.code == 2
+    assert "argument --mask: no such file or folder" in capsys.readouterr().err
     assert main(["predict", str(photo), "--mask", str(tmp_path / "small.png"), *common]) == 2
     assert "mask 20×30 but photo" in capsys.readouterr().err
     assert main(["predict", str(photo), "--mask", str(tmp_path / "small.png"), "--model", str(model_dir / "dav2"),
                  "--base", str(model_dir / "dav2"), "--output", str(tmp_path / "out")]) == 2
     assert "AmodalDAV2" in capsys.readouterr().err  # a DAV2 folder given as the amodal model
-    assert main(["predict", str(tmp_path / "in"), "--mask", str(tmp_path / "nomasks"), *common]) == 2
-    assert "folder of masks" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "in"), "--mask", str(tmp_path / "small.png"), *common]) == 2
+    assert "--mask must be a folder of masks when the photos are a folder" in capsys.readouterr().err
+
+
+def _contents(folder):
+    """Every file of ``folder`` (hidden ones too) by name → bytes."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _predict(photos, masks, output, model_dir, *extra):
+    return main(["predict", str(photos), "--mask", str(masks), "--model", str(model_dir / "amodal"),
+                 "--base", str(model_dir / "dav2"), "--output", str(output), *extra])
+
+
+def test_an_output_folder_that_is_or_holds_an_input_is_refused(tmp_path, model_dir, capsys):
+    photo, mask = _photo(tmp_path / "photos", "a")
+    Image.fromarray(mask).save(tmp_path / "photos" / "a_mask.png")
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(mask).save(tmp_path / "masks" / "a.png")
+    before = _contents(tmp_path / "photos")
+    # the photo folder as output: a.png would become its depth map, and the next photo be read from that
+    assert _predict(tmp_path / "photos", tmp_path / "masks", tmp_path / "photos", model_dir) == 2
+    assert f"--output {tmp_path / 'photos'} is the photo folder" in capsys.readouterr().err
+    # a single photo whose folder is the output (through another spelling of the path)
+    assert _predict(photo, tmp_path / "masks" / "a.png", tmp_path / "masks" / ".." / "photos", model_dir) == 2
+    assert f"holds the photo {photo}" in capsys.readouterr().err
+    # the mask's folder as output
+    assert _predict(photo, tmp_path / "masks" / "a.png", tmp_path / "masks", model_dir) == 2
+    assert f"holds the mask {tmp_path / 'masks' / 'a.png'}" in capsys.readouterr().err
+    assert _contents(tmp_path / "photos") == before
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["a.png"]
+
+
+def test_two_photos_that_would_share_output_names_are_refused(tmp_path, model_dir, capsys):
+    (tmp_path / "masks").mkdir()
+    for name in ("a", "b"):
+        _, mask = _photo(tmp_path / "photos", name)
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{name}.png")
+    Image.open(tmp_path / "photos" / "a.png").save(tmp_path / "photos" / "a.jpg")
+    assert _predict(tmp_path / "photos", tmp_path / "masks", tmp_path / "out", model_dir) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'photos' / 'a.jpg'} and {tmp_path / 'photos' / 'a.png'} would both be written as a.png" in err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "photos" / "a.jpg").unlink()
+    # b's colour picture is b_color.png, which is also the depth map of a photo named b_color
+    Image.open(tmp_path / "photos" / "b.png").save(tmp_path / "photos" / "b_color.png")
+    assert _predict(tmp_path / "photos", tmp_path / "masks", tmp_path / "out", model_dir) == 2
+    assert "would both be written as b_color.png" in capsys.readouterr().err
+
+
+def test_a_full_disk_midway_through_a_set_leaves_the_previous_set_whole(tmp_path, model_dir, monkeypatch, capsys):
+    photo, mask = _photo(tmp_path / "in", "cat")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out"
+    np.save(tmp_path / "d1.npy", np.tile(np.linspace(0, 1, 40, dtype=np.float32), (30, 1)))
+    np.save(tmp_path / "d2.npy", np.tile(np.linspace(1, 0, 40, dtype=np.float32), (30, 1)))
+    args = ["predict", str(photo), "--mask", str(tmp_path / "mask.png"), "--model", str(model_dir / "amodal"),
+            "--output", str(out), "--ply", "--observed-depth"]
+    out.mkdir()
+    (out / ".dog.incomplete").write_text("dog.png\n")  # a set an earlier run left half-renamed
+    assert main(args + [str(tmp_path / "d1.npy")]) == 0
+    assert "left half-renamed (dog)" in capsys.readouterr().err
+    (out / ".dog.incomplete").unlink()
+    first = _contents(out)
+    assert sorted(first) == ["cat.npy", "cat.ply", "cat.png", "cat_color.png"]
+
+    def full_disk(path, points, colours):  # the last file of the set: half of it, then no space
+        path.write_text("ply\nformat ascii 1.0\n")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(amodal.export, "write_ply", full_disk)
+    assert main(args + [str(tmp_path / "d2.npy")]) == 2
+    assert "error: disk full" in capsys.readouterr().err
+    assert _contents(out) == first  # no new .png beside the old .npy and .ply, no temporary files
+    monkeypatch.undo()
+    assert main(args + [str(tmp_path / "d2.npy")]) == 0  # with space again the set is replaced whole
+    np.testing.assert_array_equal(np.load(out / "cat.npy")[:, 0], np.ones(30, np.float32))  # D_o far from the object
+    assert _contents(out).keys() == first.keys()
+
+
+def test_a_batch_skips_bad_photos_names_them_and_exits_2(tmp_path, model_dir, capsys):
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    masks.mkdir()
+    for k, name in enumerate(("a", "b", "c", "d", "e", "f")):
+        _, mask = _photo(photos, name, seed=k)
+        Image.fromarray(mask if name != "d" else mask[:, :20]).save(masks / f"{name}.png")
+    data = (photos / "b.png").read_bytes()
+    (photos / "b.png").write_bytes(data[: len(data) // 2])  # cut short
+    (photos / "c.png").write_bytes(b"\x00garbage" * 10)  # not an image
+    (masks / "e.png").unlink()  # no mask
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(masks / "f.png")  # an empty mask
+    assert _predict(photos, masks, tmp_path / "out", model_dir) == 2
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.npy")) == ["a.npy"]
+    # the progress bar shares standard error; keep the report's lines
+    lines = [part for line in captured.err.splitlines() for part in line.split("\r") if part.startswith(("skipped ", "error: "))]
+    assert lines[0].startswith(f"skipped {photos / 'b.png'}: not a readable image (image file is truncated")
+    assert lines[1].startswith(f"skipped {photos / 'c.png'}: not a readable image (no image format recognised")
+    assert lines[2].startswith(f"skipped {photos / 'd.png'}: {masks / 'd.png'}: mask 20×30 but photo")
+    assert lines[3].startswith(f"skipped {photos / 'e.png'}: no mask for e.png in {masks}")
+    assert lines[4] == f"skipped {photos / 'f.png'}: amodal_mask is empty for 1 of 1 samples: nothing to predict"
+    assert lines[5] == ("error: skipped 5 of 6 photo(s) for bad input: "
+                        + ", ".join(str(photos / f"{n}.png") for n in "bcdef"))
+    assert "wrote 1 prediction(s)" in captured.out
+
+
+def test_every_bad_input_of_a_single_photo_is_one_line_and_exit_2(tmp_path, model_dir, capsys):
+    photo, mask = _photo(tmp_path / "in", "cat")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    cut = tmp_path / "in" / "cut.png"
+    cut.write_bytes(photo.read_bytes()[:100])
+    cases = [
+        (cut, tmp_path / "mask.png", [], f"{cut}: not a readable image"),
+        (photo, tmp_path / "mask.png", ["--max-pixels", "1000"], f"{photo}: 40×30 = 1,200 pixels, over the limit of 1,000"),
+        (tmp_path / "mask.png", tmp_path / "in", [], "--mask must be a file when the photo is a file"),
+    ]
+    for image, mask_path, extra, message in cases:
+        assert _predict(image, mask_path, tmp_path / "out", model_dir, *extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--device", "gpu", "unknown device 'gpu'"),
+    ("--max-pixels", "0", "must be ≥ 1"),
+    ("--output", "FILE", "is a file, not a folder"),
+    ("--model", "MISSING", "no such file or folder"),
+])
+def test_options_are_checked_when_parsed(tmp_path, model_dir, capsys, option, value, message):
+    photo, mask = _photo(tmp_path / "in", "cat")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    (tmp_path / "file").write_text("")
+    value = {"FILE": str(tmp_path / "file"), "MISSING": str(tmp_path / "missing")}.get(value, value)
+    arguments = {"--model": str(model_dir / "amodal"), "--base": str(model_dir / "dav2"), "--output": str(tmp_path / "out")}
+    arguments[option] = value
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(photo), "--mask", str(tmp_path / "mask.png"), *[x for kv in arguments.items() for x in kv]])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err and message in err

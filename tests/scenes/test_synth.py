@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from amodal.scenes import synth
 from amodal.scenes.synth import Box, Camera, Cylinder, Scene, Silhouette, Sphere, render
@@ -147,6 +148,14 @@ def test_bounds_contain_the_object():
 
 def test_photo_textures_of_an_empty_folder(tmp_path):
     assert synth.photo_textures(tmp_path) == []
+
+
+def test_photo_textures_skip_broken_files_and_read_16bit_grey(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    Image.fromarray(np.full((10, 12), 32896, np.uint16)).save(tmp_path / "grey16.png")  # 32896 = 128 · 257
+    textures = synth.photo_textures(tmp_path, size=4)
+    assert len(textures) == 1 and textures[0].shape == (4, 4, 3)
+    np.testing.assert_allclose(textures[0], 128 / 255, atol=1e-6)  # scaled by 65535, not clipped to white
 
 
 def test_public_names_are_importable_from_synth():
