@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from amodal.models.checkpoints import read_safetensors
+from amodal.utils.torch_files import load_weights_only
 
 SD_LATENT_SCALE = 0.18215
 
@@ -155,7 +156,7 @@ def load_autoencoder(vae) -> nn.Module:
     if path.suffix == ".safetensors":
         state, _ = read_safetensors(path)
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)  # tensors and plain values only: no code runs from the file
         state = state.get("state_dict", state)
     model = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,

@@ -30,6 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from amodal.models.configs import CONFIGS
+from amodal.utils.torch_files import load_weights_only
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -50,7 +51,7 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
 
     Raises:
         FileNotFoundError: no path, no such file, or a folder without ``model.safetensors``.
-        ValueError: a file that holds no tensors.
+        ValueError: a file that holds no tensors, or names code to run (it is not read).
     """
     if path is None:
         raise FileNotFoundError(
@@ -74,11 +75,7 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
         if config is not None and not isinstance(config, dict):
             raise ValueError(f"{path}: its config is not a JSON object")
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # pickle errors come in many types
-            raise ValueError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
-        state = find_weights(state, str(path))
+        state = find_weights(load_weights_only(path), str(path))  # tensors and plain values: no code runs
     if not _is_tensor_dict(state):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return state, config

@@ -25,6 +25,7 @@ import torch
 
 from amodal.models.flow_matching import NOISING_STEP
 from amodal.utils.atomic import atomic_write
+from amodal.utils.torch_files import NUMPY_ARRAY_GLOBALS, load_weights_only
 
 LDM_PREFIX = "model.diffusion_model."
 CHECKPOINT_KEYS = ("noising_step", "empty_text_embedding", "ldm_hparams", "state_dict")
@@ -219,13 +220,7 @@ def read_depthfm_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"DepthFM checkpoint not found: {path}")
     # The official file may hold numpy arrays: allow exactly those, nothing executable.
-    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-    safe = [np.ndarray, np.dtype, multiarray._reconstruct, type(np.dtype("float32")), type(np.dtype("float16"))]
-    try:
-        with torch.serialization.safe_globals(safe):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle errors come in many types
-        raise ValueError(f"{path}: cannot read as a DepthFM checkpoint ({type(error).__name__}: {error})") from error
+    ckpt = load_weights_only(path, allow=NUMPY_ARRAY_GLOBALS)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
         found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]

@@ -42,7 +42,7 @@ from amodal.models.configs import TINY_SYNTH
 from amodal.training.loop import train
 from amodal.training.objectives import REGIONS, loss_region
 from amodal.training.recipes import get_recipe
-from amodal.training.state import CHECKPOINT_NAME
+from amodal.training.state import CHECKPOINT_NAME, read_training_checkpoint
 
 # Table 4 of the paper: RMSE×100 on the hidden region of the ADIW test set (Amodal-DAV2-L).
 PAPER_ABLATIONS = {
@@ -305,7 +305,7 @@ def _train(variant: Variant, recipe, data, folder: Path, progress: bool) -> torc
     model = build_variant(variant, recipe.seed)
     checkpoint = folder / CHECKPOINT_NAME
     if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = read_training_checkpoint(folder)  # tensors and plain values only: no code runs from the file
         if state["step"] >= recipe.max_steps:
             model.load_state_dict(state["model"])
             return model

@@ -1,4 +1,5 @@
-"""python -m amodal train: clear errors, recipes run from the command line, and a run killed by SIGKILL resumed exactly."""
+"""python -m amodal train: clear errors, recipes run from the command line, a run killed by SIGKILL resumed exactly,
+and a hostile checkpoint refused without running."""
 import csv
 import os
 import signal
@@ -9,8 +10,10 @@ import time
 import pytest
 import torch
 
+from amodal.cli import main
 from amodal.data.items import training_data
 from amodal.training.recipes import RECIPES, get_recipe
+from pickle_testdata import write_hostile_checkpoint
 
 
 
@@ -55,13 +58,21 @@ def test_sigkill_between_checkpoints_then_resume_equals_uninterrupted(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] in (4, 6)
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] in (4, 6)
     resumed = _cli(*RUN, "--set", "max_steps=8", "--output", str(tmp_path / "killed"), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert _losses(tmp_path / "killed") == _losses(tmp_path / "full")
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_hostile_checkpoint_is_refused_in_one_line_and_runs_nothing(tmp_path, capsys):
+    checkpoint = write_hostile_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "ran")
+    assert main(["train", *RUN, "--set", "max_steps=2", "--output", str(tmp_path / "run"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {checkpoint} was not loaded") and err.count("\n") == 1
+    assert not (tmp_path / "ran").exists()
 
 
 @pytest.mark.parametrize("recipe, size", [("amodal-dav2-b-paper", "tiny"), ("amodal-depthfm-paper", None)])

@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from amodal.models import checkpoints
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
 from official_keys import ABSENT, KEY_COUNTS, KNOWN, OFFICIAL_SIZES, official_shapes, official_size_shapes, random_state
+from pickle_testdata import write_hostile_checkpoint
 
 TINY_G = dataclasses.replace(TINY, swiglu=True)
 
@@ -226,3 +227,10 @@ def test_configs_are_importable_from_where_they_were():
 
     assert amodal_dav2.TINY is configs.TINY and amodal_dav2.CONFIGS is configs.CONFIGS
     assert amodal_dav2.DAV2Config is configs.DAV2Config
+
+
+def test_a_hostile_pth_is_refused_and_runs_nothing(tmp_path):
+    write_hostile_checkpoint(tmp_path / "depth_anything_v2_vits.pth", tmp_path / "ran")
+    with pytest.raises(ValueError, match=r"vits.pth was not loaded: .*posix.mkdir"):
+        checkpoints.read_checkpoint(tmp_path / "depth_anything_v2_vits.pth")
+    assert not (tmp_path / "ran").exists()

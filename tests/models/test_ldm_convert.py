@@ -15,6 +15,7 @@ from amodal.models.ldm_convert import (
     write_depthfm_checkpoint,
 )
 from depthfm_testdata import DEPTHFM_HPARAMS, randomised_unet
+from pickle_testdata import write_hostile_checkpoint
 
 # Three levels, two resnets per level, a level without attention: every naming path.
 CONVERSION_HPARAMS = tiny_ldm_hparams(num_res_blocks=2, channel_mult=[1, 2, 2], attention_resolutions=[1, 2])
@@ -68,6 +69,13 @@ def test_numpy_embedding_and_prefixed_keys_are_accepted(tmp_path):
     ckpt = read_depthfm_checkpoint(tmp_path / "c.ckpt")
     assert ckpt["empty_text_embedding"].shape == (1, 3, hparams["context_dim"])
     assert all(not k.startswith("model.") for k in ckpt["state_dict"])
+
+
+def test_a_hostile_ckpt_is_refused_and_runs_nothing(tmp_path):
+    write_hostile_checkpoint(tmp_path / "depthfm-v1.ckpt", tmp_path / "ran")
+    with pytest.raises(ValueError, match=r"depthfm-v1.ckpt was not loaded: .*posix.mkdir"):
+        read_depthfm_checkpoint(tmp_path / "depthfm-v1.ckpt")
+    assert not (tmp_path / "ran").exists()
 
 
 def test_time_enters_the_sinusoidal_embedding_unscaled_cos_first():

@@ -7,6 +7,7 @@ import torch
 
 from amodal.training.ablations import (PAPER_ABLATIONS, VARIANTS, GuidanceDrop, build_variant, format_ablations, run_ablations,
                               ssi_l1, trend, variant_objective)
+from pickle_testdata import write_hostile_checkpoint
 
 
 def test_guidance_drop_zeroes_only_the_dropped_maps():
@@ -74,6 +75,13 @@ def test_a_short_run_writes_the_json_and_resumes(tmp_path):
     again = run_ablations(tmp_path, steps=2, pool=4, held_out=3, names=names, progress=False)  # finished: scored again
     assert again["results"] == report["results"]
     assert "depth_only" in format_ablations(again)
+
+
+def test_a_hostile_checkpoint_in_a_variant_folder_is_refused_and_runs_nothing(tmp_path):
+    write_hostile_checkpoint(tmp_path / "depth_only" / "checkpoint.pt", tmp_path / "ran")
+    with pytest.raises(ValueError, match=r"depth_only.checkpoint.pt was not loaded: .*posix.mkdir"):
+        run_ablations(tmp_path, steps=1, pool=2, held_out=1, names=("depth_only",), progress=False)
+    assert not (tmp_path / "ran").exists()
 
 
 def test_data_scale_trains_on_nested_pools(tmp_path):

@@ -3,6 +3,7 @@ import csv
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from amodal.models.amodal_dav2 import TINY, AmodalDAV2
 from amodal.training.loop import micro_batches_per_step, train
 from amodal.training.objectives import amodal_dav2_objective, loss_region
 from amodal.training.recipes import get_recipe
+from pickle_testdata import write_hostile_checkpoint
 
 SIZE = 28
 
@@ -102,7 +104,7 @@ def test_sigterm_saves_and_stops_after_the_step(tmp_path):
 
     result = train(_model(), objective, _data(), _recipe(), tmp_path, progress=False)
     assert result.interrupted and result.step == 2
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
@@ -147,7 +149,7 @@ def test_two_gloo_processes_equal_one_with_accumulation(tmp_path):
                       tmp_path / "one", progress=False)
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "two"), str(tmp_path / "result.pt")),
              nprocs=2, join=True)
-    losses = torch.load(tmp_path / "result.pt")["losses"]
+    losses = torch.load(tmp_path / "result.pt", weights_only=True)["losses"]
     assert losses == pytest.approx(reference.losses, rel=1e-5)
     distributed = AmodalDAV2.from_pretrained(tmp_path / "two" / "model")
     for (name, a), b in zip(single.state_dict().items(), distributed.state_dict().values()):
@@ -250,7 +252,7 @@ def test_validation_rows_are_written_and_change_nothing_of_training(tmp_path):
 
 def test_a_checkpoint_older_than_a_recipe_field_resumes_when_the_field_keeps_its_default(tmp_path):
     train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=1), tmp_path, progress=False)
-    record = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    record = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     del record["recipe"]["tiny_model"]  # as written before Recipe.tiny_model existed
     torch.save(record, tmp_path / "checkpoint.pt")
     result = train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=2), tmp_path, resume=True, progress=False)
@@ -258,3 +260,22 @@ def test_a_checkpoint_older_than_a_recipe_field_resumes_when_the_field_keeps_its
     with pytest.raises(ValueError, match=r"other settings \(tiny_model: None → 'pooled-8'\)"):
         train(_model(), amodal_dav2_objective(), _data(), _recipe(tiny_model="pooled-8"), tmp_path, resume=True,
               progress=False)
+
+
+def test_a_hostile_checkpoint_is_not_run_on_resume(tmp_path):
+    write_hostile_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "ran")
+    with pytest.raises(ValueError, match=r"checkpoint.pt was not loaded: .*posix.mkdir"):
+        train(_model(), amodal_dav2_objective(), _data(), _recipe(), tmp_path, resume=True, progress=False)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_checkpoint_holding_numpy_state_as_an_array_resumes_exactly(tmp_path):
+    """Checkpoints written before the state was stored as ints hold numpy's key as a uint32 array."""
+    whole = train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=3), tmp_path / "whole", progress=False)
+    first = train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=2), tmp_path, progress=False)
+    record = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    kind, key, *rest = record["rng"]["numpy"]
+    record["rng"]["numpy"] = (kind, np.array(key, dtype=np.uint32), *rest)
+    torch.save(record, tmp_path / "checkpoint.pt")
+    second = train(_model(), amodal_dav2_objective(), _data(), _recipe(max_steps=3), tmp_path, resume=True, progress=False)
+    assert first.losses + second.losses == whole.losses
