@@ -19,7 +19,8 @@ examples:
   python -m amodal ablate --variants full depth_only --steps 50 --held-out 30 --output runs/ablations-try
 
 Writes OUTPUT/ablations.json (results, the paper's values, trends, command, machine, times)
-and trains each variant into OUTPUT/<variant>/ (a stopped run restarts where it was).
+and trains each variant into OUTPUT/<variant>/ (a stopped run restarts where it was; a folder
+trained with other --steps or --pool is refused: use another --output, or delete that folder).
 """
 
 

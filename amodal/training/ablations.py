@@ -42,7 +42,8 @@ from amodal.models.configs import TINY_SYNTH
 from amodal.training.loop import train
 from amodal.training.objectives import REGIONS, loss_region
 from amodal.training.recipes import get_recipe
-from amodal.training.state import CHECKPOINT_NAME, read_training_checkpoint
+from amodal.training.state import (CHECKPOINT_NAME, describe_differences, read_training_checkpoint,
+                                   recipe_differences)
 
 # Table 4 of the paper: RMSE×100 on the hidden region of the ADIW test set (Amodal-DAV2-L).
 PAPER_ABLATIONS = {
@@ -188,6 +189,8 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
 
     Each variant trains into ``output/<name>/`` (a finished one is scored again, not
     retrained; an interrupted one resumes), so a long run can be stopped and restarted.
+    A folder whose run has another recipe (other ``steps``, ``pool`` or ``seed``) is refused,
+    never reused under the new values.
 
     Args:
         output: run folder.
@@ -196,6 +199,10 @@ def run_ablations(output: str | Path, steps: int = 400, pool: int = 1500, held_o
         held_out: held-out scenes (seed ``held_out_seed``, all three buckets).
         names: variants to run (default all).
         command: the command line, recorded in the JSON.
+
+    Raises:
+        ValueError: an unknown variant, or a variant's folder holding a run of another recipe
+            (the differing fields are named).
     """
 
     output = Path(output)
@@ -300,12 +307,23 @@ def _logged_seconds(folder: Path, batch: int) -> float:
 
 
 def _train(variant: Variant, recipe, data, folder: Path, progress: bool) -> torch.nn.Module:
-    """``variant`` trained by ``recipe`` into ``folder``; a finished run is loaded, a stopped one resumed."""
+    """``variant`` trained by ``recipe`` into ``folder``; a finished run is loaded, a stopped one resumed.
+
+    Raises:
+        ValueError: ``folder`` holds a run of another recipe (other ``--steps`` or ``--pool``,
+            the differing fields named): reusing it would label an old model with new settings.
+    """
 
     model = build_variant(variant, recipe.seed)
     checkpoint = folder / CHECKPOINT_NAME
     if checkpoint.is_file():
         state = read_training_checkpoint(folder)  # tensors and plain values only: no code runs from the file
+        changed = recipe_differences(state["recipe"], recipe)  # max_steps too: a finished run is reused as it is
+        if changed:
+            raise ValueError(f"{checkpoint} holds variant {variant.name!r} trained with other settings "
+                             f"({describe_differences(changed)}; --steps sets max_steps, decay_steps and "
+                             f"warmup_steps, --pool synth_pool); write to another output folder, "
+                             f"or delete {folder} to train it again")
         if state["step"] >= recipe.max_steps:
             model.load_state_dict(state["model"])
             return model

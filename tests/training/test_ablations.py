@@ -77,6 +77,24 @@ def test_a_short_run_writes_the_json_and_resumes(tmp_path):
     assert "depth_only" in format_ablations(again)
 
 
+def test_a_finished_variant_is_reused_only_for_the_same_steps_and_pool(tmp_path, capsys):
+    from amodal.cli import main
+
+    run_ablations(tmp_path, steps=2, pool=4, held_out=1, names=("full",), progress=False)
+    weights = (tmp_path / "full" / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match=r"full.checkpoint.pt holds variant 'full' trained with other settings "
+                                         r"\(decay_steps: 2 → 1, max_steps: 2 → 1; .*delete .*full to train it again"):
+        run_ablations(tmp_path, steps=1, pool=4, held_out=1, names=("full",), progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(synth_pool: 4 → 3;"):
+        run_ablations(tmp_path, steps=2, pool=3, held_out=1, names=("full",), progress=False)
+    assert main(["ablate", "--variants", "full", "--steps", "2", "--pool", "3", "--held-out", "1", "--quiet",
+                 "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "synth_pool: 4 → 3" in err and err.count("\n") == 1
+    assert (tmp_path / "full" / "checkpoint.pt").read_bytes() == weights  # refused, not retrained
+    assert run_ablations(tmp_path, steps=2, pool=4, held_out=1, names=("full",), progress=False)["steps"] == 2
+
+
 def test_a_hostile_checkpoint_in_a_variant_folder_is_refused_and_runs_nothing(tmp_path):
     write_hostile_checkpoint(tmp_path / "depth_only" / "checkpoint.pt", tmp_path / "ran")
     with pytest.raises(ValueError, match=r"depth_only.checkpoint.pt was not loaded: .*posix.mkdir"):
