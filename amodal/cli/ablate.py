@@ -21,6 +21,7 @@ examples:
 Writes OUTPUT/ablations.json (results, the paper's values, trends, command, machine, times)
 and trains each variant into OUTPUT/<variant>/ (a stopped run restarts where it was; a folder
 trained with other --steps or --pool is refused: use another --output, or delete that folder).
+SIGTERM and Ctrl-C save the variant's checkpoint and exit with code 143 or 130, writing no report.
 """
 
 

@@ -8,7 +8,9 @@ The library raises what Python and its dependencies raise — ``ValueError`` and
     error: <what> (<which file>): <why>
 
 and exit code 2. Anything else is a bug: one line that says so and exit code 1, and with
-``--debug`` the traceback. Ctrl-C exits 130, as a shell expects.
+``--debug`` the traceback. Ctrl-C exits 130, as a shell expects; a training stopped by a
+signal (:class:`amodal.training.loop.TrainingStopped`, a ``KeyboardInterrupt``) exits
+128 + the signal's number (143 for SIGTERM) after saying how to continue.
 """
 from __future__ import annotations
 
@@ -51,9 +53,10 @@ def run_command(run: Callable[[], int], debug: bool = False) -> int:
     """
     try:
         return run()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as error:
+        print(str(error) or "interrupted", file=sys.stderr)
+        stopped_by = getattr(error, "signal", None)  # set by a training that saved its checkpoint first
+        return EXIT_INTERRUPTED if stopped_by is None else 128 + int(stopped_by)
     except INPUT_ERRORS as error:
         if debug:
             raise

@@ -16,9 +16,10 @@ import torch
 
 from amodal.cli.arguments import device, output_folder, positive_int
 from amodal.data.items import training_data
-from amodal.training.loop import train
+from amodal.training.loop import TrainingStopped, train
 from amodal.training.recipes import RECIPES, get_recipe, parse_overrides
 from amodal.training.setup import build_model
+from amodal.training.state import CHECKPOINT_NAME
 from amodal.training.validation import synth_validator
 from amodal.utils.locks import FolderLock
 
@@ -34,7 +35,8 @@ examples:
       --set max_steps=20 --output runs/try
 
 Run the same command with --resume to continue from OUTPUT/checkpoint.pt. SIGTERM and
-Ctrl-C save a checkpoint before the process exits.
+Ctrl-C save a checkpoint before the process exits, with code 143 (SIGTERM) or 130 (Ctrl-C):
+the run did not finish.
 """
 
 
@@ -88,6 +90,9 @@ def run_train(args: argparse.Namespace) -> int:
     finally:
         if distributed:
             torch.distributed.destroy_process_group()
-    state = "interrupted at" if result.interrupted else "finished at"
-    print(f"{recipe.name}: {state} step {result.step} of {recipe.max_steps}; outputs in {args.output}")
+    if result.interrupted:
+        raise TrainingStopped(f"{recipe.name}: stopped by {result.signal.name} at step {result.step} of "
+                              f"{recipe.max_steps}; checkpoint saved in {args.output / CHECKPOINT_NAME}; "
+                              "run the same command with --resume to continue", result.signal)
+    print(f"{recipe.name}: finished at step {result.step} of {recipe.max_steps}; outputs in {args.output}")
     return 0

@@ -39,7 +39,7 @@ from amodal.evaluation.scoring import evaluate_items, summarise
 from amodal.losses import silog
 from amodal.models.amodal_dav2 import AmodalDAV2
 from amodal.models.configs import TINY_SYNTH
-from amodal.training.loop import train
+from amodal.training.loop import TrainingStopped, train
 from amodal.training.objectives import REGIONS, loss_region
 from amodal.training.recipes import get_recipe
 from amodal.training.state import (CHECKPOINT_NAME, describe_differences, read_training_checkpoint,
@@ -310,6 +310,7 @@ def _train(variant: Variant, recipe, data, folder: Path, progress: bool) -> torc
     """``variant`` trained by ``recipe`` into ``folder``; a finished run is loaded, a stopped one resumed.
 
     Raises:
+        TrainingStopped: SIGTERM or Ctrl-C stopped the training (its checkpoint is saved).
         ValueError: ``folder`` holds a run of another recipe (other ``--steps`` or ``--pool``,
             the differing fields named): reusing it would label an old model with new settings.
     """
@@ -327,8 +328,12 @@ def _train(variant: Variant, recipe, data, folder: Path, progress: bool) -> torc
         if state["step"] >= recipe.max_steps:
             model.load_state_dict(state["model"])
             return model
-    train(model, variant_objective(variant), data, recipe, folder, resume=checkpoint.is_file(), progress=progress,
-          checkpoint_every=max(recipe.max_steps // 4, 1))
+    result = train(model, variant_objective(variant), data, recipe, folder, resume=checkpoint.is_file(),
+                   progress=progress, checkpoint_every=max(recipe.max_steps // 4, 1))
+    if result.interrupted:  # a half-trained variant must not be scored, nor the next one started
+        raise TrainingStopped(f"stopped by {result.signal.name} while training {folder} (step {result.step} of "
+                              f"{recipe.max_steps}, checkpoint saved); run the same command again to continue",
+                              result.signal)
     return model
 
 

@@ -26,9 +26,10 @@ Outputs in ``output/``: ``log.csv`` (one row per step: loss, lr, grad norm, samp
 to ``output/tensorboard/`` where TensorBoard is installed; :mod:`amodal.training.logs`),
 ``checkpoint.pt`` (:mod:`amodal.training.state`) every ``checkpoint_every`` steps and at
 the end, and the weights in the model's ``save_pretrained`` format in ``output/model/``.
-SIGTERM and Ctrl-C finish the step under way, save a checkpoint and return; ``resume``
-continues from the last checkpoint and gives the losses and weights of an uninterrupted
-run, bit for bit on CPU.
+SIGTERM and Ctrl-C finish the step under way, save a checkpoint and return, saying which
+signal stopped the run (``TrainResult.signal``; the ``train`` command exits 128 + its
+number, so a scheduler sees that the run did not finish); ``resume`` continues from the
+last checkpoint and gives the losses and weights of an uninterrupted run, bit for bit on CPU.
 """
 from __future__ import annotations
 
@@ -60,11 +61,29 @@ class TrainResult:
         step: optimiser steps done in all (including those before a resume).
         losses: the loss of each step this call ran.
         interrupted: stopped early by SIGTERM / Ctrl-C (a checkpoint was saved).
+        signal: the signal that stopped it (``signal.SIGTERM`` or ``signal.SIGINT``), else ``None``.
     """
 
     step: int
     losses: list[float] = field(default_factory=list)
     interrupted: bool = False
+    signal: signal.Signals | None = None
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """A run stopped by SIGTERM or Ctrl-C after saving its checkpoint, raised where the caller cannot
+    go on (the ``train`` command, the ablations) so that the process ends with ``128 + signal``.
+
+    A ``KeyboardInterrupt``, so that no ``except Exception`` swallows it.
+
+    Args:
+        message: what stopped and how to continue.
+        signal: the signal that stopped the run.
+    """
+
+    def __init__(self, message: str, signal: signal.Signals):
+        super().__init__(message)
+        self.signal = signal
 
 
 def distributed() -> tuple[int, int]:
@@ -74,15 +93,22 @@ def distributed() -> tuple[int, int]:
     return 0, 1
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 class _StopFlag:
-    """SIGTERM / SIGINT set a flag that the loop reads between steps (handlers restored on exit)."""
+    """SIGTERM / SIGINT set a flag that the loop reads between steps (handlers restored on exit).
+
+    ``received`` holds one flag per signal of :data:`STOP_SIGNALS`, so that processes can add
+    theirs up and all agree on stopping and on why.
+    """
 
     def __init__(self):
-        self.raised = False
+        self.received = [0.0] * len(STOP_SIGNALS)
 
     def __enter__(self):
         self._previous = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: no handlers, no graceful stop
@@ -90,7 +116,7 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        self.raised = True
+        self.received[STOP_SIGNALS.index(signum)] = 1.0
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -277,18 +303,19 @@ def train(
                 loss, grad_norm, lr = train_step(network, objective, data, order, optimizer, scheduler, params, recipe,
                                                  step, micro_batches, device, autocast)
                 step += 1
-                # every process agrees on the mean loss and on stopping
-                flags = torch.stack([loss, torch.tensor(float(stop.raised), device=device)])
+                # every process agrees on the mean loss and on stopping (and on which signal stopped it)
+                flags = torch.cat([loss[None], torch.tensor(stop.received, device=device)])
                 if world > 1:
                     torch.distributed.all_reduce(flags)
                     flags[0] /= world
-                loss_value, stopping = flags.tolist()
+                loss_value, *received = flags.tolist()
+                stopping = next((sig for sig, count in zip(STOP_SIGNALS, received) if count), None)
                 result.losses.append(loss_value)
                 log.step(step, loss_value, lr, grad_norm, recipe.batch_size / (time.perf_counter() - start))
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}")
-                if stopping:
-                    result.interrupted = True
+                if stopping is not None:
+                    result.interrupted, result.signal = True, stopping
                     break
                 if step % recipe.validate_every == 0 and step < recipe.max_steps:
                     run_validation()

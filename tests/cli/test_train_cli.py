@@ -1,5 +1,5 @@
 """python -m amodal train: clear errors, recipes run from the command line, a run killed by SIGKILL resumed exactly,
-and a hostile checkpoint refused without running."""
+one stopped by SIGTERM or Ctrl-C ended with 143 or 130, and a hostile checkpoint refused without running."""
 import csv
 import os
 import signal
@@ -73,6 +73,23 @@ def test_a_hostile_checkpoint_is_refused_in_one_line_and_runs_nothing(tmp_path, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {checkpoint} was not loaded") and err.count("\n") == 1
     assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_run_saves_a_checkpoint_and_exits_nonzero(tmp_path, stop, code):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "amodal", "train", *RUN, "--set", "max_steps=200",
+                                "--output", str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((tmp_path / "log.csv").is_file() and len(_losses(tmp_path)) >= 2):
+        time.sleep(0.05)
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == code, err
+    assert f"stopped by {stop.name} at step" in err and "--resume" in err and str(tmp_path / "checkpoint.pt") in err
+    step = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"]
+    assert 2 <= step < 200 and int(_losses(tmp_path)[-1][0]) == step
 
 
 @pytest.mark.parametrize("recipe, size", [("amodal-dav2-b-paper", "tiny"), ("amodal-depthfm-paper", None)])

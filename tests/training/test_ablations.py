@@ -1,12 +1,16 @@
 """The ablation variants: what each network sees, its loss, and a short run end to end."""
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
 import torch
 
+from amodal.training import ablations
 from amodal.training.ablations import (PAPER_ABLATIONS, VARIANTS, GuidanceDrop, build_variant, format_ablations, run_ablations,
                               ssi_l1, trend, variant_objective)
+from amodal.training.loop import TrainingStopped
 from pickle_testdata import write_hostile_checkpoint
 
 
@@ -100,6 +104,23 @@ def test_a_hostile_checkpoint_in_a_variant_folder_is_refused_and_runs_nothing(tm
     with pytest.raises(ValueError, match=r"depth_only.checkpoint.pt was not loaded: .*posix.mkdir"):
         run_ablations(tmp_path, steps=1, pool=2, held_out=1, names=("depth_only",), progress=False)
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_stopped_variant_ends_the_run_without_a_report(tmp_path, monkeypatch):
+    def stopping(variant):
+        objective = variant_objective(variant)
+
+        def first_step_then_sigterm(model, batch):
+            os.kill(os.getpid(), signal.SIGTERM)  # read by the loop after this step
+            return objective(model, batch)
+        return first_step_then_sigterm
+
+    monkeypatch.setattr(ablations, "variant_objective", stopping)
+    with pytest.raises(TrainingStopped, match="stopped by SIGTERM while training .*full .step 1 of 3") as stopped:
+        run_ablations(tmp_path, steps=3, pool=2, held_out=1, names=("full", "depth_only"), progress=False)
+    assert stopped.value.signal == signal.SIGTERM
+    assert (tmp_path / "full" / "checkpoint.pt").is_file() and not (tmp_path / "depth_only").exists()
+    assert not (tmp_path / "ablations.json").exists()
 
 
 def test_data_scale_trains_on_nested_pools(tmp_path):

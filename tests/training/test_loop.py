@@ -92,20 +92,24 @@ def test_training_lowers_the_loss(tmp_path):
     assert sum(result.losses[-5:]) < 0.5 * sum(result.losses[:5])
 
 
-def test_sigterm_saves_and_stops_after_the_step(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_and_stops_after_the_step_and_is_named(tmp_path, stop):
     calls = []
     base = amodal_dav2_objective()
+    before = signal.getsignal(stop)
 
     def objective(model, batch):
         calls.append(1)
         if len(calls) == 4:  # during step 2 (two micro-batches a step)
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), stop)
         return base(model, batch)
 
     result = train(_model(), objective, _data(), _recipe(), tmp_path, progress=False)
-    assert result.interrupted and result.step == 2
+    assert result.interrupted and result.step == 2 and result.signal == stop
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 2
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(stop) is before
+    finished = train(_model(), base, _data(), _recipe(max_steps=3), tmp_path / "whole", progress=False)
+    assert not finished.interrupted and finished.signal is None
 
 
 def test_resume_refuses_another_recipe(tmp_path):
