@@ -1,4 +1,6 @@
 """amodal.inference.predict: paste the amodal depth into D_o with the official seam blend."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +190,25 @@ def test_load_predictor_knows_each_kind(tmp_path):
         load_predictor(f"dav2:{tmp_path / 'missing.pth'}")
     with pytest.raises(FileNotFoundError, match="Amodal-DAV2 checkpoint not found"):
         load_predictor(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("observed, says", [
+    (np.ones((14, 14), bool), "observed_depth must hold real numbers, got dtype bool"),
+    (np.full((14, 14), 0.5 + 0.1j), "observed_depth must hold real numbers, got dtype complex128"),
+    (np.full((14, 14), "0.5"), "observed_depth must hold real numbers, got dtype <U3"),
+    (torch.ones(14, 14, dtype=torch.bool), "observed_depth must hold real numbers, got dtype torch.bool"),
+])
+def test_a_depth_of_the_wrong_kind_is_refused(observed, says):
+    image = np.zeros((14, 14, 3), np.uint8)
+    mask = np.zeros((14, 14), bool)
+    mask[4:10, 4:10] = True
+    with pytest.raises(ValueError, match=re.escape(says)):
+        predict(image, mask, AmodalDAV2(TINY).eval(), observed_depth=observed)
+
+
+def test_a_bool_mask_is_fine():
+    image = np.zeros((14, 14, 3), np.uint8)
+    mask = np.zeros((14, 14), bool)
+    mask[4:10, 4:10] = True
+    depth = predict(image, mask, AmodalDAV2(TINY).eval(), observed_depth=np.linspace(0, 1, 196).reshape(14, 14))
+    assert depth.shape == (14, 14) and np.isfinite(depth).all()
