@@ -1,8 +1,10 @@
 """``python -m amodal explore``: the explorer (:func:`amodal.app.widgets.explorer_app`) as a web app, served by Voila.
 
 Voila runs a notebook and shows only its widgets. The command writes a two-cell notebook
-(``%matplotlib widget``, then the app with the command's settings) into a temporary folder
-and serves it on 127.0.0.1 (this machine only; reach it from elsewhere through an SSH tunnel).
+(``%matplotlib widget``, then the app) and, beside it, ``explorer_settings.json``: the
+app's keyword arguments, which the notebook reads as data — a path or a name never becomes
+Python source. It serves them from a temporary folder on 127.0.0.1 (this machine only; reach
+it from elsewhere through an SSH tunnel).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ examples:
 Then open http://127.0.0.1:PORT/ in a browser (from another machine: ssh -L PORT:127.0.0.1:PORT host).
 """
 DEFAULT_MODEL = "checkpoints/amodal-dav2-tiny-synth"
+SETTINGS_NAME = "explorer_settings.json"  # beside the notebook, which reads it from its own folder
 
 
 def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +46,8 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint (default vit_h)")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--port", type=port, default=8866, help="port on 127.0.0.1 (default 8866)")
-    parser.add_argument("--write-notebook", type=Path, default=None, help="write the app's notebook here and exit (to run it in JupyterLab)")
+    parser.add_argument("--write-notebook", type=Path, default=None,
+                        help=f"write the app's notebook here, and {SETTINGS_NAME} beside it, and exit (to run it in JupyterLab)")
 
 
 def app_settings(args: argparse.Namespace) -> dict:
@@ -65,15 +69,30 @@ def app_settings(args: argparse.Namespace) -> dict:
             "sam_checkpoint": absolute(args.sam_checkpoint), "sam_model": args.sam_model, "device": args.device}
 
 
-def app_notebook(settings: dict) -> dict:
-    """The notebook Voila serves: the ipympl backend, then the app."""
+def app_notebook() -> dict:
+    """The notebook Voila serves: the ipympl backend, then the app with the settings beside it.
 
-    arguments = json.dumps(settings, indent=1)
+    Its source is the same for every setting: a kernel runs in its notebook's folder (Voila's
+    and JupyterLab's alike), so the fixed name finds the settings that :func:`write_app` wrote.
+    """
+
     return nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("%matplotlib widget"),
-        nbformat.v4.new_code_cell(f"import json\nfrom amodal.app.widgets import explorer_app\n\n"
-                                  f"explorer_app(**json.loads('''{arguments}'''))"),
+        nbformat.v4.new_code_cell(f"import json\n\nfrom amodal.app.widgets import explorer_app\n\n"
+                                  f"# written by `python -m amodal explore` beside this notebook\n"
+                                  f"with open({SETTINGS_NAME!r}, encoding=\"utf-8\") as file:\n"
+                                  f"    settings = json.load(file)\n"
+                                  f"explorer_app(**settings)"),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def write_app(notebook: Path, settings: dict) -> Path:
+    """Write the app's notebook and its settings beside it; returns the settings' path."""
+    notebook = Path(notebook)
+    path = notebook.parent / SETTINGS_NAME
+    path.write_text(json.dumps(settings, indent=1), encoding="utf-8")
+    nbformat.write(app_notebook(), notebook)
+    return path
 
 
 def voila_command(notebook: Path, port: int) -> list[str]:
@@ -89,14 +108,14 @@ def run_explore(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--{name.replace('_', '-')}: no such file or folder: {value}")
     if args.model not in (None, "none") and not Path(args.model).exists():
         raise FileNotFoundError(f"--model: no such checkpoint: {args.model}")
-    notebook = app_notebook(app_settings(args))
+    settings = app_settings(args)
     if args.write_notebook is not None:
-        nbformat.write(notebook, args.write_notebook)
-        print(f"wrote {args.write_notebook}")
+        written = write_app(args.write_notebook, settings)
+        print(f"wrote {args.write_notebook} and, beside it, its settings {written}")
         return 0
     with tempfile.TemporaryDirectory(prefix="amodal-explore-") as folder:
         path = Path(folder) / "explorer.ipynb"
-        nbformat.write(notebook, path)
+        write_app(path, settings)
         print(f"serving the explorer at http://127.0.0.1:{args.port}/ (Ctrl-C stops it)", flush=True)
         try:
             return subprocess.call(voila_command(path, args.port))

@@ -1,11 +1,14 @@
-"""python -m amodal explore: the arguments, the app's notebook and the Voila command (the served page: test_browser.py)."""
+"""python -m amodal explore: the arguments, the app's notebook and its settings, the Voila command
+(the served page: test_browser.py)."""
 import json
+import sys
+import types
 from pathlib import Path
 
 import nbformat
 
 from amodal.cli import main, make_parser
-from amodal.cli.explore import DEFAULT_MODEL, app_notebook, app_settings, voila_command
+from amodal.cli.explore import DEFAULT_MODEL, SETTINGS_NAME, app_notebook, app_settings, voila_command
 from amodal.utils.paths import repo_root
 
 
@@ -20,16 +23,43 @@ def test_settings_are_absolute_and_the_default_model_is_used_only_where_it_exist
     assert app_settings(make_parser().parse_args(["explore"]))["data"] == "synth"
 
 
-def test_write_notebook_holds_the_widget_backend_and_the_app(tmp_path, capsys):
+def test_write_notebook_writes_the_app_and_its_settings_beside_it(tmp_path, capsys):
     path = tmp_path / "app.ipynb"
     assert main(["explore", "--model", "none", "--count", "5", "--write-notebook", str(path)]) == 0
     notebook = nbformat.read(path, as_version=4)
     assert notebook.cells[0].source == "%matplotlib widget"
-    source = notebook.cells[1].source
-    assert "explorer_app(" in source
-    settings = json.loads(source.split("'''")[1])
+    assert "explorer_app(**settings)" in notebook.cells[1].source
+    assert notebook.cells[1].source == app_notebook().cells[1].source  # no setting in the source
+    settings = json.loads((tmp_path / SETTINGS_NAME).read_text())
     assert settings["count"] == 5 and settings["model"] is None and settings["data"] == "synth"
-    assert app_notebook(settings).metadata["kernelspec"]["name"] == "python3"
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    assert SETTINGS_NAME in capsys.readouterr().out
+
+
+def _run_app_cell(folder: Path, monkeypatch) -> dict:
+    """Run the notebook's app cell as its kernel would (in the notebook's folder), with a stand-in
+    ``explorer_app`` that records its arguments."""
+    calls = []
+    monkeypatch.setitem(sys.modules, "amodal.app.widgets", types.SimpleNamespace(explorer_app=lambda **kw: calls.append(kw)))
+    monkeypatch.chdir(folder)
+    source = nbformat.read(folder / "app.ipynb", as_version=4).cells[1].source
+    exec(compile(source, "app.ipynb", "exec"), {})
+    assert len(calls) == 1
+    return calls[0]
+
+
+def test_a_data_path_with_quotes_reaches_the_app_unchanged_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    # closes the triple-quoted string the old notebook pasted its settings into, then writes a file
+    name = """x'''+open('pwned','w').write('1')+'''" \\' \"\"\"; import os; os.system('touch pwned2') #"""
+    data = tmp_path / name
+    data.mkdir()
+    notebook = tmp_path / "nb" / "app.ipynb"
+    notebook.parent.mkdir()
+    assert main(["explore", "--model", "none", "--data", str(data), "--write-notebook", str(notebook)]) == 0
+    received = _run_app_cell(notebook.parent, monkeypatch)
+    assert received["data"] == str(data.resolve()) and received["count"] == 24
+    assert not any(tmp_path.rglob("pwned*"))
+    assert name not in notebook.read_text()
 
 
 def test_missing_paths_are_named(tmp_path, capsys):
