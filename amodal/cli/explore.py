@@ -3,13 +3,28 @@
 Voila runs a notebook and shows only its widgets. The command writes a two-cell notebook
 (``%matplotlib widget``, then the app) and, beside it, ``explorer_settings.json``: the
 app's keyword arguments, which the notebook reads as data — a path or a name never becomes
-Python source. It serves them from a temporary folder on 127.0.0.1 (this machine only; reach
-it from elsewhere through an SSH tunnel).
+Python source. Both go into a temporary folder.
+
+The server is made safe to leave running:
+
+- it listens on 127.0.0.1 only (reach it from elsewhere through an SSH tunnel), on exactly
+  ``--port`` (Voila would otherwise move to a free port nearby and the printed address be wrong);
+- a random token, as Jupyter's: the printed address carries it (``/?token=...``), and a request
+  without it gets the login page, not a kernel. Voila reads it from ``JUPYTER_TOKEN`` in its
+  environment, so it does not show in the process list. ``--no-token`` turns it off, with a warning;
+- every page is a kernel of about 0.6 GB: at most ``--max-kernels`` run at once
+  (:class:`amodal.app.serving.CappedKernelManager`; one more request gets a 503 page saying
+  why), and a kernel without activity for ``--idle-timeout`` seconds is stopped, open tab or not;
+- errors go to the server's log (this command's standard error), never a traceback to the browser.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +32,7 @@ from pathlib import Path
 
 import nbformat
 
-from amodal.cli.arguments import device, port, positive_int
+from amodal.cli.arguments import device, non_negative_int, port, positive_int
 from amodal.utils.paths import repo_root
 
 EXPLORE_EXAMPLES = """\
@@ -27,10 +42,14 @@ examples:
   # a trained model on our ADIW shards, sorted by an evaluation's per-sample errors:
   python -m amodal explore --data runs/adiw_samples --model runs/dav2/model --report runs/eval --port 8870
 
-Then open http://127.0.0.1:PORT/ in a browser (from another machine: ssh -L PORT:127.0.0.1:PORT host).
+Then open the printed address, http://127.0.0.1:PORT/?token=..., in a browser (from another
+machine: ssh -L PORT:127.0.0.1:PORT host, then the same address there). Each open page is a
+kernel of about 0.6 GB: at most --max-kernels at once, and one idle for --idle-timeout seconds
+is stopped (reload the page to start again). Ctrl-C stops the server.
 """
 DEFAULT_MODEL = "checkpoints/amodal-dav2-tiny-synth"
 SETTINGS_NAME = "explorer_settings.json"  # beside the notebook, which reads it from its own folder
+CELL_ERROR = "The error is in the server's log: the terminal that runs python -m amodal explore."
 
 
 def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +65,14 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint (default vit_h)")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--port", type=port, default=8866, help="port on 127.0.0.1 (default 8866)")
+    parser.add_argument("--max-kernels", type=non_negative_int, default=4,
+                        help="the most pages open at once, each a kernel of about 0.6 GB; one more is refused (default 4; 0: no limit)")
+    parser.add_argument("--idle-timeout", type=non_negative_int, default=600,
+                        help="stop a page's kernel after this many seconds without activity, even with its tab open "
+                        "(default 600; 0: never)")
+    parser.add_argument("--no-token", action="store_true",
+                        help="serve without a token (by default a new random one each run, in the printed address): "
+                        "anyone who can reach the port, every user and program on this machine, can open pages")
     parser.add_argument("--write-notebook", type=Path, default=None,
                         help=f"write the app's notebook here, and {SETTINGS_NAME} beside it, and exit (to run it in JupyterLab)")
 
@@ -95,10 +122,43 @@ def write_app(notebook: Path, settings: dict) -> Path:
     return path
 
 
-def voila_command(notebook: Path, port: int) -> list[str]:
-    """Voila on 127.0.0.1 without opening a browser."""
-    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
-            "--VoilaConfiguration.show_tracebacks=True"]
+def voila_command(notebook: Path, port: int, max_kernels: int = 4, idle_timeout: int = 600, token: bool = True) -> list[str]:
+    """Voila on 127.0.0.1:``port`` exactly, without opening a browser, as the module docstring says.
+
+    With ``token``, Voila takes it from ``JUPYTER_TOKEN`` in its environment (:func:`serve` sets it).
+    """
+
+    manager = "CappedKernelManager"
+    command = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+               "--no-browser", "--VoilaConfiguration.show_tracebacks=False", f"--VoilaExecutor.cell_error_instruction={CELL_ERROR}",
+               f"--VoilaConfiguration.multi_kernel_manager_class=amodal.app.serving.{manager}",
+               f"--{manager}.max_kernels={max_kernels}", f"--{manager}.cull_idle_timeout={idle_timeout}",
+               f"--{manager}.cull_interval={max(1, min(60, idle_timeout // 4))}", f"--{manager}.cull_connected=True",
+               # the login page must not write a password into the user's Jupyter configuration
+               "--PasswordIdentityProvider.allow_password_change=False"]
+    if token:
+        command.append("--Voila.auto_token=True")
+    return command
+
+
+def check_port_free(port: int) -> None:
+    """A clear error now rather than Voila's failure later, where 127.0.0.1:``port`` is taken."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a closed port is free
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ValueError(f"--port {port}: 127.0.0.1:{port} is already in use; choose another port") from None
+            raise
+
+
+def serve(command: list[str], env: dict) -> int:
+    """Run Voila until it exits; returns its exit code, or 0 after a Ctrl-C."""
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 0
 
 
 def run_explore(args: argparse.Namespace) -> int:
@@ -113,11 +173,20 @@ def run_explore(args: argparse.Namespace) -> int:
         written = write_app(args.write_notebook, settings)
         print(f"wrote {args.write_notebook} and, beside it, its settings {written}")
         return 0
+    check_port_free(args.port)
+    env = dict(os.environ)
+    env.pop("JUPYTER_TOKEN", None)
+    address = f"http://127.0.0.1:{args.port}/"
+    if args.no_token:
+        print(f"warning: --no-token: anyone who can reach 127.0.0.1:{args.port} (every user and program on this machine, "
+              "and whoever shares a tunnel to it) can open the explorer and start its kernels", file=sys.stderr)
+    else:
+        env["JUPYTER_TOKEN"] = secrets.token_hex(24)
+        address += f"?token={env['JUPYTER_TOKEN']}"
+    limits = (f"at most {args.max_kernels} pages at once" if args.max_kernels else "no limit on open pages") + (
+        f", each stopped after {args.idle_timeout} s idle" if args.idle_timeout else ", never stopped when idle")
     with tempfile.TemporaryDirectory(prefix="amodal-explore-") as folder:
-        path = Path(folder) / "explorer.ipynb"
-        write_app(path, settings)
-        print(f"serving the explorer at http://127.0.0.1:{args.port}/ (Ctrl-C stops it)", flush=True)
-        try:
-            return subprocess.call(voila_command(path, args.port))
-        except KeyboardInterrupt:
-            return 0
+        notebook = Path(folder) / "explorer.ipynb"
+        write_app(notebook, settings)
+        print(f"serving the explorer at {address} ({limits}; Ctrl-C stops it)", flush=True)
+        return serve(voila_command(notebook, args.port, args.max_kernels, args.idle_timeout, not args.no_token), env)
