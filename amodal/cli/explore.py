@@ -3,7 +3,8 @@
 Voila runs a notebook and shows only its widgets. The command writes a two-cell notebook
 (``%matplotlib widget``, then the app) and, beside it, ``explorer_settings.json``: the
 app's keyword arguments, which the notebook reads as data — a path or a name never becomes
-Python source. Both go into a temporary folder.
+Python source. Both go into a temporary folder, removed when the command stops (Ctrl-C,
+``SIGTERM`` or ``SIGHUP``: the command stops Voila, which stops its kernels, then cleans up).
 
 The server is made safe to leave running:
 
@@ -20,14 +21,17 @@ The server is made safe to leave running:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import nbformat
@@ -49,7 +53,10 @@ is stopped (reload the page to start again). Ctrl-C stops the server.
 """
 DEFAULT_MODEL = "checkpoints/amodal-dav2-tiny-synth"
 SETTINGS_NAME = "explorer_settings.json"  # beside the notebook, which reads it from its own folder
+STOP_TIMEOUT = 30  # seconds Voila has to stop its kernels before it is killed
 CELL_ERROR = "The error is in the server's log: the terminal that runs python -m amodal explore."
+# Ctrl-C, kill's default and a closed terminal (no SIGHUP on Windows)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,12 +160,56 @@ def check_port_free(port: int) -> None:
             raise
 
 
-def serve(command: list[str], env: dict) -> int:
-    """Run Voila until it exits; returns its exit code, or 0 after a Ctrl-C."""
+def _stop_here(signum, frame):
+    # Once only: a second Ctrl-C must not cut short Voila's stopping of its kernels.
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """Ctrl-C, SIGTERM and SIGHUP (a closed terminal) raise ``KeyboardInterrupt`` here, so cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
+        yield
+        return
+    previous = {number: signal.signal(number, _stop_here) for number in STOP_SIGNALS}
     try:
-        return subprocess.call(command, env=env)
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to Voila (which then stops its kernels), a kill after :data:`STOP_TIMEOUT` seconds."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def serve(command: list[str], env: dict) -> int:
+    """Run Voila until it exits, or until this process is stopped (``KeyboardInterrupt``); then stop it, once.
+
+    Voila runs in its own session, so a Ctrl-C or a closed terminal reaches only this process,
+    which passes one SIGTERM on: Voila stops its kernels on SIGTERM, but a SIGHUP would end it at
+    once and leave its connection folder behind. Returns Voila's exit code, or 0 after a stop.
+    """
+
+    process = None
+    try:
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        return process.wait()
     except KeyboardInterrupt:
+        print("stopping the explorer", file=sys.stderr, flush=True)
         return 0
+    finally:
+        if process is not None:
+            _stop(process)
 
 
 def run_explore(args: argparse.Namespace) -> int:
@@ -185,7 +236,7 @@ def run_explore(args: argparse.Namespace) -> int:
         address += f"?token={env['JUPYTER_TOKEN']}"
     limits = (f"at most {args.max_kernels} pages at once" if args.max_kernels else "no limit on open pages") + (
         f", each stopped after {args.idle_timeout} s idle" if args.idle_timeout else ", never stopped when idle")
-    with tempfile.TemporaryDirectory(prefix="amodal-explore-") as folder:
+    with _stopped_by_signals(), tempfile.TemporaryDirectory(prefix="amodal-explore-") as folder:
         notebook = Path(folder) / "explorer.ipynb"
         write_app(notebook, settings)
         print(f"serving the explorer at {address} ({limits}; Ctrl-C stops it)", flush=True)

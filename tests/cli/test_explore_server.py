@@ -1,5 +1,5 @@
 """``python -m amodal explore`` running: the token, the cap on kernels, idle culling, no tracebacks in
-the page.
+the page, and a clean stop on SIGTERM or Ctrl-C.
 
 Each test starts the real command on a free loopback port with ``TMPDIR`` pointed at its own
 folder, so that Voila's notebook (``amodal-explore-*``), its connection files (``voila_*``)
@@ -165,3 +165,16 @@ def test_an_error_in_the_app_goes_to_the_log_not_the_page(start, tmp_path):
     assert status == 200 and "server&#39;s log" in body
     assert "Traceback" not in body and "FileNotFoundError" not in body and "neither ADIW shards" not in body
     assert "FileNotFoundError" in server.log() and "neither ADIW shards" in server.log()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_ends_voila_its_kernels_and_the_temporary_folder(start, stop):
+    server = start()
+    assert _get(server.address)[0] == 200
+    assert _kernels(server.folder) == 1
+    assert any(server.tmp.glob("amodal-explore-*")) and any(server.tmp.glob("voila_*"))
+    server.process.send_signal(stop)  # to the command alone, as kill does; Voila hears it from the command
+    assert server.process.wait(90) == 0
+    assert "stopping the explorer" in server.log()
+    assert not any(server.tmp.glob("amodal-explore-*")) and not any(server.tmp.glob("voila_*"))
+    assert _processes_naming(server.folder) == {}
