@@ -1,21 +1,42 @@
 """``python -m amodal explore``: the explorer (:func:`amodal.app.widgets.explorer_app`) as a web app, served by Voila.
 
 Voila runs a notebook and shows only its widgets. The command writes a two-cell notebook
-(``%matplotlib widget``, then the app with the command's settings) into a temporary folder
-and serves it on 127.0.0.1 (this machine only; reach it from elsewhere through an SSH tunnel).
+(``%matplotlib widget``, then the app) and, beside it, ``explorer_settings.json``: the
+app's keyword arguments, which the notebook reads as data — a path or a name never becomes
+Python source. Both go into a temporary folder, removed when the command stops (Ctrl-C,
+``SIGTERM`` or ``SIGHUP``: the command stops Voila, which stops its kernels, then cleans up).
+
+The server is made safe to leave running:
+
+- it listens on 127.0.0.1 only (reach it from elsewhere through an SSH tunnel), on exactly
+  ``--port`` (Voila would otherwise move to a free port nearby and the printed address be wrong);
+- a random token, as Jupyter's: the printed address carries it (``/?token=...``), and a request
+  without it gets the login page, not a kernel. Voila reads it from ``JUPYTER_TOKEN`` in its
+  environment, so it does not show in the process list. ``--no-token`` turns it off, with a warning;
+- every page is a kernel of about 0.6 GB: at most ``--max-kernels`` run at once
+  (:class:`amodal.app.serving.CappedKernelManager`; one more request gets a 503 page saying
+  why), and a kernel without activity for ``--idle-timeout`` seconds is stopped, open tab or not;
+- errors go to the server's log (this command's standard error), never a traceback to the browser.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import nbformat
 
-from amodal.cli.arguments import device, port, positive_int
+from amodal.cli.arguments import device, non_negative_int, port, positive_int
 from amodal.utils.paths import repo_root
 
 EXPLORE_EXAMPLES = """\
@@ -25,9 +46,17 @@ examples:
   # a trained model on our ADIW shards, sorted by an evaluation's per-sample errors:
   python -m amodal explore --data runs/adiw_samples --model runs/dav2/model --report runs/eval --port 8870
 
-Then open http://127.0.0.1:PORT/ in a browser (from another machine: ssh -L PORT:127.0.0.1:PORT host).
+Then open the printed address, http://127.0.0.1:PORT/?token=..., in a browser (from another
+machine: ssh -L PORT:127.0.0.1:PORT host, then the same address there). Each open page is a
+kernel of about 0.6 GB: at most --max-kernels at once, and one idle for --idle-timeout seconds
+is stopped (reload the page to start again). Ctrl-C stops the server.
 """
 DEFAULT_MODEL = "checkpoints/amodal-dav2-tiny-synth"
+SETTINGS_NAME = "explorer_settings.json"  # beside the notebook, which reads it from its own folder
+STOP_TIMEOUT = 30  # seconds Voila has to stop its kernels before it is killed
+CELL_ERROR = "The error is in the server's log: the terminal that runs python -m amodal explore."
+# Ctrl-C, kill's default and a closed terminal (no SIGHUP on Windows)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +72,16 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint (default vit_h)")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--port", type=port, default=8866, help="port on 127.0.0.1 (default 8866)")
-    parser.add_argument("--write-notebook", type=Path, default=None, help="write the app's notebook here and exit (to run it in JupyterLab)")
+    parser.add_argument("--max-kernels", type=non_negative_int, default=4,
+                        help="the most pages open at once, each a kernel of about 0.6 GB; one more is refused (default 4; 0: no limit)")
+    parser.add_argument("--idle-timeout", type=non_negative_int, default=600,
+                        help="stop a page's kernel after this many seconds without activity, even with its tab open "
+                        "(default 600; 0: never)")
+    parser.add_argument("--no-token", action="store_true",
+                        help="serve without a token (by default a new random one each run, in the printed address): "
+                        "anyone who can reach the port, every user and program on this machine, can open pages")
+    parser.add_argument("--write-notebook", type=Path, default=None,
+                        help=f"write the app's notebook here, and {SETTINGS_NAME} beside it, and exit (to run it in JupyterLab)")
 
 
 def app_settings(args: argparse.Namespace) -> dict:
@@ -65,21 +103,113 @@ def app_settings(args: argparse.Namespace) -> dict:
             "sam_checkpoint": absolute(args.sam_checkpoint), "sam_model": args.sam_model, "device": args.device}
 
 
-def app_notebook(settings: dict) -> dict:
-    """The notebook Voila serves: the ipympl backend, then the app."""
+def app_notebook() -> dict:
+    """The notebook Voila serves: the ipympl backend, then the app with the settings beside it.
 
-    arguments = json.dumps(settings, indent=1)
+    Its source is the same for every setting: a kernel runs in its notebook's folder (Voila's
+    and JupyterLab's alike), so the fixed name finds the settings that :func:`write_app` wrote.
+    """
+
     return nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("%matplotlib widget"),
-        nbformat.v4.new_code_cell(f"import json\nfrom amodal.app.widgets import explorer_app\n\n"
-                                  f"explorer_app(**json.loads('''{arguments}'''))"),
+        nbformat.v4.new_code_cell(f"import json\n\nfrom amodal.app.widgets import explorer_app\n\n"
+                                  f"# written by `python -m amodal explore` beside this notebook\n"
+                                  f"with open({SETTINGS_NAME!r}, encoding=\"utf-8\") as file:\n"
+                                  f"    settings = json.load(file)\n"
+                                  f"explorer_app(**settings)"),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
 
-def voila_command(notebook: Path, port: int) -> list[str]:
-    """Voila on 127.0.0.1 without opening a browser."""
-    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
-            "--VoilaConfiguration.show_tracebacks=True"]
+def write_app(notebook: Path, settings: dict) -> Path:
+    """Write the app's notebook and its settings beside it; returns the settings' path."""
+    notebook = Path(notebook)
+    path = notebook.parent / SETTINGS_NAME
+    path.write_text(json.dumps(settings, indent=1), encoding="utf-8")
+    nbformat.write(app_notebook(), notebook)
+    return path
+
+
+def voila_command(notebook: Path, port: int, max_kernels: int = 4, idle_timeout: int = 600, token: bool = True) -> list[str]:
+    """Voila on 127.0.0.1:``port`` exactly, without opening a browser, as the module docstring says.
+
+    With ``token``, Voila takes it from ``JUPYTER_TOKEN`` in its environment (:func:`serve` sets it).
+    """
+
+    manager = "CappedKernelManager"
+    command = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+               "--no-browser", "--VoilaConfiguration.show_tracebacks=False", f"--VoilaExecutor.cell_error_instruction={CELL_ERROR}",
+               f"--VoilaConfiguration.multi_kernel_manager_class=amodal.app.serving.{manager}",
+               f"--{manager}.max_kernels={max_kernels}", f"--{manager}.cull_idle_timeout={idle_timeout}",
+               f"--{manager}.cull_interval={max(1, min(60, idle_timeout // 4))}", f"--{manager}.cull_connected=True",
+               # the login page must not write a password into the user's Jupyter configuration
+               "--PasswordIdentityProvider.allow_password_change=False"]
+    if token:
+        command.append("--Voila.auto_token=True")
+    return command
+
+
+def check_port_free(port: int) -> None:
+    """A clear error now rather than Voila's failure later, where 127.0.0.1:``port`` is taken."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a closed port is free
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ValueError(f"--port {port}: 127.0.0.1:{port} is already in use; choose another port") from None
+            raise
+
+
+def _stop_here(signum, frame):
+    # Once only: a second Ctrl-C must not cut short Voila's stopping of its kernels.
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """Ctrl-C, SIGTERM and SIGHUP (a closed terminal) raise ``KeyboardInterrupt`` here, so cleanup runs."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
+        yield
+        return
+    previous = {number: signal.signal(number, _stop_here) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to Voila (which then stops its kernels), a kill after :data:`STOP_TIMEOUT` seconds."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def serve(command: list[str], env: dict) -> int:
+    """Run Voila until it exits, or until this process is stopped (``KeyboardInterrupt``); then stop it, once.
+
+    Voila runs in its own session, so a Ctrl-C or a closed terminal reaches only this process,
+    which passes one SIGTERM on: Voila stops its kernels on SIGTERM, but a SIGHUP would end it at
+    once and leave its connection folder behind. Returns Voila's exit code, or 0 after a stop.
+    """
+
+    process = None
+    try:
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        return process.wait()
+    except KeyboardInterrupt:
+        print("stopping the explorer", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        if process is not None:
+            _stop(process)
 
 
 def run_explore(args: argparse.Namespace) -> int:
@@ -89,16 +219,25 @@ def run_explore(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--{name.replace('_', '-')}: no such file or folder: {value}")
     if args.model not in (None, "none") and not Path(args.model).exists():
         raise FileNotFoundError(f"--model: no such checkpoint: {args.model}")
-    notebook = app_notebook(app_settings(args))
+    settings = app_settings(args)
     if args.write_notebook is not None:
-        nbformat.write(notebook, args.write_notebook)
-        print(f"wrote {args.write_notebook}")
+        written = write_app(args.write_notebook, settings)
+        print(f"wrote {args.write_notebook} and, beside it, its settings {written}")
         return 0
-    with tempfile.TemporaryDirectory(prefix="amodal-explore-") as folder:
-        path = Path(folder) / "explorer.ipynb"
-        nbformat.write(notebook, path)
-        print(f"serving the explorer at http://127.0.0.1:{args.port}/ (Ctrl-C stops it)", flush=True)
-        try:
-            return subprocess.call(voila_command(path, args.port))
-        except KeyboardInterrupt:
-            return 0
+    check_port_free(args.port)
+    env = dict(os.environ)
+    env.pop("JUPYTER_TOKEN", None)
+    address = f"http://127.0.0.1:{args.port}/"
+    if args.no_token:
+        print(f"warning: --no-token: anyone who can reach 127.0.0.1:{args.port} (every user and program on this machine, "
+              "and whoever shares a tunnel to it) can open the explorer and start its kernels", file=sys.stderr)
+    else:
+        env["JUPYTER_TOKEN"] = secrets.token_hex(24)
+        address += f"?token={env['JUPYTER_TOKEN']}"
+    limits = (f"at most {args.max_kernels} pages at once" if args.max_kernels else "no limit on open pages") + (
+        f", each stopped after {args.idle_timeout} s idle" if args.idle_timeout else ", never stopped when idle")
+    with _stopped_by_signals(), tempfile.TemporaryDirectory(prefix="amodal-explore-") as folder:
+        notebook = Path(folder) / "explorer.ipynb"
+        write_app(notebook, settings)
+        print(f"serving the explorer at {address} ({limits}; Ctrl-C stops it)", flush=True)
+        return serve(voila_command(notebook, args.port, args.max_kernels, args.idle_timeout, not args.no_token), env)

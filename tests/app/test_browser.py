@@ -116,8 +116,10 @@ def server(tmp_path_factory):
             process.kill()
             pytest.fail(f"the explorer did not start: {(folder / 'voila.log').read_text()[-3000:]}")
         time.sleep(0.5)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)  # Voila and the kernel it started
+    # the address the command printed, with its token: without it the page is a login form
+    address = re.search(rf"http://127\.0\.0\.1:{port}/\?token=[0-9a-f]+", (folder / "voila.log").read_text()).group(0)
+    yield address
+    os.killpg(process.pid, signal.SIGTERM)  # the command, which stops Voila and the kernels it started
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
