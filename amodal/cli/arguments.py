@@ -11,26 +11,24 @@ from pathlib import Path
 import torch
 
 
-def positive_int(text: str) -> int:
-    """A count, size or number of steps: an integer ≥ 1."""
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be ≥ {least}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """A count, size or number of steps: an integer ≥ 1."""
+    return _whole_number(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """A seed or an index: an integer ≥ 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
-    return value
+    return _whole_number(text, 0)
 
 
 def port(text: str) -> int:
