@@ -13,6 +13,7 @@ does not say ``weights_only=True``.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,12 +28,18 @@ NUMPY_ARRAY_GLOBALS = [np.ndarray, np.dtype, _MULTIARRAY._reconstruct,
                        *(type(np.dtype(name)) for name in ("float16", "float32", "float64", "uint32", "int64"))]
 
 
-def load_weights_only(path: str | Path, allow: Sequence = ()) -> Any:
+def load_weights_only(path: str | Path, allow: Sequence = (), mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` onto the CPU, with exactly ``allow``'s globals added.
 
     Args:
         path: a file written by ``torch.save``.
-        allow: further globals the file may name (e.g. :data:`NUMPY_ARRAY_GLOBALS`).
+        allow: further globals the file may name (e.g. :data:`NUMPY_ARRAY_GLOBALS`), each a
+            class or function, or a pair ``(stand-in, "module.Name")`` that gives the name the
+            file uses a harmless object of ours instead of importing it.
+        mmap: map the file instead of reading it: tensors are read from disk when used, so a
+            training checkpoint of many gigabytes costs only the memory of what is kept
+            (files in the zip format ``torch.save`` writes since PyTorch 1.6; an older file
+            is read whole).
 
     Returns:
         What the file holds: tensors in plain containers.
@@ -47,7 +54,7 @@ def load_weights_only(path: str | Path, allow: Sequence = ()) -> Any:
         raise FileNotFoundError(f"file not found: {path}")
     try:
         with torch.serialization.safe_globals(list(allow)):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as error:  # pickle errors come in many types
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         # torch's first line suggests weights_only=False: pass on only the line that says what was refused

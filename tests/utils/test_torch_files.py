@@ -1,6 +1,8 @@
 """Reading PyTorch files runs no code from them, and every ``torch.load`` in the tree says ``weights_only=True``."""
 import ast
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +78,22 @@ def test_every_torch_load_in_the_tree_reads_weights_only():
             source = _notebook_code(path) if path.suffix == ".ipynb" else path.read_text()
             problems += [f"{path.relative_to(ROOT)}:{line}" for line in unsafe_loads(source)]
     assert not problems, "torch.load without weights_only=True (a pickle may run code): " + ", ".join(problems)
+
+
+
+def test_a_mapped_file_reads_the_same_and_a_named_stand_in_takes_a_foreign_global(tmp_path):
+    torch.save({"t": torch.arange(5.0)}, tmp_path / "a.pt")
+    assert torch.equal(load_weights_only(tmp_path / "a.pt", mmap=True)["t"], torch.arange(5.0))
+    torch.save({"t": torch.arange(5.0)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    assert torch.equal(load_weights_only(tmp_path / "legacy.pt", mmap=True)["t"], torch.arange(5.0))  # read whole
+    # a class pickled under a module that does not exist when the file is read
+    foreign = type("Foreign", (), {"__module__": "not_installed_here"})
+    sys.modules["not_installed_here"] = types.SimpleNamespace(Foreign=foreign)
+    try:
+        torch.save({foreign: 1}, tmp_path / "b.pt")
+    finally:
+        del sys.modules["not_installed_here"]
+    with pytest.raises(ValueError, match="not_installed_here.Foreign"):
+        load_weights_only(tmp_path / "b.pt")
+    stand_in = type("StandIn", (), {})
+    assert load_weights_only(tmp_path / "b.pt", allow=[(stand_in, "not_installed_here.Foreign")]) == {stand_in: 1}
