@@ -33,6 +33,9 @@ from amodal.models.checkpoints import read_safetensors
 from amodal.utils.torch_files import load_weights_only
 
 SD_LATENT_SCALE = 0.18215
+# Stable Diffusion's first-stage config (the LDM ``ddconfig`` of its VAE, as in pix2gestalt's yaml).
+SD_VAE_DDCONFIG = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+                   "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
 
 def local_load_options() -> dict[str, Any]:
     """Keyword arguments for diffusers' ``from_pretrained`` on a folder of ours.
@@ -158,11 +161,60 @@ def load_autoencoder(vae) -> nn.Module:
     else:
         state = load_weights_only(path)  # tensors and plain values only: no code runs from the file
         state = state.get("state_dict", state)
-    model = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    )
+    return SDAutoencoder(vae_from_ldm(state, source=str(path)))
+
+
+def build_vae(ddconfig: dict[str, Any] | None = None, embed_dim: int | None = None):
+    """A randomly initialised ``AutoencoderKL`` equivalent to LDM's for ``ddconfig``.
+
+    LDM's ``AutoencoderKL`` (``ldm/models/autoencoder.py``, ``ldm/modules/diffusionmodules/model.py``)
+    is what diffusers' class computes: ``len(ch_mult)`` levels of ``num_res_blocks`` resnets
+    (one more going up) with ``ch·m`` channels, GroupNorm of 32 groups, attention only in the
+    middle block, ``quant_conv`` from ``2·z_channels`` to ``2·embed_dim``.
+
+    Args:
+        ddconfig: the LDM ``ddconfig``; Stable Diffusion's (:data:`SD_VAE_DDCONFIG`) when not given.
+        embed_dim: the LDM ``embed_dim``; ``z_channels`` when not given.
+
+    Raises:
+        ValueError: a ``ddconfig`` diffusers' class does not express (attention outside the
+            middle, ``double_z`` off, ``embed_dim ≠ z_channels``).
+    """
+    # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
+    from diffusers import AutoencoderKL
+
+    ddconfig = dict(SD_VAE_DDCONFIG if ddconfig is None else ddconfig)
+    if ddconfig.get("attn_resolutions") or not ddconfig.get("double_z", True) or \
+            (embed_dim or ddconfig["z_channels"]) != ddconfig["z_channels"]:
+        raise ValueError(f"ddconfig {ddconfig} (embed_dim {embed_dim}) is not an SD-style VAE "
+                         "(needs attn_resolutions [], double_z, embed_dim = z_channels)")
+    levels = len(ddconfig["ch_mult"])
+    return AutoencoderKL(
+        in_channels=ddconfig["in_channels"], out_channels=ddconfig["out_ch"], latent_channels=ddconfig["z_channels"],
+        layers_per_block=ddconfig["num_res_blocks"],
+        block_out_channels=tuple(ddconfig["ch"] * m for m in ddconfig["ch_mult"]),
+        down_block_types=("DownEncoderBlock2D",) * levels, up_block_types=("UpDecoderBlock2D",) * levels,
+    ).eval()
+
+
+def vae_from_ldm(state: dict[str, torch.Tensor], ddconfig: dict[str, Any] | None = None, embed_dim: int | None = None,
+                 source: str = "checkpoint"):
+    """An ``AutoencoderKL`` built by :func:`build_vae` and loaded strictly with ``state``.
+
+    Args:
+        state: the VAE's weights, LDM names (``encoder.down.0.block.0.norm1.weight``, with or
+            without ``first_stage_model.``; converted by diffusers' ``convert_ldm_vae_checkpoint``)
+            or diffusers names.
+        ddconfig, embed_dim: see :func:`build_vae`.
+        source: named in errors.
+
+    Raises:
+        ValueError: a ``ddconfig`` diffusers cannot express, or weights that do not fit.
+    """
+    try:
+        model = build_vae(ddconfig, embed_dim)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from error
     if not any(k.startswith("encoder.down_blocks.") for k in state):
         # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
         from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
@@ -171,8 +223,8 @@ def load_autoencoder(vae) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise ValueError(f"{path}: not Stable Diffusion's VAE: {error}") from error
-    return SDAutoencoder(model)
+        raise ValueError(f"{source}: not Stable Diffusion's VAE: {error}") from error
+    return model
 
 
 def autoencoder_from_spec(spec: dict[str, Any], vae, folder: Path) -> nn.Module:

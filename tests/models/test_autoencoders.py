@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.models.autoencoders import (PixelAutoencoder, SDAutoencoder, SpaceToDepthAutoencoder,
-                                        autoencoder_from_spec, load_autoencoder)
+from amodal.models.autoencoders import (SD_VAE_DDCONFIG, PixelAutoencoder, SDAutoencoder, SpaceToDepthAutoencoder,
+                                        autoencoder_from_spec, build_vae, load_autoencoder, vae_from_ldm)
 from depthfm_testdata import tiny_sd_vae
+from ldm_reference import ldm_vae_shapes, random_weights
 
 
 def test_sd_autoencoder_encodes_the_scaled_posterior_mean_and_decodes_back(tmp_path):
@@ -54,3 +55,24 @@ def test_the_pooling_autoencoder_blurs_what_space_to_depth_keeps():
     assert float(pooled.decode(pooled.encode(x))[0, 0, 0, 5]) < 0.5
     s2d = SpaceToDepthAutoencoder(4)
     assert torch.equal(s2d.decode(s2d.encode(x)), x)
+
+
+def test_an_ldm_vae_loads_from_its_official_names_and_ddconfig():
+    ddconfig = {**SD_VAE_DDCONFIG, "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1}
+    ldm = random_weights(ldm_vae_shapes(ddconfig), 0)  # names from LDM's Encoder / Decoder, not from a converter
+    vae = vae_from_ldm({f"first_stage_model.{k}": v for k, v in ldm.items()}, ddconfig)
+    assert vae.config.block_out_channels == (32, 64) and vae.config.layers_per_block == 1
+    # by hand: LDM's resnets, 1×1-conv attention and reversed decoder levels in diffusers' places
+    encoder, decoder = vae.encoder, vae.decoder
+    assert torch.equal(encoder.down_blocks[1].resnets[0].conv_shortcut.weight, ldm["encoder.down.1.block.0.nin_shortcut.weight"])
+    assert torch.equal(encoder.down_blocks[0].downsamplers[0].conv.weight, ldm["encoder.down.0.downsample.conv.weight"])
+    assert torch.equal(decoder.mid_block.attentions[0].to_out[0].weight, ldm["decoder.mid.attn_1.proj_out.weight"][:, :, 0, 0])
+    assert torch.equal(vae.decoder.up_blocks[1].resnets[1].norm2.bias, ldm["decoder.up.0.block.1.norm2.bias"])
+    assert torch.equal(vae.decoder.up_blocks[0].upsamplers[0].conv.weight, ldm["decoder.up.1.upsample.conv.weight"])
+    assert torch.equal(vae.post_quant_conv.weight, ldm["post_quant_conv.weight"])
+    with pytest.raises(ValueError, match="vae.ckpt: not Stable Diffusion's VAE"):
+        vae_from_ldm({k: v for k, v in ldm.items() if k != "quant_conv.bias"}, ddconfig, source="vae.ckpt")
+    with pytest.raises(ValueError, match="not an SD-style VAE"):
+        build_vae({**ddconfig, "attn_resolutions": [16]})
+    with pytest.raises(ValueError, match="not an SD-style VAE"):
+        build_vae(ddconfig, embed_dim=3)
