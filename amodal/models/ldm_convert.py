@@ -1,4 +1,4 @@
-r"""DepthFM's official checkpoint and LDM ⇄ diffusers UNet names (paper §3.3; DepthFM, Gui et al. 2025).
+r"""LDM checkpoints and LDM ⇄ diffusers UNet names: DepthFM (paper §3.3; Gui et al. 2025) and pix2gestalt.
 
 DepthFM's network is Stable Diffusion 2's UNet as the LDM code base writes it
 (``openaimodel.UNetModel``); here it runs as diffusers'
@@ -13,6 +13,18 @@ independently of it and used to write checkpoints in the official format. Attent
 uses the standard ``1/√d`` scale (what the official model computes with xformers, the
 path its requirements install); without xformers the official code rescales
 self-attention logits by ``√(log n / log 4n)`` and is a slightly different model.
+
+Models trained with the LDM code base itself (pix2gestalt) are saved by PyTorch Lightning:
+a pickle ``{epoch, global_step, pytorch-lightning_version, state_dict, callbacks,
+optimizer_states, lr_schedulers}`` whose ``state_dict`` holds every part of the
+``LatentDiffusion`` module under its own prefix: the UNet ``model.diffusion_model.``, its
+exponential moving average ``model_ema.`` (LDM's ``LitEma`` buffers, named by the parameter
+name with every dot removed: ``model_ema.diffusion_modelinput_blocks00weight``), the VAE
+``first_stage_model.``, the conditioning encoder ``cond_stage_model.``, further modules of
+the model (pix2gestalt's ``cc_projection.``) and the schedule buffers (``betas``,
+``alphas_cumprod``, …). :func:`read_lightning_state_dict` reads one without running pickled
+code; :func:`prefixed` and :func:`unet_state` take the parts apart. The official inference
+samples inside ``ema_scope()``, i.e. with the EMA weights of the UNet.
 """
 from __future__ import annotations
 
@@ -28,6 +40,7 @@ from amodal.utils.atomic import atomic_write
 from amodal.utils.torch_files import NUMPY_ARRAY_GLOBALS, load_weights_only
 
 LDM_PREFIX = "model.diffusion_model."
+EMA_PREFIX = "model_ema."
 CHECKPOINT_KEYS = ("noising_step", "empty_text_embedding", "ldm_hparams", "state_dict")
 
 # The LDM options DepthFM uses, with the only values this port supports (others would
@@ -254,13 +267,15 @@ def load_ldm_unet(state_dict: dict[str, torch.Tensor], ldm_hparams: dict[str, An
     Raises:
         ValueError: missing or unexpected keys (named) or a shape mismatch.
     """
-    unet = build_unet(ldm_hparams)
-    expected = set(diffusers_to_ldm(unet.state_dict(), unet.config))
+    with torch.device("meta"):  # names only: a file of the wrong model fails before 3 GB are allocated
+        skeleton = build_unet(ldm_hparams)
+    expected = set(diffusers_to_ldm(skeleton.state_dict(), skeleton.config))
     given = set(state_dict)
     missing, unexpected = sorted(expected - given), sorted(given - expected)
     if missing or unexpected:
         raise ValueError(f"{source}: UNet weights do not match ldm_hparams; "
                          f"missing {missing[:10]} ({len(missing)}), unexpected {unexpected[:10]} ({len(unexpected)})")
+    unet = build_unet(ldm_hparams)
     converted = ldm_to_diffusers(state_dict, unet.config)
     try:
         unet.load_state_dict(converted, strict=True)
@@ -268,3 +283,86 @@ def load_ldm_unet(state_dict: dict[str, torch.Tensor], ldm_hparams: dict[str, An
         raise ValueError(f"{source}: {error}") from error
     return unet
 
+
+
+# ------------------------------------------------------------- Lightning checkpoints
+
+
+class LightningCallbackKey:
+    """What a Lightning 1.4 checkpoint's ``callbacks`` dict is keyed by, read without Lightning.
+
+    PyTorch Lightning before 1.5 (pix2gestalt pins 1.4.2) stores each callback's state
+    under the callback's *class* (``callback_states[type(callback)]``), so the pickle names
+    ``pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint``. That name is read as
+    this empty class: a dictionary key, never called, and nothing of Lightning is imported.
+    """
+
+
+# Exactly the globals a Lightning 1.4 training checkpoint names beyond tensors and plain values.
+LIGHTNING_GLOBALS = [(LightningCallbackKey, "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint")]
+
+
+def read_lightning_state_dict(path: str | Path, model: str = "LDM") -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of a PyTorch Lightning checkpoint, mapped rather than read whole.
+
+    Only tensors, plain values and :data:`LIGHTNING_GLOBALS` are unpickled; the file is
+    memory-mapped, so the optimiser state of a training checkpoint is never read.
+
+    Args:
+        path: e.g. pix2gestalt's ``epoch=000005.ckpt``.
+        model: named in errors.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file names other globals, or holds no ``state_dict`` of tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{model} checkpoint not found: {path}")
+    ckpt = load_weights_only(path, allow=LIGHTNING_GLOBALS, mmap=True)
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        found = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path}: not a Lightning checkpoint of a {model} model (no state_dict of tensors; "
+                         f"found {found})")
+    return state
+
+
+def prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def ema_name(ldm_name: str) -> str:
+    """Where LDM's ``LitEma`` keeps the average of UNet parameter ``ldm_name`` (no prefix):
+    ``input_blocks.0.0.weight`` → ``model_ema.diffusion_modelinput_blocks00weight``."""
+    return EMA_PREFIX + ("diffusion_model." + ldm_name).replace(".", "")
+
+
+def unet_state(state: dict[str, torch.Tensor], ema: bool | None = None,
+               source: str = "checkpoint") -> tuple[dict[str, torch.Tensor], bool]:
+    """The UNet's weights (LDM names, no prefix) of a whole-model LDM ``state_dict``.
+
+    Args:
+        state: the ``state_dict`` of a ``LatentDiffusion`` module.
+        ema: ``True``: the moving averages (what the official inference samples with);
+            ``False``: the raw weights; ``None``: the averages where the file has them.
+        source: named in errors.
+
+    Returns:
+        ``(weights, used_ema)``.
+
+    Raises:
+        ValueError: no UNet in ``state``, or ``ema=True`` and an average missing (named).
+    """
+    raw = prefixed(state, LDM_PREFIX)
+    if not raw:
+        raise ValueError(f"{source}: no UNet weights (no key starts with {LDM_PREFIX!r})")
+    has_ema = any(k.startswith(EMA_PREFIX + "diffusion_model") for k in state)
+    if ema is False or (ema is None and not has_ema):
+        return raw, False
+    missing = [name for name in raw if ema_name(name) not in state]
+    if missing:
+        raise ValueError(f"{source}: no moving average for {len(missing)} UNet weights, e.g. "
+                         f"{ema_name(missing[0])!r}; load with ema=False for the raw weights")
+    return {name: state[ema_name(name)] for name in raw}, True

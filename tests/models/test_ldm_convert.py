@@ -1,21 +1,29 @@
 """LDM ⇄ diffusers: the official ldm_hparams give the SD-2 topology, names convert both ways
 exactly (checked against LDM names written out by hand and diffusers' own converter),
-official-format files read without running pickled code."""
+official-format files (DepthFM's, and Lightning training checkpoints like pix2gestalt's)
+read without running pickled code."""
+import argparse
+
 import numpy as np
 import pytest
 import torch
 
 from amodal.models.ldm_convert import (
+    LightningCallbackKey,
     build_unet,
     diffusers_to_ldm,
+    ema_name,
     ldm_to_diffusers,
     read_depthfm_checkpoint,
+    read_lightning_state_dict,
     tiny_ldm_hparams,
     unet_config_from_ldm,
+    unet_state,
     write_depthfm_checkpoint,
 )
 from depthfm_testdata import DEPTHFM_HPARAMS, randomised_unet
 from pickle_testdata import write_hostile_checkpoint
+from pix2gestalt_testdata import write_lightning_checkpoint
 
 # Three levels, two resnets per level, a level without attention: every naming path.
 CONVERSION_HPARAMS = tiny_ldm_hparams(num_res_blocks=2, channel_mult=[1, 2, 2], attention_resolutions=[1, 2])
@@ -101,3 +109,44 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_file(tmp_path, monkeypatch
     with pytest.raises(OSError, match="disk full"):
         write_depthfm_checkpoint(path, randomised_unet(hparams, seed=1), torch.ones(1, 2, 16), hparams)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["depthfm-v1.ckpt"]
+
+
+# ------------------------------------------------------------- Lightning checkpoints (pix2gestalt)
+
+
+def test_a_lightning_14_checkpoint_reads_with_only_its_callback_class_allowed(tmp_path):
+    state = {"model.diffusion_model.out.2.bias": torch.arange(3.0), "cc_projection.weight": torch.eye(2)}
+    path = write_lightning_checkpoint(tmp_path / "epoch=000005.ckpt", state)
+    loaded = read_lightning_state_dict(path)
+    assert set(loaded) == set(state) and torch.equal(loaded["cc_projection.weight"], torch.eye(2))
+    # the callbacks dict is keyed by Lightning's class, read as our inert stand-in
+    with torch.serialization.safe_globals([(LightningCallbackKey,
+                                            "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint")]):
+        whole = torch.load(path, weights_only=True, map_location="cpu")
+    assert list(whole["callbacks"]) == [LightningCallbackKey]
+    # any other global is refused and named
+    other = write_lightning_checkpoint(tmp_path / "other.ckpt", state, extra_globals=[argparse.Namespace(a=1)])
+    with pytest.raises(ValueError, match=r"other.ckpt was not loaded: .*argparse.Namespace"):
+        read_lightning_state_dict(other)
+    torch.save({"weights": state}, tmp_path / "plain.ckpt")
+    with pytest.raises(ValueError, match=r"plain.ckpt: not a Lightning checkpoint of a pix2gestalt model"):
+        read_lightning_state_dict(tmp_path / "plain.ckpt", model="pix2gestalt")
+
+
+def test_ema_weights_are_found_under_litemas_dotless_names():
+    # the name pix2gestalt's main.py spells out when it widens the input convolution
+    assert ema_name("input_blocks.0.0.weight") == "model_ema.diffusion_modelinput_blocks00weight"
+    raw, average = torch.zeros(2), torch.ones(2)
+    state = {"model.diffusion_model.out.2.bias": raw, "model_ema.diffusion_modelout2bias": average,
+             "model_ema.decay": torch.tensor(0.9999), "first_stage_model.x": torch.zeros(1)}
+    weights, used = unet_state(state)
+    assert used and set(weights) == {"out.2.bias"} and weights["out.2.bias"] is average
+    weights, used = unet_state(state, ema=False)
+    assert not used and weights["out.2.bias"] is raw
+    without = {k: v for k, v in state.items() if not k.startswith("model_ema.")}
+    assert unet_state(without) == ({"out.2.bias": raw}, False)
+    with pytest.raises(ValueError, match="x.ckpt: no moving average for 1 UNet weights, "
+                                         "e.g. 'model_ema.diffusion_modelout2bias'"):
+        unet_state(without, ema=True, source="x.ckpt")
+    with pytest.raises(ValueError, match="no UNet weights"):
+        unet_state({"first_stage_model.x": torch.zeros(1)})
