@@ -38,6 +38,7 @@ TIERS = {
         "DepthFM": "amodal.models.depthfm",
         "AmodalDepthFM": "amodal.models.depthfm",
         "DepthSamples": "amodal.models.depthfm",
+        "Pix2Gestalt": "amodal.models.pix2gestalt",
         "flow_matching_loss": "amodal.models.flow_matching",
         "euler_sample": "amodal.models.flow_matching",
         "ensemble_statistics": "amodal.models.flow_matching",
