@@ -25,6 +25,13 @@ option         clone of                                  what is compared
                                                          diffusers UNet, loaded by
                                                          ``DepthFM.from_checkpoint`` from a file
                                                          in the ``depthfm-v1.ckpt`` format
+``--pix2gestalt`` cvlab-columbia/pix2gestalt             one call of its ``UNetModel``
+                                                         (``pix2gestalt/ldm/modules/
+                                                         diffusionmodules/openaimodel.py``) vs our
+                                                         diffusers UNet loaded from its LDM names,
+                                                         and a guided run of its ``DDIMSampler``
+                                                         (guidance 1.5, η = 1, the same seed) vs
+                                                         ``Pix2Gestalt.sample_latents``
 =============  ========================================  ====================================
 
 Every parameter of the official network is perturbed with noise (std 0.02) after its own
@@ -44,7 +51,11 @@ commit of each checkout: quote them with any figure.
         --official ~/src/Amodal-Depth-Anything --depthfm ~/src/depth-fm --threads 2
 
 The official modules need their repositories' requirements (OpenCV for the two DAV2
-ones, einops for DepthFM); a missing one is named.
+ones, einops for DepthFM, einops, OpenCV, matplotlib and carvekit for pix2gestalt, whose
+``ldm/util.py`` imports them); a missing one is named. pix2gestalt's ``DDIMSampler`` moves
+its buffers to CUDA whatever the device; the script keeps them on the CPU, where the
+comparison runs. Its sampler draws from torch's global generator, ours from a seeded one:
+the same seed gives both the same noise on the CPU.
 """
 from __future__ import annotations
 
@@ -57,11 +68,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from amodal.models.autoencoders import build_vae
+from amodal.models.clip_vision import CLIPVisionTower
+from amodal.models.ldm_convert import load_ldm_unet
+from amodal.models.pix2gestalt import PIX2GESTALT_UNET, TINY_CONFIG, Pix2Gestalt
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -73,7 +90,9 @@ EXPECTED = {
     "dav2": ("depth_anything_v2/dpt.py", "DepthAnything/Depth-Anything-V2"),
     "official": ("src/models/amodalsynthdrive/depth_anything_v2/dpt.py", "zhyever/Amodal-Depth-Anything"),
     "depthfm": ("depthfm/unet/openaimodel.py", "CompVis/depth-fm"),
+    "pix2gestalt": ("pix2gestalt/ldm/modules/diffusionmodules/openaimodel.py", "cvlab-columbia/pix2gestalt"),
 }
+PIX2GESTALT_SEED = 7
 
 # DepthFM's ldm_hparams as stored in depthfm-v1.ckpt (SD-2 UNet, 8 → 4 channels)
 DEPTHFM_LDM_HPARAMS = {
@@ -163,6 +182,28 @@ def import_depthfm_unet(folder: Path):
             return importlib.import_module("openaimodel")
         except Exception as error:  # whatever their import raises, say which folder and why
             raise _import_failed("depthfm", folder, error) from error
+
+
+PIX2GESTALT_MODULES = ("modules.diffusionmodules.openaimodel", "modules.diffusionmodules.util", "models.diffusion.ddim")
+
+
+def import_pix2gestalt(folder: Path) -> tuple:
+    """pix2gestalt's ``openaimodel``, diffusion ``util`` and ``ddim`` modules.
+
+    Its code imports its own package as ``ldm.…`` from the ``pix2gestalt/`` folder; that folder
+    goes first on ``sys.path`` for the import, and every ``ldm`` module is forgotten after.
+    """
+    root = expected_file("pix2gestalt", folder).parents[3]
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name == "ldm" or name.startswith("ldm.")}
+    sys.path.insert(0, str(root))
+    try:
+        return tuple(importlib.import_module(f"ldm.{name}") for name in PIX2GESTALT_MODULES)
+    except Exception as error:  # whatever their import raises, say which folder and why
+        raise _import_failed("pix2gestalt", folder, error) from error
+    finally:
+        sys.path.remove(str(root))
+        _forget("ldm")
+        sys.modules.update(saved)
 
 
 def commit_of(folder: Path) -> str:
@@ -318,6 +359,69 @@ def _standard_attention(modules: list[torch.nn.Module]):
             del module.forward  # back to the class's method
 
 
+class _LatentDiffusionStandIn:
+    """What pix2gestalt's ``DDIMSampler`` reads from its ``LatentDiffusion``: the schedule
+    buffers ``register_schedule`` makes (its ``make_beta_schedule``, float64 maths stored as
+    float32) and ``apply_model`` with ``hybrid`` conditioning (``DiffusionWrapper``: the
+    ``c_concat`` list joined to ``x`` on channels, the ``c_crossattn`` list as context)."""
+
+    def __init__(self, unet, util_module, timesteps: int = 1000):
+        betas = util_module.make_beta_schedule("linear", timesteps, linear_start=0.00085, linear_end=0.012)
+        alphas_cumprod = np.cumprod(1.0 - betas, axis=0)
+        self.unet, self.num_timesteps, self.device = unet, timesteps, torch.device("cpu")
+        self.betas = torch.tensor(betas, dtype=torch.float32)
+        self.alphas_cumprod = torch.tensor(alphas_cumprod, dtype=torch.float32)
+        self.alphas_cumprod_prev = torch.tensor(np.append(1.0, alphas_cumprod[:-1]), dtype=torch.float32)
+
+    def apply_model(self, x, t, cond):
+        return self.unet(torch.cat([x] + cond["c_concat"], 1), t, context=torch.cat(cond["c_crossattn"], 1))
+
+
+def compare_pix2gestalt(modules, size: str, latent: int, steps: int, repeats: int) -> list[dict]:
+    """Its ``UNetModel`` vs ours loaded from its LDM names; its guided ``DDIMSampler`` run vs ours."""
+    openaimodel, util_module, ddim = modules
+    hparams = {**(PIX2GESTALT_UNET if size == "full" else TINY_CONFIG.unet), "use_checkpoint": False}
+    official = perturb(openaimodel.UNetModel(**hparams), 0)
+    unet = load_ldm_unet(official.state_dict(), hparams, source="the official UNetModel's state_dict").eval()
+    context_dim = hparams["context_dim"]
+    # the VAE and CLIP are not compared here; tiny ones complete the model
+    clip = CLIPVisionTower(width=64, layers=1, patch_size=4, image_size=16, output_dim=context_dim)
+    ours = Pix2Gestalt(unet, build_vae(TINY_CONFIG.vae), clip, torch.nn.Linear(context_dim, context_dim))
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 4, latent, latent, generator=generator)
+    concat = torch.randn(1, 8, latent, latent, generator=generator)
+    context = torch.randn(1, 1, context_dim, generator=generator)
+    t = torch.tensor([501])
+
+    sampler = ddim.DDIMSampler(_LatentDiffusionStandIn(official, util_module))
+    sampler.register_buffer = partial(setattr, sampler)  # its own moves every buffer to CUDA
+    cond = {"c_concat": [concat], "c_crossattn": [context]}
+    uncond = {"c_concat": [torch.zeros_like(concat)], "c_crossattn": [torch.zeros_like(context)]}
+
+    def official_run():
+        torch.manual_seed(PIX2GESTALT_SEED)  # x_T and every step's noise come from the global generator
+        with redirect_stdout(None):  # it prints the shape and the step count on every run
+            return sampler.sample(S=steps, conditioning=cond, batch_size=1, shape=[4, latent, latent],
+                                  verbose=False, unconditional_guidance_scale=1.5, unconditional_conditioning=uncond,
+                                  eta=1.0)[0]
+
+    def ours_run():
+        return ours.sample_latents(concat, context, steps=steps, guidance_scale=1.5, eta=1.0,
+                                   generator=torch.Generator().manual_seed(PIX2GESTALT_SEED))
+
+    calls = {"official": lambda: official(torch.cat([x, concat], 1), t, context=context),
+             "ours": lambda: ours.predict_noise(x, t, concat, context)}
+    runs = {"official": official_run, "ours": ours_run}
+    results = []
+    for name, fns in (("pix2gestalt UNet", calls), (f"pix2gestalt DDIM ×{steps}", runs)):
+        with torch.no_grad():
+            reference, mine = fns["official"](), fns["ours"]()
+        results.append({"model": name, "input": f"{latent}² {size}",
+                        "parity": [("ours", max_gap(mine, reference), reference.abs().max().item())],
+                        "times": time_in_turns(fns, repeats)})
+    return results
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -343,19 +447,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dav2", type=Path, help="clone of DepthAnything/Depth-Anything-V2")
     parser.add_argument("--official", type=Path, help="clone of zhyever/Amodal-Depth-Anything")
     parser.add_argument("--depthfm", type=Path, help="clone of CompVis/depth-fm")
+    parser.add_argument("--pix2gestalt", type=Path, help="clone of cvlab-columbia/pix2gestalt")
     parser.add_argument("--encoder", default="vits", choices=["vits", "vitb", "vitl", "vitg"])
     parser.add_argument("--resolution", type=int, default=518, help="image side for the DAV2 models")
     parser.add_argument("--depthfm-size", default="tiny", choices=["tiny", "full"],
                         help="tiny: the quick profile's UNet shape; full: DepthFM's (865M parameters)")
     parser.add_argument("--latent", type=int, default=None, help="latent side for DepthFM (default 8 tiny, 64 full)")
+    parser.add_argument("--pix2gestalt-size", default="tiny", choices=["tiny", "full"],
+                        help="tiny: the tests' UNet shape; full: the released one (860M parameters)")
+    parser.add_argument("--pix2gestalt-latent", type=int, default=None,
+                        help="latent side for pix2gestalt (default 8 tiny, 32 full: a 256² image)")
+    parser.add_argument("--ddim-steps", type=int, default=4, help="DDIM steps of the pix2gestalt run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     args = parser.parse_args(argv)
-    if not (args.dav2 or args.official or args.depthfm):
-        parser.error("give at least one of --dav2, --official, --depthfm (folders of your clones)")
+    if not (args.dav2 or args.official or args.depthfm or args.pix2gestalt):
+        parser.error("give at least one of --dav2, --official, --depthfm, --pix2gestalt (folders of your clones)")
     if args.resolution % 14:
         parser.error("--resolution must be a multiple of 14")
     args.latent = args.latent or (64 if args.depthfm_size == "full" else 8)
+    args.pix2gestalt_latent = args.pix2gestalt_latent or (32 if args.pix2gestalt_size == "full" else 8)
     return args
 
 
@@ -377,6 +488,10 @@ def main(argv=None) -> int:
         if args.depthfm:
             module = import_depthfm_unet(args.depthfm)
             jobs.append(partial(compare_depthfm, module, args.depthfm_size, args.latent, args.repeats))
+        if args.pix2gestalt:
+            modules = import_pix2gestalt(args.pix2gestalt)
+            jobs.append(partial(compare_pix2gestalt, modules, args.pix2gestalt_size, args.pix2gestalt_latent,
+                                args.ddim_steps, args.repeats))
     except OfficialCodeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -384,7 +499,10 @@ def main(argv=None) -> int:
         if getattr(args, option):
             header.append(f"--{option}: {EXPECTED[option][1]} at {commit_of(getattr(args, option))}")
     try:
-        results = [job() for job in jobs]
+        results = []
+        for job in jobs:  # the pix2gestalt job gives two rows, the others one
+            result = job()
+            results += result if isinstance(result, list) else [result]
     except ImportError as error:  # a requirement the official constructors import lazily
         print(f"error: building an official model failed ({error}); install that repository's requirements",
               file=sys.stderr)
