@@ -95,3 +95,12 @@ def test_cycles_finds_components():
                                            ("amodal.models", "models"), ("amodal.app.widgets", "app")])
 def test_layer_of(module, layer):
     assert layer_of(module) == layer
+
+
+def test_test_files_mirror_the_library_and_their_names_are_unique():
+    # pytest imports test files by their base name (no __init__.py): two of one name would clash
+    tests = sorted((ROOT / "tests").rglob("test_*.py"))
+    names = [path.name for path in tests]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    folders = {path.parent.name for path in tests} - {"tests"}
+    assert folders <= set(LAYERS) - {"core", "inference"}, folders  # tests/<layer>/, core and inference at the top
