@@ -34,6 +34,7 @@ from amodal.models.configs import CONFIGS, TINY, DAV2Config, resolve_config, sta
 from amodal.models.dinov2 import PATCH_SIZE, DINOv2
 from amodal.models.dpt import DPTHead
 from amodal.utils.atomic import atomic_write, atomic_write_json
+from amodal.utils.hub import resolve
 
 # The configs live in amodal.models.configs; they are importable from here as before.
 __all__ = ["CONFIGS", "TINY", "DAV2Config", "DepthAnythingV2", "AmodalDAV2", "keep_aspect_size", "image_to_tensor"]
@@ -47,6 +48,7 @@ class _DepthNetwork(nn.Module):
     """What DAV2 and Amodal-DAV2 share: encoder + head, normalisation, files."""
 
     amodal = False
+    checkpoint_name = "checkpoint"  # what messages call a file of this class
 
     def __init__(self, size: str | DAV2Config = "s", exact: bool = False):
         super().__init__()
@@ -98,19 +100,23 @@ class _DepthNetwork(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, config: DAV2Config | str | None = None, exact: bool = False):
-        """Build the network from an official checkpoint or one of ours.
+        """Build the network from an official checkpoint or one of ours, by path or hub id.
 
         Args:
             path: official DAV2 ``.pth``, released Amodal-DAV2 ``model.safetensors`` (or its
-                folder), or a folder written by :meth:`save_pretrained`.
+                folder), or a folder written by :meth:`save_pretrained`; or a Hugging Face Hub
+                id (``depth-anything/Depth-Anything-V2-Large``, ``zhyever/Amodal-Depth-Anything-DAV2``,
+                ``ORG/NAME@REVISION:FILE``; :func:`amodal.utils.hub.resolve`).
             config: the shape; by default ours come with theirs and official files are sized
                 from their tensors (S/B/L/G).
             exact: see :meth:`set_exact`.
 
         Raises:
-            FileNotFoundError: no such file.
+            FileNotFoundError: no such file; a hub id not in the cache and not downloadable.
             ValueError: the file does not fit this class, strictly (names the keys).
         """
+        if path is not None:  # None: read_checkpoint says what to pass
+            path = resolve(path, fallback=checkpoints.HUB_FOLDER, what=cls.checkpoint_name)
         state, saved = checkpoints.read_checkpoint(path)
         description = checkpoints.describe(state)
         state = checkpoints.to_ours(state, str(path))
@@ -167,6 +173,8 @@ class DepthAnythingV2(_DepthNetwork):
         size: ``"s"``, ``"b"``, ``"l"``, ``"g"`` or a :class:`DAV2Config` (e.g. ``TINY``).
         exact: bit-exact with the official code, or fast (default; see :meth:`set_exact`).
     """
+
+    checkpoint_name = "Depth Anything V2 checkpoint"
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Args:
@@ -251,6 +259,7 @@ class AmodalDAV2(_DepthNetwork):
     """
 
     amodal = True
+    checkpoint_name = "Amodal-DAV2 checkpoint"
 
     def forward(self, image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor,
                 visible_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -329,7 +338,8 @@ class AmodalDAV2(_DepthNetwork):
         has this load line commented out, so its models start from random weights.)
 
         Args:
-            path: a DAV2 checkpoint (official ``.pth`` or ours).
+            path: a DAV2 checkpoint (official ``.pth`` or ours), or its hub id
+                (``depth-anything/Depth-Anything-V2-Small``).
         """
         dav2 = DepthAnythingV2.from_pretrained(path, config=config, exact=exact)
         model = cls(dav2.config, exact=exact)

@@ -30,12 +30,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from amodal.models.checkpoints import read_safetensors
+from amodal.utils.hub import HubFiles, resolve
 from amodal.utils.torch_files import load_weights_only
 
 SD_LATENT_SCALE = 0.18215
 # Stable Diffusion's first-stage config (the LDM ``ddconfig`` of its VAE, as in pix2gestalt's yaml).
 SD_VAE_DDCONFIG = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
                    "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+# A VAE repository that amodal.utils.hub.KNOWN_WEIGHTS does not know (e.g. a fine-tuned SD VAE)
+# is read as a diffusers AutoencoderKL folder at its root; name a file for anything else.
+HUB_VAE_FOLDER = HubFiles(("config.json", "diffusion_pytorch_model.safetensors"), folder="")
 
 def local_load_options() -> dict[str, Any]:
     """Keyword arguments for diffusers' ``from_pretrained`` on a folder of ours.
@@ -133,11 +137,12 @@ def load_autoencoder(vae) -> nn.Module:
     """Turn ``vae`` into an autoencoder: an existing one, an ``AutoencoderKL``, a
     diffusers folder (``config.json`` + weights, or one with a ``vae/`` subfolder) or a
     single weights file (``.safetensors``/``.ckpt``/``.bin``, diffusers or LDM names,
-    built with SD's VAE config).
+    built with SD's VAE config); or a Hugging Face Hub id of one
+    (``stable-diffusion-v1-5/stable-diffusion-v1-5`` reads its ``vae/``; ``ORG/NAME:FILE`` one file).
 
     Raises:
         ValueError: ``vae`` is None (DepthFM needs SD's VAE) or weights that do not fit.
-        FileNotFoundError: the path does not exist.
+        FileNotFoundError: the path does not exist; a hub id not in the cache and not downloadable.
     """
     # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
     from diffusers import AutoencoderKL
@@ -148,9 +153,7 @@ def load_autoencoder(vae) -> nn.Module:
         return SDAutoencoder(vae)
     if vae is None:
         raise ValueError("DepthFM needs Stable Diffusion's VAE: pass vae= a diffusers folder or a weights file")
-    path = Path(vae)
-    if not path.exists():
-        raise FileNotFoundError(f"VAE not found: {path}")
+    path = resolve(vae, fallback=HUB_VAE_FOLDER, what="VAE")
     if path.is_dir():
         folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
         if not (folder / "config.json").is_file():

@@ -30,10 +30,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from amodal.models.configs import CONFIGS
+from amodal.utils.hub import HubFiles, resolve
 from amodal.utils.torch_files import load_weights_only
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+# What a hub repository that amodal.utils.hub.KNOWN_WEIGHTS does not know is read as: a
+# save_pretrained folder (the released Amodal-DAV2 has the same two files).
+HUB_FOLDER = HubFiles((WEIGHTS_NAME,), optional=(CONFIG_NAME,), folder="")
 
 _SWIGLU_TO_TIMM = ((re.compile(r"(blocks\.\d+\.mlp\.)w12\."), r"\1fc1."), (re.compile(r"(blocks\.\d+\.mlp\.)w3\."), r"\1fc2."))
 _SWIGLU_TO_OFFICIAL = ((re.compile(r"(blocks\.\d+\.mlp\.)fc1\."), r"\1w12."), (re.compile(r"(blocks\.\d+\.mlp\.)fc2\."), r"\1w3."))
@@ -44,20 +48,23 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
 
     Args:
         path: a ``.pth``/``.pt`` file, a ``.safetensors`` file, or a folder holding
-            ``model.safetensors`` (ours, or the released Amodal-DAV2 folder).
+            ``model.safetensors`` (ours, or the released Amodal-DAV2 folder); or a Hugging Face
+            Hub id of one (:func:`amodal.utils.hub.resolve`; an unknown repository is read as a
+            folder: :data:`HUB_FOLDER`).
 
     Returns:
         (state dict as stored, our JSON config or ``None`` when the file is not ours).
 
     Raises:
-        FileNotFoundError: no path, no such file, or a folder without ``model.safetensors``.
+        FileNotFoundError: no path, no such file, or a folder without ``model.safetensors``;
+            a hub id whose files cannot be had (offline and not cached, ...).
         ValueError: a file that holds no tensors, or names code to run (it is not read).
     """
     if path is None:
         raise FileNotFoundError(
             "no checkpoint path given: pass an official .pth / model.safetensors or a save_pretrained folder"
         )
-    path = Path(path)
+    path = resolve(path, fallback=HUB_FOLDER, what="checkpoint")
     if path.is_dir():
         folder, path = path, path / WEIGHTS_NAME
         if not path.is_file():

@@ -61,6 +61,12 @@ from amodal.models.flow_matching import (
 )
 from amodal.models.ldm_convert import build_unet, load_ldm_unet, read_depthfm_checkpoint, tiny_ldm_hparams
 from amodal.utils.atomic import atomic_directory
+from amodal.utils.hub import HubFiles, resolve
+
+# A save_pretrained folder on the hub: what from_pretrained reads (vae/ when it was saved with one).
+HUB_FOLDER = HubFiles(("depthfm.json", "empty_text_embedding.safetensors", "unet/config.json",
+                       "unet/diffusion_pytorch_model.safetensors"),
+                      optional=("vae/config.json", "vae/diffusion_pytorch_model.safetensors"), folder="")
 
 
 @dataclass
@@ -115,8 +121,9 @@ class DepthFM(nn.Module):
         """Load ``depthfm-v1.ckpt`` (UNet built from its ``ldm_hparams``) and the VAE.
 
         Args:
-            path: the official checkpoint, or a file in its format.
-            vae: see :func:`load_autoencoder` (a folder, a file, a module).
+            path: the official checkpoint, or a file in its format (a path, or a hub id: see
+                :func:`~amodal.models.ldm_convert.read_depthfm_checkpoint`).
+            vae: see :func:`load_autoencoder` (a folder, a file, a hub id, a module).
 
         Raises:
             FileNotFoundError, ValueError: missing file; not a DepthFM checkpoint; weights
@@ -157,16 +164,17 @@ class DepthFM(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, vae=None):
-        """Load what :meth:`save_pretrained` wrote (``vae`` overrides a saved ``vae/``).
+        """Load what :meth:`save_pretrained` wrote (``vae`` overrides a saved ``vae/``), from a
+        folder or a hub id (:data:`HUB_FOLDER`).
 
         Raises:
-            FileNotFoundError: no ``depthfm.json`` in ``folder``.
+            FileNotFoundError: no ``depthfm.json`` in ``folder``; a hub id that cannot be had.
             ValueError: the folder holds the other model class.
         """
         # diffusers takes seconds to import: only the DepthFM and VAE paths pay for it
         from diffusers import UNet2DConditionModel
 
-        folder = Path(folder)
+        folder = resolve(folder, fallback=HUB_FOLDER, what=f"{cls.__name__} folder")
         meta_path = folder / "depthfm.json"
         if not meta_path.is_file():
             raise FileNotFoundError(f"{folder}: no depthfm.json (not a saved DepthFM folder)")

@@ -37,11 +37,15 @@ import torch
 
 from amodal.models.flow_matching import NOISING_STEP
 from amodal.utils.atomic import atomic_write
+from amodal.utils.hub import resolve
 from amodal.utils.torch_files import NUMPY_ARRAY_GLOBALS, load_weights_only
 
 LDM_PREFIX = "model.diffusion_model."
 EMA_PREFIX = "model_ema."
 CHECKPOINT_KEYS = ("noising_step", "empty_text_embedding", "ldm_hparams", "state_dict")
+# The official file's name (github.com/CompVis/depth-fm, README). The authors host it at
+# ommer-lab.com, not on the Hugging Face Hub; from a copy there it is the file ORG/NAME alone reads.
+DEPTHFM_FILE = "depthfm-v1.ckpt"
 
 # The LDM options DepthFM uses, with the only values this port supports (others would
 # build a different network that diffusers' UNet2DConditionModel does not express).
@@ -221,6 +225,9 @@ def diffusers_to_ldm(state_dict: dict[str, torch.Tensor], config: dict[str, Any]
 def read_depthfm_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read ``depthfm-v1.ckpt`` (or a file in its format) without running pickled code.
 
+    Args:
+        path: the file, or a hub id (``ORG/NAME`` reads :data:`DEPTHFM_FILE`; ``ORG/NAME:FILE``).
+
     Returns:
         The dict with keys ``noising_step``, ``empty_text_embedding`` (``(1, T, D)`` float
         tensor), ``ldm_hparams`` and ``state_dict`` (LDM names, prefix stripped).
@@ -229,7 +236,7 @@ def read_depthfm_checkpoint(path: str | Path) -> dict[str, Any]:
         FileNotFoundError: no such file.
         ValueError: not a DepthFM checkpoint (the missing keys are named).
     """
-    path = Path(path)
+    path = resolve(path, DEPTHFM_FILE, what="DepthFM checkpoint")
     if not path.is_file():
         raise FileNotFoundError(f"DepthFM checkpoint not found: {path}")
     # The official file may hold numpy arrays: allow exactly those, nothing executable.

@@ -6,6 +6,7 @@ import torch
 from amodal.models.autoencoders import (SD_VAE_DDCONFIG, PixelAutoencoder, SDAutoencoder, SpaceToDepthAutoencoder,
                                         autoencoder_from_spec, build_vae, load_autoencoder, vae_from_ldm)
 from depthfm_testdata import tiny_sd_vae
+from hub_testdata import add_to_cache, folder_files
 from ldm_reference import ldm_vae_shapes, random_weights
 
 
@@ -76,3 +77,23 @@ def test_an_ldm_vae_loads_from_its_official_names_and_ddconfig():
         build_vae({**ddconfig, "attn_resolutions": [16]})
     with pytest.raises(ValueError, match="not an SD-style VAE"):
         build_vae(ddconfig, embed_dim=3)
+
+
+def test_sd_vae_loads_by_hub_id_from_its_subfolder_or_a_repository_root(hub_cache, tmp_path):
+    """The official DepthFM code reads runwayml/stable-diffusion-v1-5 with subfolder vae; its copy
+    stable-diffusion-v1-5/stable-diffusion-v1-5 is laid out the same. A VAE repository of its own
+    holds the diffusers files at its root."""
+    vae = tiny_sd_vae(seed=2)
+    vae.save_pretrained(tmp_path / "sd" / "vae")
+    files = folder_files(tmp_path / "sd")
+    assert set(files) == {"vae/config.json", "vae/diffusion_pytorch_model.safetensors"}
+    add_to_cache(hub_cache, "stable-diffusion-v1-5/stable-diffusion-v1-5", files)
+    add_to_cache(hub_cache, "someone/vae-ft", folder_files(tmp_path / "sd" / "vae"))
+    expected = vae.state_dict()
+    for spec in ("stable-diffusion-v1-5/stable-diffusion-v1-5", "someone/vae-ft"):
+        loaded = load_autoencoder(spec)
+        assert isinstance(loaded, SDAutoencoder)
+        assert all(torch.equal(loaded.vae.state_dict()[k], v) for k, v in expected.items()), spec
+    with pytest.raises(FileNotFoundError, match="hf download runwayml/stable-diffusion-v1-5 vae/config.json "
+                                                "vae/diffusion_pytorch_model.safetensors"):
+        load_autoencoder("runwayml/stable-diffusion-v1-5")

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from amodal.models import checkpoints
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
+from hub_testdata import add_to_cache
 from official_keys import ABSENT, KEY_COUNTS, KNOWN, OFFICIAL_SIZES, official_shapes, official_size_shapes, random_state
 from pickle_testdata import write_hostile_checkpoint
 
@@ -234,3 +235,44 @@ def test_a_hostile_pth_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(ValueError, match=r"vits.pth was not loaded: .*posix.mkdir"):
         checkpoints.read_checkpoint(tmp_path / "depth_anything_v2_vits.pth")
     assert not (tmp_path / "ran").exists()
+
+
+def test_official_files_load_by_hub_id_from_the_cache(hub_cache, tmp_path):
+    """The official DAV2 .pth and the released Amodal-DAV2 folder, named by their hub ids (also
+    ``@revision`` and ``:file``), read offline from a cache in the hub's layout."""
+    dav2, newer = tiny_official(seed=3), tiny_official(seed=5)
+    torch.save(dav2, tmp_path / "main.pth")
+    torch.save(newer, tmp_path / "v2.pth")
+    add_to_cache(hub_cache, "depth-anything/Depth-Anything-V2-Small", {"depth_anything_v2_vits.pth": tmp_path / "main.pth"})
+    add_to_cache(hub_cache, "depth-anything/Depth-Anything-V2-Small", {"depth_anything_v2_vits.pth": tmp_path / "v2.pth"},
+                 revision="v2")
+    loaded = DepthAnythingV2.from_pretrained("depth-anything/Depth-Anything-V2-Small", config=TINY)
+    assert torch.equal(loaded.encoder.blocks[1].attn.qkv.weight, dav2["pretrained.blocks.1.attn.qkv.weight"])
+    tagged = DepthAnythingV2.from_pretrained("depth-anything/Depth-Anything-V2-Small@v2", config=TINY)
+    assert torch.equal(tagged.encoder.blocks[1].attn.qkv.weight, newer["pretrained.blocks.1.attn.qkv.weight"])
+    started = AmodalDAV2.from_dav2("depth-anything/Depth-Anything-V2-Small", config=TINY)
+    assert torch.equal(started.head.scratch.layer2_rn.weight, dav2["depth_head.scratch.layer2_rn.weight"])
+    assert not started.encoder.patch_embed_guidance.proj.weight.any()
+
+    released = tiny_official(amodal=True, seed=4)
+    save_file(released, str(tmp_path / "model.safetensors"))
+    add_to_cache(hub_cache, "zhyever/Amodal-Depth-Anything-DAV2", {
+        "model.safetensors": tmp_path / "model.safetensors",
+        "config.json": json.dumps({"encoder": "vitl", "guide_type": "mask+observation"}).encode()})
+    for spec in ("zhyever/Amodal-Depth-Anything-DAV2", "zhyever/Amodal-Depth-Anything-DAV2:model.safetensors"):
+        amodal = AmodalDAV2.from_pretrained(spec, config=TINY)
+        assert torch.equal(amodal.encoder.patch_embed_guidance.proj.weight,
+                           released["encoder.pretrained.patch_embed_guidance.proj.weight"])
+    with pytest.raises(ValueError, match=r"AmodalDAV2\.from_pretrained"):
+        DepthAnythingV2.from_pretrained("zhyever/Amodal-Depth-Anything-DAV2", config=TINY)
+
+
+def test_a_hub_id_not_in_the_cache_while_offline_says_how_to_get_it(hub_cache):
+    with pytest.raises(FileNotFoundError) as caught:
+        AmodalDAV2.from_pretrained("zhyever/Amodal-Depth-Anything-DAV2")
+    message = str(caught.value)
+    assert message.startswith("Amodal-DAV2 checkpoint zhyever/Amodal-Depth-Anything-DAV2: ")
+    assert "`hf download zhyever/Amodal-Depth-Anything-DAV2 model.safetensors`" in message
+    with pytest.raises(FileNotFoundError, match="hf download depth-anything/Depth-Anything-V2-Large "
+                                                "depth_anything_v2_vitl.pth --revision v1"):
+        AmodalDAV2.from_dav2("depth-anything/Depth-Anything-V2-Large@v1")

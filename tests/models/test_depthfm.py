@@ -13,6 +13,7 @@ from amodal.models.depthfm import AmodalDepthFM, DepthFM, tiny_amodal_depthfm
 from amodal.models.ldm_convert import tiny_ldm_hparams, write_depthfm_checkpoint
 from depthfm_testdata import inputs, randomised_unet, tiny_depthfm, tiny_sd_vae
 from device_testing import refuse_foreign_generators
+from hub_testdata import add_to_cache, folder_files
 
 
 def test_official_format_checkpoint_loads_strictly_and_computes_the_same(tmp_path):
@@ -442,3 +443,23 @@ def test_tiny_model_on_the_lossless_latent_saves_and_loads(tmp_path):
     assert torch.equal(sample(model), sample(loaded))
     with pytest.raises(ValueError, match="latent must be one of"):
         tiny_amodal_depthfm(latent="vae")
+
+
+def test_depthfm_checkpoint_and_saved_model_load_by_hub_id(hub_cache, tmp_path):
+    """DepthFM has no hub repository of its authors: a copy's id reads depthfm-v1.ckpt; a saved
+    Amodal-DepthFM pushed as a repository loads by its id, offline from the cache."""
+    hparams = tiny_ldm_hparams()
+    embedding = torch.randn(1, 5, hparams["context_dim"])
+    write_depthfm_checkpoint(tmp_path / "depthfm-v1.ckpt", randomised_unet(hparams, seed=4), embedding, hparams)
+    add_to_cache(hub_cache, "someone/depthfm-copy", {"depthfm-v1.ckpt": tmp_path / "depthfm-v1.ckpt"})
+    base = DepthFM.from_checkpoint("someone/depthfm-copy", vae=PixelAutoencoder(4))
+    assert torch.equal(base.empty_text_embedding, embedding)
+
+    model = AmodalDepthFM.from_depthfm(tiny_depthfm(seed=6))
+    model.save_pretrained(tmp_path / "saved")
+    add_to_cache(hub_cache, "someone/amodal-depthfm", folder_files(tmp_path / "saved"))
+    loaded = AmodalDepthFM.from_pretrained("someone/amodal-depthfm")
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(FileNotFoundError, match="hf download someone/other depthfm-v1.ckpt"):
+        DepthFM.from_checkpoint("someone/other", vae=PixelAutoencoder(4))
