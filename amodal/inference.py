@@ -6,8 +6,8 @@
 
 Three lines for a user with the official checkpoints::
 
-    base = DepthAnythingV2.from_pretrained("depth_anything_v2_vitl.pth")
-    model = AmodalDAV2.from_pretrained("Amodal-Depth-Anything-DAV2/model.safetensors")
+    base = DepthAnythingV2.from_pretrained("depth-anything/Depth-Anything-V2-Large")   # or a path to the .pth
+    model = AmodalDAV2.from_pretrained("zhyever/Amodal-Depth-Anything-DAV2")
     depth = predict(rgb, amodal_mask, model, base)
 
 Choices, each as in the official pipeline unless said otherwise:
@@ -22,9 +22,10 @@ Choices, each as in the official pipeline unless said otherwise:
   (inside or outside) by the 3×3 box mean of the pasted map (``cv2.blur``, reflected
   border), so the object does not end in a hard step.
 
-Loading has one home too: :func:`load_model` (an Amodal-DAV2 by path), :func:`load_base_model`
-(a Depth Anything V2 by path) and :func:`load_predictor` (any ``--model`` value: a checkpoint,
-``baseline:NAME``, ``dav2:PATH``, ``depthfm:PATH`` or ``predictions:DIR``) serve the
+Loading has one home too: :func:`load_model` (an Amodal-DAV2 by path or hub id), :func:`load_base_model`
+(a Depth Anything V2 by path or hub id) and :func:`load_predictor` (any ``--model`` value: a checkpoint,
+``baseline:NAME``, ``dav2:PATH``, ``depthfm:PATH`` or ``predictions:DIR``; a hub id wherever a PATH
+goes) serve the
 ``evaluate``, ``explore`` and ``predict`` commands, the explorer and the notebooks alike.
 """
 from __future__ import annotations
@@ -51,6 +52,7 @@ from amodal.models.checks import check_guidance
 from amodal.models.configs import TINY
 from amodal.models.depthfm import AmodalDepthFM
 from amodal.models.preprocess import resample
+from amodal.utils.hub import parse_hub_id
 from amodal.utils.paths import repo_root
 
 # --model prefixes of load_predictor, and what each names
@@ -171,26 +173,24 @@ def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:
 
 def load_model(model, device: str = "cpu") -> AmodalDAV2:
     """An Amodal-DAV2 in eval mode on ``device``: a network as it is, or one loaded from a path
-    (``model.safetensors``, a folder of ours, or the released checkpoint).
+    (``model.safetensors``, a folder of ours, or the released checkpoint) or a hub id
+    (``zhyever/Amodal-Depth-Anything-DAV2``; :func:`amodal.utils.hub.resolve`).
 
     Raises:
-        FileNotFoundError: a path that does not exist.
+        FileNotFoundError: a path that does not exist; a hub id not in the cache and not downloadable.
     """
     if isinstance(model, (str, os.PathLike)):
-        if not Path(model).exists():
-            raise FileNotFoundError(f"Amodal-DAV2 checkpoint not found: {model} (a model.safetensors or a saved folder)")
         model = AmodalDAV2.from_pretrained(model)
     return model.to(device).eval()
 
 
 def load_base_model(checkpoint: str | os.PathLike, device: str = "cpu") -> DepthAnythingV2:
-    """A Depth Anything V2 (``depth_anything_v2_vit{s,b,l}.pth`` or a folder of ours) in eval mode.
+    """A Depth Anything V2 (``depth_anything_v2_vit{s,b,l}.pth``, a folder of ours, or a hub id such as
+    ``depth-anything/Depth-Anything-V2-Large``) in eval mode.
 
     Raises:
-        FileNotFoundError: a path that does not exist.
+        FileNotFoundError: a path that does not exist; a hub id not in the cache and not downloadable.
     """
-    if not Path(checkpoint).exists():
-        raise FileNotFoundError(f"Depth Anything V2 checkpoint not found: {checkpoint}")
     return DepthAnythingV2.from_pretrained(checkpoint).to(device).eval()
 
 
@@ -216,8 +216,6 @@ def load_predictor(spec: str, device: str = "cpu", samples: int = 4) -> Predicto
         if kind == "dav2":
             return base_depth_predictor(load_base_model(argument, device))
         if kind == "depthfm":
-            if not Path(argument).exists():
-                raise FileNotFoundError(f"Amodal-DepthFM not found: {argument} (a folder written by save_pretrained)")
             return depthfm_predictor(AmodalDepthFM.from_pretrained(argument).to(device).eval(), samples=samples)
         return saved_predictions(argument)
     return model_predictor(load_model(spec, device))
@@ -226,6 +224,9 @@ def load_predictor(spec: str, device: str = "cpu", samples: int = 4) -> Predicto
 def model_or_stand_in(path, device: str = "cpu", seed: int = 0) -> tuple[AmodalDAV2, str]:
     """The Amodal-DAV2 at ``path`` (a relative path is read from the checkout) or, where there is
     none, a random ``TINY`` network that runs every code path (its predictions mean nothing).
+    A hub id (``zhyever/Amodal-Depth-Anything-DAV2``) is fetched, and one that cannot be had is
+    an error, not a stand-in; ``ORG/NAME`` whose ``ORG`` is a folder of the checkout
+    (``checkpoints/...``) is a path.
 
     Returns:
         ``(model, sentence)``: the network in eval mode and a sentence saying which it is.
@@ -234,6 +235,9 @@ def model_or_stand_in(path, device: str = "cpu", seed: int = 0) -> tuple[AmodalD
         found = Path(path) if Path(path).is_absolute() else repo_root() / path
         if found.exists():
             return load_model(found, device), f"Amodal-DAV2 from {path}"
+        hub = parse_hub_id(path)
+        if hub is not None and not (repo_root() / hub.repo.split("/")[0]).is_dir():
+            return load_model(path, device), f"Amodal-DAV2 from {path}"
     torch.manual_seed(seed)
     return (AmodalDAV2(TINY).to(device).eval(),
             f"no checkpoint at {path}: a random tiny Amodal-DAV2 stands in (its predictions mean nothing)")

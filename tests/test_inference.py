@@ -212,3 +212,23 @@ def test_a_bool_mask_is_fine():
     mask[4:10, 4:10] = True
     depth = predict(image, mask, AmodalDAV2(TINY).eval(), observed_depth=np.linspace(0, 1, 196).reshape(14, 14))
     assert depth.shape == (14, 14) and np.isfinite(depth).all()
+
+
+def test_models_load_by_hub_id_and_a_missing_one_is_named(hub_cache, tmp_path):
+    from hub_testdata import add_to_cache, folder_files
+
+    torch.manual_seed(1)
+    AmodalDAV2(TINY).save_pretrained(tmp_path / "amodal")
+    DepthAnythingV2(TINY).save_pretrained(tmp_path / "dav2")
+    add_to_cache(hub_cache, "zhyever/Amodal-Depth-Anything-DAV2", folder_files(tmp_path / "amodal"))
+    add_to_cache(hub_cache, "someone/tiny-dav2", folder_files(tmp_path / "dav2"))
+    expected = AmodalDAV2.from_pretrained(tmp_path / "amodal").state_dict()
+    loaded = load_model("zhyever/Amodal-Depth-Anything-DAV2")
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
+    model, sentence = model_or_stand_in("zhyever/Amodal-Depth-Anything-DAV2")
+    assert "stands in" not in sentence and torch.equal(model.encoder.cls_token, expected["encoder.cls_token"])
+    assert load_predictor("dav2:someone/tiny-dav2") is not None
+    # a path in a folder of the checkout is a path, even shaped like ORG/NAME: the stand-in, no hub
+    assert "stands in" in model_or_stand_in("checkpoints/no-such-model")[1]
+    with pytest.raises(FileNotFoundError, match="hf download someone/other model.safetensors"):
+        model_or_stand_in("someone/other")

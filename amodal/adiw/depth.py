@@ -27,6 +27,7 @@ import numpy as np
 from scipy.ndimage import zoom
 
 from amodal.models.amodal_dav2 import DepthAnythingV2
+from amodal.utils.hub import parse_hub_id
 
 
 @runtime_checkable
@@ -178,14 +179,15 @@ def load_estimator(spec: str, device: str = "cpu", batch_size: int = 4, encoder:
 
     Args:
         spec: ``"row-prior"``, ``"oracle"``, or a path to a Depth Anything V2 checkpoint
-            (``.pth``/``.safetensors`` file, or a folder written by ``save_pretrained``),
-            optionally written ``"dav2:<path>"``.
+            (``.pth``/``.safetensors`` file, or a folder written by ``save_pretrained``) or its
+            Hugging Face Hub id (``depth-anything/Depth-Anything-V2-Large``), optionally written
+            ``"dav2:<path or id>"``.
         device: for DAV2.
         batch_size: for DAV2.
         encoder: DAV2 size (``"vits"``, ``"vitb"``, ``"vitl"``, ``"vitg"``); default: from the checkpoint.
 
     Raises:
-        FileNotFoundError: a checkpoint path that does not exist.
+        FileNotFoundError: a checkpoint path that does not exist; a hub id that cannot be had.
         ValueError: an unknown spec.
     """
     if spec == "row-prior":
@@ -193,11 +195,10 @@ def load_estimator(spec: str, device: str = "cpu", batch_size: int = 4, encoder:
     if spec == "oracle":
         return OracleDepth()
     path = spec[len("dav2:") :] if spec.startswith("dav2:") else spec
-    if spec.startswith("dav2:") or Path(path).is_dir() or Path(path).suffix in {".pth", ".pt", ".safetensors"}:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"Depth Anything V2 checkpoint not found: {path}")
-        return DAV2Depth(path, device=device, batch_size=batch_size, encoder=encoder)
-    raise ValueError(f"unknown depth estimator {spec!r}; use 'row-prior', 'oracle' or a DAV2 checkpoint path")
+    if (spec.startswith("dav2:") or Path(path).is_dir() or Path(path).suffix in {".pth", ".pt", ".safetensors"}
+            or parse_hub_id(path) is not None):
+        return DAV2Depth(path, device=device, batch_size=batch_size, encoder=encoder)  # a missing file: its error
+    raise ValueError(f"unknown depth estimator {spec!r}; use 'row-prior', 'oracle', or a DAV2 checkpoint path or hub id")
 
 
 class DAV2Depth:
@@ -211,7 +212,7 @@ class DAV2Depth:
     to run it so), and a compiled model builds one graph per network size.
 
     Args:
-        checkpoint: an official ``depth_anything_v2_vit{s,b,l}.pth`` or one of ours.
+        checkpoint: an official ``depth_anything_v2_vit{s,b,l}.pth`` or one of ours, or a hub id.
         device: ``"cpu"``, ``"cuda"``, ...
         batch_size: images per forward pass.
         encoder: model size; default inferred from the checkpoint.
@@ -224,7 +225,8 @@ class DAV2Depth:
         self.device = device
         self.batch_size = batch_size
         self.input_size = input_size
-        self.name = f"dav2:{Path(str(checkpoint)).name}"
+        hub = None if Path(checkpoint).exists() else parse_hub_id(checkpoint)
+        self.name = f"dav2:{hub if hub else Path(str(checkpoint)).name}"
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         disparities = self.model.infer_images(list(images), self.input_size, self.batch_size)

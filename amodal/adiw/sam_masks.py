@@ -20,28 +20,34 @@ import numpy as np
 import torch
 
 from amodal.adiw.sa1b import annotation_from_mask, write_sa1b
+from amodal.utils.hub import resolve
 from amodal.utils.images import DEFAULT_MAX_PIXELS, read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# The official checkpoint of each model type (github.com/facebookresearch/segment-anything, README):
+# the file a hub id without :FILE reads for that type (amodal.utils.hub.KNOWN_WEIGHTS has a mirror).
+SAM_FILES = {"vit_h": "sam_vit_h_4b8939.pth", "vit_l": "sam_vit_l_0b3195.pth", "vit_b": "sam_vit_b_01ec64.pth"}
 
 
 def sam_generator(checkpoint: str | os.PathLike, model_type: str = "vit_h", device: str = "cpu", **options):
     """A ``SamAutomaticMaskGenerator`` for a SAM checkpoint.
 
     Args:
-        checkpoint: ``sam_vit_h_4b8939.pth`` (or the ``vit_l``/``vit_b`` files).
+        checkpoint: ``sam_vit_h_4b8939.pth`` (or the ``vit_l``/``vit_b`` files), or a hub id
+            (``ybelkada/segment-anything`` reads :data:`SAM_FILES` of ``model_type``).
         model_type: ``"vit_h"``, ``"vit_l"`` or ``"vit_b"``.
         device: where SAM runs.
         options: passed to the generator (``points_per_side``, ``pred_iou_thresh``, ...).
 
     Raises:
-        FileNotFoundError: no checkpoint at that path.
+        FileNotFoundError: no checkpoint at that path; a hub id that cannot be had.
         ValueError: an unknown model type.
     """
     # segment_anything is needed only where SAM runs: imported then, not with the package
     from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
 
-    if not Path(checkpoint).is_file():
+    checkpoint = resolve(checkpoint, SAM_FILES.get(model_type), what="SAM checkpoint")
+    if not checkpoint.is_file():
         raise FileNotFoundError(f"SAM checkpoint not found: {checkpoint}")
     if model_type not in sam_model_registry:
         raise ValueError(f"unknown SAM model type {model_type!r}; use one of {sorted(sam_model_registry)}")

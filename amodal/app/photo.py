@@ -154,7 +154,8 @@ def read_photo(photo, max_side: int | None = 384) -> np.ndarray:
 
 
 def load_sam(checkpoint: str | os.PathLike, model_type: str = "vit_h", device: str = "cpu"):
-    """SAM's point-prompt predictor (``segment_anything.SamPredictor``) for a checkpoint."""
+    """SAM's point-prompt predictor (``segment_anything.SamPredictor``) for a checkpoint: a path,
+    or a hub id (``ybelkada/segment-anything`` reads the official file of ``model_type``)."""
 
     return sam_generator(checkpoint, model_type, device).predictor
 

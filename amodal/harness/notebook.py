@@ -22,9 +22,10 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from amodal.utils.atomic import atomic_write_json
+from amodal.utils.hub import is_local_or_hub_id
 from amodal.utils.paths import runs_dir
 from amodal.utils.seeding import resolve_device, seed_everything
 
@@ -110,6 +111,29 @@ def setup_run(
     folder.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     return Run(notebook, profile, settings, folder, seed, resolve_device(device))
+
+
+def require_inputs(run: Run, weights: Sequence[str] = (), paths: Sequence[str] = (), hint: str = "") -> None:
+    """Stop a run at once, naming the parameter, when an input it needs is missing.
+
+    Args:
+        run: the notebook's run.
+        weights: settings that name weights: a path that exists or a Hugging Face Hub id
+            (``zhyever/Amodal-Depth-Anything-DAV2``; fetched by its loader, which names a hub file
+            that cannot be had).
+        paths: settings that name data: a file or folder that exists.
+        hint: a sentence added to the message.
+
+    Raises:
+        FileNotFoundError: ``the full profile needs DAV2_CHECKPOINT (got None) ...``.
+    """
+    for name in (*weights, *paths):
+        value = run[name]
+        found = is_local_or_hub_id(value) if name in weights else bool(value) and os.path.exists(value)
+        if not found:
+            kind = "a path or a Hugging Face Hub id (ORG/NAME)" if name in weights else "a file or folder"
+            raise FileNotFoundError(f"the {run.profile} profile needs {name.upper()} (got {value!r}): {kind}; "
+                                    f"see the parameters cell{'; ' + hint if hint else ''}")
 
 
 def _plain(value: Any) -> Any:

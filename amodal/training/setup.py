@@ -20,6 +20,7 @@ from amodal.models.flow_matching import NOISING_STEP
 from amodal.training.objectives import FlowMatchingLoss, amodal_dav2_objective, flow_matching_objective
 from amodal.training.recipes import Recipe
 from amodal.training.schedule import lr_factor
+from amodal.utils.hub import KNOWN_WEIGHTS
 
 
 @dataclass
@@ -48,15 +49,18 @@ def build_model(recipe: Recipe, init: str | None, vae: str | None = None) -> Mod
         recipe: the run's recipe (its model, size, seed, loss).
         init: a Depth Anything V2 checkpoint (Amodal-DAV2), DepthFM's ``depthfm-v1.ckpt``
             (Amodal-DepthFM, with ``vae``), or ``"none"``; ``None`` is allowed only for
-            recipes that start from random weights.
-        vae: Amodal-DepthFM: Stable Diffusion's VAE (a diffusers folder or file).
+            recipes that start from random weights. A path or a hub id
+            (``depth-anything/Depth-Anything-V2-Small``; :func:`amodal.utils.hub.resolve`).
+        vae: Amodal-DepthFM: Stable Diffusion's VAE (a diffusers folder or file, or a hub id).
 
     Raises:
         ValueError: an unknown model or size, or no ``init`` for a recipe that starts from weights.
     """
     if init is None and recipe.init is not None:
-        hint = (f"depth_anything_v2_vit{recipe.size}.pth" if recipe.model == "amodal-dav2"
-                else "depthfm-v1.ckpt with --vae path/to/sd-vae")
+        file = f"depth_anything_v2_vit{recipe.size}.pth"
+        hub_id = next((repo for repo, known in KNOWN_WEIGHTS.items() if known.fetch.files == (file,)), None)
+        hint = (file + (f" (or its hub id {hub_id})" if hub_id else "") if recipe.model == "amodal-dav2"
+                else "depthfm-v1.ckpt with --vae path/to/sd-vae (or stable-diffusion-v1-5/stable-diffusion-v1-5)")
         raise ValueError(f"recipe {recipe.name!r} starts from {recipe.init} weights: give --init {hint}, "
                          "or --init none for random weights")
     random_init = init is None or init == "none"

@@ -136,3 +136,21 @@ def test_dav2_estimator_runs_a_bfloat16_model(tiny_dav2_folder):
     # bfloat16 keeps 8 significant bits, and min-max normalisation magnifies the rounding of
     # an output whose range is small next to its level (here); it must still follow float32
     assert np.abs(d - reference).mean() < 0.03 and np.corrcoef(d.ravel(), reference.ravel())[0, 1] > 0.98
+
+
+def test_a_dav2_estimator_by_hub_id_reads_the_cache(hub_cache, tmp_path):
+    from hub_testdata import add_to_cache, folder_files
+
+    torch.manual_seed(0)
+    dav2 = DepthAnythingV2(TINY)
+    with torch.no_grad():
+        dav2.head.scratch.output_conv2[2].bias.fill_(1.0)  # a random ReLU head outputs zeros
+    dav2.save_pretrained(tmp_path / "dav2")
+    add_to_cache(hub_cache, "someone/tiny-dav2", folder_files(tmp_path / "dav2"))
+    image = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    for spec in ("someone/tiny-dav2", "dav2:someone/tiny-dav2"):
+        estimator = load_estimator(spec)
+        assert isinstance(estimator, DAV2Depth) and estimator.name == "dav2:someone/tiny-dav2"
+        np.testing.assert_array_equal(estimator.predict([image])[0], DAV2Depth(tmp_path / "dav2").predict([image])[0])
+    with pytest.raises(FileNotFoundError, match="hf download someone/missing model.safetensors"):
+        load_estimator("someone/missing")

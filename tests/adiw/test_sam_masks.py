@@ -63,3 +63,13 @@ def test_unreadable_and_oversized_photos_get_no_json(tmp_path):
     paths = write_sam_masks(tmp_path / "photos", tmp_path / "json", generator=generator(), max_pixels=1536)
     assert [p.name for p in paths] == ["a.json"]
     assert sorted(p.name for p in (tmp_path / "json").iterdir()) == ["a.json"]
+
+
+@pytest.mark.parametrize("model_type, file", [("vit_h", "checkpoints/sam_vit_h_4b8939.pth"),
+                                              ("vit_b", "checkpoints/sam_vit_b_01ec64.pth")])
+def test_a_hub_id_reads_the_official_file_of_the_model_type(hub_cache, model_type, file):
+    """The official names (segment-anything's README) as the mirror holds them (transformers' SAM
+    conversion script reads ybelkada/segment-anything, checkpoints/<name>.pth); not cached here,
+    so the error names the file the model type asked for."""
+    with pytest.raises(FileNotFoundError, match=f"hf download ybelkada/segment-anything {file}"):
+        sam_generator("ybelkada/segment-anything", model_type)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal.harness.notebook import load_profile, setup_run
+from amodal.harness.notebook import load_profile, require_inputs, setup_run
 from amodal.utils.seeding import resolve_device
 
 
@@ -67,3 +67,18 @@ def test_write_metrics_is_flushed_to_disk(tmp_path, monkeypatch):
     assert [p.name.startswith(".metrics.json.") for p in flushed] == [True, False] and flushed[1] == tmp_path
     assert json.loads(path.read_text())["metrics"] == {"rmse": 0.5}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_full_profile_inputs_are_a_path_or_for_weights_a_hub_id(tmp_path):
+    """A checkpoint parameter may be a hub id (its loader fetches it or names it as missing); a data
+    folder must exist; what is missing is named by its parameter."""
+    run = setup_run("05_training", "full", tmp_path / "out", device="cpu",
+                    dav2_checkpoint="depth-anything/Depth-Anything-V2-Small", adiw_dir=str(tmp_path))
+    require_inputs(run, weights=("dav2_checkpoint",), paths=("adiw_dir",))
+    run.settings["adiw_dir"] = "depth-anything/Depth-Anything-V2-Small"   # a data folder is no hub id
+    with pytest.raises(FileNotFoundError, match=r"the full profile needs ADIW_DIR \(got 'depth-anything/"):
+        require_inputs(run, weights=("dav2_checkpoint",), paths=("adiw_dir",))
+    for value in (None, str(tmp_path / "missing.pth")):
+        run.settings["dav2_checkpoint"] = value
+        with pytest.raises(FileNotFoundError, match="needs DAV2_CHECKPOINT .*Hugging Face Hub id.*; weights first"):
+            require_inputs(run, weights=("dav2_checkpoint",), hint="weights first")
