@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from amodal.utils.hub import is_local_or_hub_id
+
 
 def _whole_number(text: str, least: int) -> int:
     try:
@@ -64,6 +66,14 @@ def existing_path(text: str) -> Path:
     if not path.exists():
         raise argparse.ArgumentTypeError(f"no such file or folder: {text}")
     return path
+
+
+def weights(text: str) -> str:
+    """Weights: a file or folder that exists, or a Hugging Face Hub id ``ORG/NAME[@REVISION][:FILE]``
+    (fetched when the command loads it; :func:`amodal.utils.hub.resolve`)."""
+    if not is_local_or_hub_id(text):
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text} (nor a Hugging Face Hub id ORG/NAME)")
+    return text
 
 
 def output_folder(text: str) -> Path:

@@ -9,10 +9,12 @@ from pathlib import Path
 from amodal.adiw.build import BuildConfig, build
 from amodal.adiw.depth import load_estimator
 from amodal.adiw.pix2gestalt import import_release
-from amodal.adiw.sam_masks import write_sam_masks
+from amodal.adiw.sam_masks import SAM_FILES, write_sam_masks
 from amodal.adiw.shards import distributed_rank
 from amodal.adiw.sources import find_sources
 from amodal.cli.arguments import device, non_negative_int, output_folder, positive_int
+from amodal.models.checkpoints import HUB_FOLDER
+from amodal.utils.hub import pin, resolve
 from amodal.utils.images import DEFAULT_MAX_PIXELS
 
 BUILD_EXAMPLES = """\
@@ -23,16 +25,16 @@ examples:
 
   # SA-1B (images and JSON side by side), Depth Anything V2, 4 workers on a GPU:
   python -m amodal build --images /data/sa1b/sa_000000 --output /data/adiw \\
-      --depth checkpoints/depth_anything_v2_vitl.pth --device cuda --workers 4 --size 1024
+      --depth depth-anything/Depth-Anything-V2-Large --device cuda --workers 4 --size 1024
 
   # your own photos, masks from SAM (writes SA-1B JSON to OUTPUT/masks first):
-  python -m amodal build --images my_photos --sam-checkpoint sam_vit_h_4b8939.pth \\
-      --depth checkpoints/depth_anything_v2_vitl.pth --output runs/adiw_mine
+  python -m amodal build --images my_photos --sam-checkpoint ybelkada/segment-anything \\
+      --depth depth-anything/Depth-Anything-V2-Large --output runs/adiw_mine
 
   # 4 machines building one dataset into a shared folder (or under torchrun / srun,
   # which set RANK and WORLD_SIZE / SLURM_PROCID and SLURM_NTASKS themselves):
   python -m amodal build --images /data/sa1b/sa_000000 --output /shared/adiw \
-      --depth checkpoints/depth_anything_v2_vitl.pth --device cuda --rank 0 --world-size 4
+      --depth depth-anything/Depth-Anything-V2-Large --device cuda --rank 0 --world-size 4
 
 Run the same command again after an interruption: finished sources are kept and the
 rest is built, ending with exactly the samples of an uninterrupted run. Sources that
@@ -49,14 +51,16 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--images", required=True, type=Path, help="folder of .jpg/.png photos")
     masks = source.add_mutually_exclusive_group()
     masks.add_argument("--masks", type=Path, help="folder of SA-1B JSON files named like the photos (default: the photos' folder, as in SA-1B)")
-    masks.add_argument("--sam-checkpoint", type=Path, help="make the masks with SAM's automatic mask generator from this checkpoint")
+    masks.add_argument("--sam-checkpoint", help="make the masks with SAM's automatic mask generator from this checkpoint "
+                       "(a path, or a hub id such as ybelkada/segment-anything)")
     source.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint: vit_h, vit_l or vit_b (default vit_h)")
     parser.add_argument("--output", required=True, type=output_folder, help="dataset folder (created; an existing build there is resumed)")
     depth = parser.add_argument_group("depth")
     depth.add_argument(
         "--depth",
         default="row-prior",
-        help="a Depth Anything V2 checkpoint (.pth/.safetensors, or a folder of ours), or 'row-prior': "
+        help="a Depth Anything V2 checkpoint (.pth/.safetensors, or a folder of ours) or its hub id "
+        "(depth-anything/Depth-Anything-V2-Large), or 'row-prior': "
         "a toy that needs no weights (lower in the image = nearer; labels are meaningless) (default row-prior)",
     )
     depth.add_argument("--device", type=device, default="cpu", help="device of the depth model (and SAM): cpu, cuda, ...; 'cuda' with --workers spreads the workers over the visible GPUs (default cpu)")
@@ -87,20 +91,23 @@ def run_build(args: argparse.Namespace) -> int:
         label_mode=args.label_mode,
     )
     distributed_rank(args.rank, args.world_size)  # a rank outside the world is an error now, not after SAM ran
-    if args.sam_checkpoint is not None and not args.sam_checkpoint.is_file():
-        raise FileNotFoundError(f"--sam-checkpoint not found: {args.sam_checkpoint}")
+    sam = None
+    if args.sam_checkpoint is not None:
+        sam = resolve(args.sam_checkpoint, SAM_FILES.get(args.sam_model), what="--sam-checkpoint")
     depth = args.depth
     if depth != "row-prior":
-        # check the path now (a clear error here beats one in every worker)
-        if not Path(depth[5:] if depth.startswith("dav2:") else depth).exists():
-            raise FileNotFoundError(f"--depth checkpoint not found: {depth}")
+        # fetch now, once (a clear error here beats one in every worker); the workers then read
+        # the same commit of a hub id from the cache, and build.json records it pinned
+        prefix = "dav2:" if depth.startswith("dav2:") else ""
+        spec = depth[len(prefix):]
+        depth = prefix + pin(spec, resolve(spec, fallback=HUB_FOLDER, what="--depth checkpoint"))
         # one model per process, made where it runs, on the device the builder gives it
         depth = functools.partial(load_estimator, depth, batch_size=args.batch_size)
     masks = args.masks
-    if args.sam_checkpoint is not None:
+    if sam is not None:
         masks = args.output / "masks"
         print(f"making SAM masks into {masks} ...")
-        write_sam_masks(args.images, masks, args.sam_checkpoint, args.sam_model, device=args.device, max_pixels=args.max_pixels)
+        write_sam_masks(args.images, masks, sam, args.sam_model, device=args.device, max_pixels=args.max_pixels)
     sources = find_sources(args.images, masks)
     report = build(
         sources, args.output, depth, config, workers=args.workers, progress=not args.quiet, device=args.device,
@@ -115,7 +122,7 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--release", required=True, type=Path, help="pix2gestalt's folder with occlusion/, whole_mask/, visible_object_mask/")
     parser.add_argument("--sa1b-images", required=True, type=Path, help="folder of the original SA-1B images (sa_<id>.jpg)")
     parser.add_argument("--output", required=True, type=output_folder, help="dataset folder")
-    parser.add_argument("--depth", default="row-prior", help="a Depth Anything V2 checkpoint, or 'row-prior' (toy, no weights), as for build (default row-prior)")
+    parser.add_argument("--depth", default="row-prior", help="a Depth Anything V2 checkpoint or hub id, or 'row-prior' (toy, no weights), as for build (default row-prior)")
     parser.add_argument("--device", type=device, default="cpu", help="device of the depth model (default cpu)")
     parser.add_argument("--fit", choices=("visible", "ring"), default="visible", help="fit the label on the target's visible pixels (paper) or on a background ring (default visible)")
     parser.add_argument("--label-mode", choices=("ours", "paper"), default="ours", help="'ours': labels at each image's own size; 'paper': the official label script's recipe (depth at a 518² squash, samples at 512², clipped where the official cast wraps) (default ours)")

@@ -19,7 +19,7 @@ from amodal.utils.locks import FolderLock
 EVALUATE_EXAMPLES = """\
 examples:
   # the released Amodal-DAV2 on the paper's validation split (official layout):
-  python -m amodal evaluate --model Amodal-Depth-Anything-DAV2/model.safetensors \\
+  python -m amodal evaluate --model zhyever/Amodal-Depth-Anything-DAV2 \\
       --data /data/adiw_official --split data_split/sam/val.txt --output runs/eval --device cuda
   # a baseline on 200 held-out synthetic scenes:
   python -m amodal evaluate --model baseline:harmonic --data synth --count 200 --output runs/eval_harmonic
@@ -34,7 +34,8 @@ SCENES = 200  # held-out scenes of a named source when --count is not given
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, nargs="+",
-                        help=f"one or more (compared side by side): an Amodal-DAV2 (model.safetensors or a saved folder), baseline:NAME ({', '.join(BASELINES)}), "
+                        help=f"one or more (compared side by side): an Amodal-DAV2 (model.safetensors, a saved folder, or a hub id "
+                        f"such as zhyever/Amodal-Depth-Anything-DAV2), baseline:NAME ({', '.join(BASELINES)}), "
                         "dav2:CHECKPOINT (plain Depth Anything V2, no guidance), depthfm:FOLDER (an Amodal-DepthFM "
                         "saved with save_pretrained: the mean of --samples aligned draws), "
                         "or predictions:DIR (one <id>.npy per sample, (H, W) at the data's size)")

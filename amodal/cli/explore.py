@@ -36,7 +36,10 @@ from pathlib import Path
 
 import nbformat
 
+from amodal.adiw.sam_masks import SAM_FILES
 from amodal.cli.arguments import device, non_negative_int, port, positive_int
+from amodal.models.checkpoints import HUB_FOLDER
+from amodal.utils.hub import parse_hub_id, resolve
 from amodal.utils.paths import repo_root
 
 EXPLORE_EXAMPLES = """\
@@ -62,13 +65,15 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="synth", help="'synth' (held-out synthetic scenes), a folder of our ADIW shards, or the official layout (default synth)")
     parser.add_argument("--model", default=None,
-                        help=f"an Amodal-DAV2 (model.safetensors or a saved folder); default {DEFAULT_MODEL} when it exists, "
+                        help=f"an Amodal-DAV2 (model.safetensors, a saved folder, or a hub id such as "
+                        f"zhyever/Amodal-Depth-Anything-DAV2); default {DEFAULT_MODEL} when it exists, "
                         "else none (the fills only); 'none' for none")
     parser.add_argument("--report", type=Path, default=None, help="an evaluation's --output folder (samples.csv) to sort and filter by")
     parser.add_argument("--photos", type=Path, default=None, help="the photos an ADIW folder was built from, to recover its occluders (default data_samples/images)")
     parser.add_argument("--count", type=positive_int, default=24, help="how many samples to load (default 24)")
     parser.add_argument("--size", type=positive_int, default=112, help="the samples' side, a multiple of 14 (default 112)")
-    parser.add_argument("--sam-checkpoint", type=Path, default=None, help="SAM for the photo's clicks (default: the classical random-walker fallback)")
+    parser.add_argument("--sam-checkpoint", default=None, help="SAM for the photo's clicks, a path or a hub id such as "
+                        "ybelkada/segment-anything (default: the classical random-walker fallback)")
     parser.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint (default vit_h)")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--port", type=port, default=8866, help="port on 127.0.0.1 (default 8866)")
@@ -94,13 +99,20 @@ def app_settings(args: argparse.Namespace) -> dict:
     elif model == "none":
         model = None
     else:
-        model = str(Path(model).resolve())
+        model = weights_path(model)
     def absolute(path):
         return None if path is None else str(Path(path).resolve())
 
     return {"data": args.data if args.data == "synth" else absolute(args.data), "model": model, "report": absolute(args.report),
             "photos": absolute(args.photos), "count": args.count, "size": args.size,
-            "sam_checkpoint": absolute(args.sam_checkpoint), "sam_model": args.sam_model, "device": args.device}
+            "sam_checkpoint": weights_path(args.sam_checkpoint), "sam_model": args.sam_model, "device": args.device}
+
+
+def weights_path(spec: str | None) -> str | None:
+    """A path made absolute (the app runs in another folder); a hub id that is no path as it is."""
+    if spec is None or (not Path(spec).exists() and parse_hub_id(spec) is not None):
+        return spec
+    return str(Path(spec).resolve())
 
 
 def app_notebook() -> dict:
@@ -213,12 +225,15 @@ def serve(command: list[str], env: dict) -> int:
 
 
 def run_explore(args: argparse.Namespace) -> int:
-    for name in ("data", "report", "photos", "sam_checkpoint"):
+    for name in ("data", "report", "photos"):
         value = getattr(args, name)
         if value is not None and str(value) != "synth" and not Path(value).exists():
             raise FileNotFoundError(f"--{name.replace('_', '-')}: no such file or folder: {value}")
-    if args.model not in (None, "none") and not Path(args.model).exists():
-        raise FileNotFoundError(f"--model: no such checkpoint: {args.model}")
+    # weights are fetched now, once, so that a hub id that cannot be had is one line here, not an app that fails
+    if args.sam_checkpoint is not None:
+        resolve(args.sam_checkpoint, SAM_FILES.get(args.sam_model), what="--sam-checkpoint")
+    if args.model not in (None, "none"):
+        resolve(args.model, fallback=HUB_FOLDER, what="--model: Amodal-DAV2 checkpoint")
     settings = app_settings(args)
     if args.write_notebook is not None:
         written = write_app(args.write_notebook, settings)

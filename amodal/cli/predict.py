@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from amodal.cli.arguments import device, existing_path, output_folder, positive_int
+from amodal.cli.arguments import device, existing_path, output_folder, positive_int, weights
 from amodal.cli.errors import EXIT_BAD_INPUT, INPUT_ERRORS, describe
 from amodal.export import depth_file_names, write_depth
 from amodal.inference import predict
@@ -42,8 +42,8 @@ from amodal.utils.images import DEFAULT_MAX_PIXELS, read_image, read_mask, read_
 PREDICT_EXAMPLES = """\
 examples:
   # one photo, the whole object's mask, D_o from Depth Anything V2:
-  python -m amodal predict photo.jpg --mask photo_mask.png --model Amodal-DAV2/model.safetensors \\
-      --base depth_anything_v2_vitl.pth --output out/ --ply
+  python -m amodal predict photo.jpg --mask photo_mask.png --model zhyever/Amodal-Depth-Anything-DAV2 \\
+      --base depth-anything/Depth-Anything-V2-Large --output out/ --ply
   # a folder of photos with masks of the same names in another folder, D_o from files:
   python -m amodal predict photos/ --mask masks/ --model runs/dav2/model --observed-depth depths/ --output out/
 
@@ -62,10 +62,12 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", required=True, type=existing_path,
                         help="the amodal mask (the whole object; nonzero = object) as an image, or a folder of masks "
                         "named like the photos")
-    parser.add_argument("--model", required=True, type=existing_path,
-                        help="an Amodal-DAV2: model.safetensors or a saved folder")
+    parser.add_argument("--model", required=True, type=weights,
+                        help="an Amodal-DAV2: model.safetensors, a saved folder, or a hub id "
+                        "(zhyever/Amodal-Depth-Anything-DAV2)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--base", type=existing_path, help="a Depth Anything V2 checkpoint that gives the observed depth D_o")
+    source.add_argument("--base", type=weights, help="a Depth Anything V2 checkpoint that gives the observed depth D_o, "
+                        "or its hub id (depth-anything/Depth-Anything-V2-Large)")
     source.add_argument("--observed-depth", type=existing_path,
                         help="D_o as a .npy in [0, 1] or a 16-bit PNG (or a folder of them named like the photos)")
     parser.add_argument("--visible-mask", type=existing_path,

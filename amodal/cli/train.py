@@ -27,7 +27,7 @@ TRAIN_EXAMPLES = """\
 examples:
   # Amodal-DAV2-L on ADIW as in the paper, 4 GPUs, from the official DAV2 weights:
   torchrun --nproc_per_node 4 -m amodal train --recipe amodal-dav2-l-paper \\
-      --data /data/adiw --init depth_anything_v2_vitl.pth --output runs/dav2-l --device cuda
+      --data /data/adiw --init depth-anything/Depth-Anything-V2-Large --output runs/dav2-l --device cuda
 
   # a few steps on synthetic scenes on a CPU, a tiny network, random init:
   python -m amodal train --recipe amodal-dav2-s-paper --data synth --init none \\
@@ -49,10 +49,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=Path, help="official layout only: a split list (data_split/sam/train.txt)")
     parser.add_argument("--output", required=True, type=output_folder, help="run folder: log.csv, checkpoint.pt, model/")
     parser.add_argument("--init", default=None,
-                        help="starting weights: a Depth Anything V2 checkpoint (.pth) for Amodal-DAV2 recipes, "
+                        help="starting weights: a Depth Anything V2 checkpoint (.pth, or a hub id such as "
+                        "depth-anything/Depth-Anything-V2-Small) for Amodal-DAV2 recipes, "
                         "DepthFM's depthfm-v1.ckpt for Amodal-DepthFM (with --vae), or 'none' for random weights "
                         "(a tiny network for DepthFM) (required when the recipe starts from weights)")
-    parser.add_argument("--vae", default=None, help="Amodal-DepthFM: Stable Diffusion's VAE (diffusers folder or file)")
+    parser.add_argument("--vae", default=None, help="Amodal-DepthFM: Stable Diffusion's VAE (diffusers folder or file, "
+                        "or a hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu; under torchrun cuda:LOCAL_RANK)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",

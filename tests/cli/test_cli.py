@@ -107,3 +107,29 @@ def test_console_script():
     script = Path(sys.executable).parent / "amodal"  # installed by pip from [project.scripts]
     result = subprocess.run([str(script), "evaluate", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--model" in result.stdout
+
+
+def test_build_depth_and_sam_by_hub_id(tmp_path, monkeypatch, hub_cache, capsys):
+    """--depth by hub id is fetched once, here, and handed to the workers pinned to its commit;
+    one that cannot be had stops the command in one line before anything is written."""
+    import amodal.cli.build
+    from hub_testdata import add_to_cache
+
+    seen = {}
+    monkeypatch.setattr(amodal.cli.build, "build", lambda sources, output, depth, config, **options: seen.update(
+        depth=depth) or {"sources": {}, "skipped_sources": {}, "failed_sources": {}, "samples": 0, "buckets": {},
+                         "sources_pending": 0})
+    commit = add_to_cache(hub_cache, "depth-anything/Depth-Anything-V2-Large", {"depth_anything_v2_vitl.pth": b"L"})
+    (tmp_path / "imgs").mkdir()
+    args = ["build", "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "o"), "--quiet"]
+    assert main([*args, "--depth", "depth-anything/Depth-Anything-V2-Large"]) == 0
+    assert seen["depth"].args == (f"depth-anything/Depth-Anything-V2-Large@{commit}:depth_anything_v2_vitl.pth",)
+    capsys.readouterr()
+    assert main([*args, "--depth", "depth-anything/Depth-Anything-V2-Small"]) == 2
+    err = capsys.readouterr().err
+    assert "--depth checkpoint depth-anything/Depth-Anything-V2-Small" in err and err.count("\n") == 1
+    assert "`hf download depth-anything/Depth-Anything-V2-Small depth_anything_v2_vits.pth`" in err
+    assert main([*args, "--sam-checkpoint", "ybelkada/segment-anything", "--sam-model", "vit_l"]) == 2
+    err = capsys.readouterr().err
+    assert "`hf download ybelkada/segment-anything checkpoints/sam_vit_l_0b3195.pth`" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

@@ -128,3 +128,24 @@ def test_amodal_depthfm_is_scored_by_its_aligned_mean(tmp_path):
         draws = model.sample(maps["image"], amodal_mask=maps["amodal_mask"], observed_depth=maps["observed_depth"],
                              visible_mask=maps["visible_mask"], n=2, generator=torch.Generator().manual_seed(0))
     np.testing.assert_allclose(mean, draws.samples.mean(0)[0, 0].clamp(0, 1).numpy(), atol=1e-6)
+
+
+def test_the_released_model_by_hub_id_and_one_not_cached(tmp_path, hub_cache, capsys):
+    import torch
+
+    from amodal.models.amodal_dav2 import AmodalDAV2
+    from amodal.models.configs import TINY
+    from hub_testdata import add_to_cache, folder_files
+
+    torch.manual_seed(0)
+    AmodalDAV2(TINY).save_pretrained(tmp_path / "model")   # a tiny stand-in under the released id
+    add_to_cache(hub_cache, "zhyever/Amodal-Depth-Anything-DAV2", folder_files(tmp_path / "model"))
+    common = ["--data", "synth", "--count", "2", "--size", "56", "--quiet"]
+    assert main(["evaluate", "--model", "zhyever/Amodal-Depth-Anything-DAV2", *common, "--output", str(tmp_path / "a")]) == 0
+    assert main(["evaluate", "--model", str(tmp_path / "model"), *common, "--output", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "a" / "samples.csv").read_text() == (tmp_path / "b" / "samples.csv").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "--model", "zhyever/Amodal-Depth-Anything-DAV2@v0", *common, "--output", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "`hf download zhyever/Amodal-Depth-Anything-DAV2 model.safetensors --revision v0`" in err
+    assert "HF_HUB_OFFLINE=1" in err and err.count("\n") == 1 and err.startswith("error: ")

@@ -136,3 +136,23 @@ def test_no_token_warns_on_stderr(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "warning: --no-token" in captured.err and "?token=" not in captured.out
     assert "JUPYTER_TOKEN" not in seen["env"] and "--Voila.auto_token=True" not in seen["command"]
+
+
+def test_model_and_sam_by_hub_id(tmp_path, hub_cache, capsys):
+    import torch
+
+    from amodal.models.amodal_dav2 import AmodalDAV2
+    from amodal.models.configs import TINY
+    from hub_testdata import add_to_cache, folder_files
+
+    AmodalDAV2(TINY).save_pretrained(tmp_path / "model")
+    add_to_cache(hub_cache, "zhyever/Amodal-Depth-Anything-DAV2", folder_files(tmp_path / "model"))
+    path = tmp_path / "app.ipynb"
+    assert main(["explore", "--model", "zhyever/Amodal-Depth-Anything-DAV2", "--write-notebook", str(path)]) == 0
+    settings = json.loads((tmp_path / SETTINGS_NAME).read_text())
+    assert settings["model"] == "zhyever/Amodal-Depth-Anything-DAV2"   # the app reads the same cache
+    assert main(["explore", "--model", "none", "--sam-checkpoint", "ybelkada/segment-anything",
+                 "--write-notebook", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "--sam-checkpoint" in err and "checkpoints/sam_vit_h_4b8939.pth" in err and err.count("\n") == 1
+    assert torch.is_tensor(AmodalDAV2.from_pretrained(settings["model"]).encoder.cls_token)

@@ -213,3 +213,25 @@ def test_options_are_checked_when_parsed(tmp_path, model_dir, capsys, option, va
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}: " in err and message in err
+
+
+def test_model_and_base_by_hub_id_give_what_their_paths_give(tmp_path, model_dir, hub_cache, capsys):
+    from hub_testdata import add_to_cache, folder_files
+
+    add_to_cache(hub_cache, "zhyever/Amodal-Depth-Anything-DAV2", folder_files(model_dir / "amodal"))
+    add_to_cache(hub_cache, "someone/tiny-dav2", folder_files(model_dir / "dav2"))
+    photo, mask = _photo(tmp_path / "in", "cat")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    common = ["predict", str(photo), "--mask", str(tmp_path / "mask.png")]
+    assert main([*common, "--model", str(model_dir / "amodal"), "--base", str(model_dir / "dav2"),
+                 "--output", str(tmp_path / "paths")]) == 0
+    assert main([*common, "--model", "zhyever/Amodal-Depth-Anything-DAV2", "--base", "someone/tiny-dav2",
+                 "--output", str(tmp_path / "ids")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "ids" / "cat.npy"), np.load(tmp_path / "paths" / "cat.npy"))
+    capsys.readouterr()
+    assert main([*common, "--model", "zhyever/Amodal-Depth-Anything-DAV2", "--base", "depth-anything/Depth-Anything-V2-Large",
+                 "--output", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Depth Anything V2 checkpoint depth-anything/Depth-Anything-V2-Large: ")
+    assert "`hf download depth-anything/Depth-Anything-V2-Large depth_anything_v2_vitl.pth`" in err
+    assert err.count("\n") == 1 and "Traceback" not in err and not (tmp_path / "missing").exists()

@@ -149,3 +149,28 @@ def test_tiny_synth_recipe_trains_the_lossless_toy_model_from_the_command_line(t
     model = AmodalDepthFM.from_pretrained(tmp_path / "model")
     assert isinstance(model.autoencoder, SpaceToDepthAutoencoder) and model.autoencoder.downsample == 2
     assert model.noising_step == 400 and model.unet.config.in_channels == 2 * 12 + 2
+
+
+def test_init_by_hub_id_starts_from_the_cached_official_file(tmp_path, monkeypatch, hub_cache):
+    import amodal.cli.train
+    from amodal.models.configs import TINY
+    from amodal.training.loop import TrainResult
+    from hub_testdata import add_to_cache
+    from official_keys import official_shapes, random_state
+
+    official = random_state(official_shapes(TINY.embed_dim, TINY.depth, TINY.features, TINY.out_channels,
+                                            TINY.swiglu, grid=TINY.img_size // 14), seed=7)
+    torch.save(official, tmp_path / "vits.pth")
+    add_to_cache(hub_cache, "depth-anything/Depth-Anything-V2-Small", {"depth_anything_v2_vits.pth": tmp_path / "vits.pth"})
+    seen = {}
+
+    def fake_train(model, objective, data, recipe, output, **options):
+        seen["model"] = model
+        return TrainResult(recipe.max_steps)
+
+    monkeypatch.setattr(amodal.cli.train, "train", fake_train)
+    run = [a if a != "none" else "depth-anything/Depth-Anything-V2-Small" for a in RUN]
+    assert main(["train", *run, "--set", "max_steps=1", "--output", str(tmp_path / "run")]) == 0
+    model = seen["model"]
+    assert torch.equal(model.encoder.blocks[0].attn.qkv.weight, official["pretrained.blocks.0.attn.qkv.weight"])
+    assert torch.equal(model.head.scratch.refinenet1.out_conv.weight, official["depth_head.scratch.refinenet1.out_conv.weight"])
