@@ -17,6 +17,7 @@ from huggingface_hub.errors import (
 
 from amodal.utils import hub
 from amodal.utils.hub import KNOWN_WEIGHTS, HubFiles, parse_hub_id, pin, resolve
+from amodal.utils.paths import repo_root
 from hub_testdata import add_to_cache, repo_folder
 
 COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
@@ -198,3 +199,13 @@ def test_the_table_knows_each_official_download(link):
     if file.startswith("vae/"):
         assert known.fetch.folder == "vae"
 
+
+def test_the_readme_table_lists_every_known_id_with_its_file():
+    text = (repo_root() / "README.md").read_text()
+    section = text.split("### Weights by hub id")[1].split("\n#")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    for repo, known in KNOWN_WEIGHTS.items():
+        row = next((r for r in rows if f"`{repo}`" in r), None)
+        assert row is not None, repo
+        assert all(f.split("/")[-1] in " ".join(r for r in rows if f"`{repo}`" in r)
+                   for f in known.fetch.files + known.also), repo
