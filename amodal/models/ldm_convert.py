@@ -316,14 +316,15 @@ def read_lightning_state_dict(path: str | Path, model: str = "LDM") -> dict[str,
     memory-mapped, so the optimiser state of a training checkpoint is never read.
 
     Args:
-        path: e.g. pix2gestalt's ``epoch=000005.ckpt``.
+        path: e.g. pix2gestalt's ``epoch=000005.ckpt``, or a hub id ``ORG/NAME:FILE``
+            (:func:`amodal.utils.hub.resolve`).
         model: named in errors.
 
     Raises:
-        FileNotFoundError: no such file.
+        FileNotFoundError: no such file (or a hub file that cannot be had).
         ValueError: the file names other globals, or holds no ``state_dict`` of tensors.
     """
-    path = Path(path)
+    path = resolve(path, what=f"{model} checkpoint")
     if not path.is_file():
         raise FileNotFoundError(f"{model} checkpoint not found: {path}")
     ckpt = load_weights_only(path, allow=LIGHTNING_GLOBALS, mmap=True)
