@@ -189,12 +189,14 @@ def load_model(model, device: str = "cpu", backend: str = "auto") -> AmodalDAV2 
         model: a network, a path or a hub id.
         device: where a torch network runs; the onnxruntime backend runs on the CPU.
         backend: one of :data:`BACKENDS`; ``"auto"`` runs an ``.onnx`` file with onnxruntime
-            (the faster on a CPU, README "Benchmarks") and anything else with torch.
+            and anything else with torch (on a CPU the two cost the same, README "Benchmarks").
 
     Raises:
         FileNotFoundError: a path that does not exist; a hub id not in the cache and not downloadable.
         ValueError: a backend that cannot run the file, or onnxruntime asked for another device.
     """
+    if isinstance(model, OnnxAmodalDAV2):
+        return model  # already loaded; it runs on the CPU
     if not isinstance(model, (str, os.PathLike)):
         return model.to(device).eval()
     if backend not in BACKENDS:

@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from amodal.evaluation.predictors import model_predictor  # noqa: E402
-from amodal.inference import predict  # noqa: E402
+from amodal.inference import load_model, predict  # noqa: E402
 from amodal.models.amodal_dav2 import AmodalDAV2  # noqa: E402
 from amodal.models.configs import TINY, TINY_SYNTH  # noqa: E402
 from amodal.models.onnx_model import METADATA_KEY, OnnxAmodalDAV2, export_onnx, placement  # noqa: E402
@@ -140,10 +140,17 @@ def test_model_predictor_takes_the_onnx_network(synth):
     assert max(np.abs(a - b).max() for a, b in zip(by_torch, by_onnx)) < TOLERANCE
 
 
-def test_placement(tiny):
+def test_placement_and_loading(tiny, tiny_folder):
     model, exported = tiny
     assert placement(model) == (torch.device("cpu"), torch.float32)
     assert placement(exported) == (torch.device("cpu"), torch.float32)
+    assert load_model(exported) is exported  # a network already loaded is taken as it is
+    loaded = load_model(tiny_folder[0] / "tiny.onnx")  # backend "auto": onnxruntime for .onnx
+    assert isinstance(loaded, OnnxAmodalDAV2) and loaded.config == TINY
+    with pytest.raises(ValueError, match="runs on the CPU here"):
+        load_model(tiny_folder[0] / "tiny.onnx", device="cuda")
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_model(tiny_folder[0] / "tiny.onnx", backend="tensorrt")
 
 
 def test_bad_calls_are_named(tiny):
