@@ -35,6 +35,8 @@ TIERS = {
         "DepthAnythingV2": "amodal.models.amodal_dav2",
         "AmodalDAV2": "amodal.models.amodal_dav2",
         "DAV2Config": "amodal.models.configs",
+        "export_onnx": "amodal.models.onnx_model",
+        "OnnxAmodalDAV2": "amodal.models.onnx_model",
         "DepthFM": "amodal.models.depthfm",
         "AmodalDepthFM": "amodal.models.depthfm",
         "DepthSamples": "amodal.models.depthfm",

@@ -22,7 +22,11 @@ Choices, each as in the official pipeline unless said otherwise:
   (inside or outside) by the 3×3 box mean of the pasted map (``cv2.blur``, reflected
   border), so the object does not end in a hard step.
 
-Loading has one home too: :func:`load_model` (an Amodal-DAV2 by path or hub id), :func:`load_base_model`
+The network is any callable with :class:`AmodalDAV2`'s signature: the torch model, or the
+same network exported to ONNX and run by onnxruntime (:class:`~amodal.models.onnx_model.OnnxAmodalDAV2`);
+the preprocessing and the seam blend around it are this module's, one code path for both.
+
+Loading has one home too: :func:`load_model` (an Amodal-DAV2 by path or hub id, ``.onnx`` included), :func:`load_base_model`
 (a Depth Anything V2 by path or hub id) and :func:`load_predictor` (any ``--model`` value: a checkpoint,
 ``baseline:NAME``, ``dav2:PATH``, ``depthfm:PATH`` or ``predictions:DIR``; a hub id wherever a PATH
 goes) serve the
@@ -51,6 +55,7 @@ from amodal.models.amodal_dav2 import INPUT_SIZE, AmodalDAV2, DepthAnythingV2, i
 from amodal.models.checks import check_guidance
 from amodal.models.configs import TINY
 from amodal.models.depthfm import AmodalDepthFM
+from amodal.models.onnx_model import OnnxAmodalDAV2, placement
 from amodal.models.preprocess import resample
 from amodal.utils.hub import parse_hub_id
 from amodal.utils.paths import repo_root
@@ -62,6 +67,8 @@ PREDICTOR_KINDS = {
     "depthfm:": "an Amodal-DepthFM saved with save_pretrained (the mean of aligned draws)",
     "predictions:": "a folder of <id>.npy predictions",
 }
+# how an Amodal-DAV2 runs: "auto" = onnxruntime for an .onnx file, torch for everything else
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def predict(image, amodal_mask, model, base_model=None, observed_depth=None, visible_mask=None,
@@ -74,7 +81,8 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None, vis
     Args:
         image: the photo, RGB: (H, W, 3) numpy uint8 / float in [0, 1], or torch (3, H, W).
         amodal_mask: (H, W) bool / {0, 1}, the whole target object (hidden parts included).
-        model: an :class:`~amodal.models.amodal_dav2.AmodalDAV2`.
+        model: an :class:`~amodal.models.amodal_dav2.AmodalDAV2`, or a network called like one
+            (:class:`~amodal.models.onnx_model.OnnxAmodalDAV2`, an ONNX file run by onnxruntime).
         base_model: a :class:`~amodal.models.amodal_dav2.DepthAnythingV2` giving ``D_o``;
             not needed when ``observed_depth`` is given.
         observed_depth: optional (H, W) ``D_o`` in [0, 1] (normalised disparity).
@@ -108,7 +116,7 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None, vis
                          "give visible_mask (M_vis) too")
     check_guidance(rgb, mask, observed, visible)
     mask = mask > 0.5
-    parameter = next(model.parameters())
+    device, dtype = placement(model)
     # the paper's preprocessing, shared with training and evaluation (amodal.models.preprocess),
     # at the side the network was trained at (518 for the paper's models)
     rasters = {"image": rgb[0], "amodal_mask": mask[0].float(), "observed_depth": observed[0].float()}
@@ -116,7 +124,7 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None, vis
         rasters["visible_mask"] = ((visible[0] > 0.5) & mask[0]).float()
     size = getattr(getattr(model, "config", None), "img_size", INPUT_SIZE)
     square = resample(rasters, size, "paper")
-    inputs = [square[k][None].to(parameter.device, parameter.dtype) for k in rasters]
+    inputs = [square[k][None].to(device, dtype) for k in rasters]
     with torch.no_grad():
         amodal = model(*inputs)
     amodal = F.interpolate(amodal.float(), (h, w), mode="bilinear", align_corners=False)[0, 0].cpu()
@@ -171,17 +179,40 @@ def _as_map(value, name: str, size: tuple[int, int]) -> torch.Tensor:
     return tensor.cpu()[None, None]
 
 
-def load_model(model, device: str = "cpu") -> AmodalDAV2:
+def load_model(model, device: str = "cpu", backend: str = "auto") -> AmodalDAV2 | OnnxAmodalDAV2:
     """An Amodal-DAV2 in eval mode on ``device``: a network as it is, or one loaded from a path
-    (``model.safetensors``, a folder of ours, or the released checkpoint) or a hub id
+    (``model.safetensors``, a folder of ours, the released checkpoint, or an ``.onnx`` file
+    written by :func:`amodal.models.onnx_model.export_onnx`) or a hub id
     (``zhyever/Amodal-Depth-Anything-DAV2``; :func:`amodal.utils.hub.resolve`).
+
+    Args:
+        model: a network, a path or a hub id.
+        device: where a torch network runs; the onnxruntime backend runs on the CPU.
+        backend: one of :data:`BACKENDS`; ``"auto"`` runs an ``.onnx`` file with onnxruntime
+            and anything else with torch (on a CPU the two cost the same, README "Benchmarks").
 
     Raises:
         FileNotFoundError: a path that does not exist; a hub id not in the cache and not downloadable.
+        ValueError: a backend that cannot run the file, or onnxruntime asked for another device.
     """
-    if isinstance(model, (str, os.PathLike)):
-        model = AmodalDAV2.from_pretrained(model)
-    return model.to(device).eval()
+    if isinstance(model, OnnxAmodalDAV2):
+        return model  # already loaded; it runs on the CPU
+    if not isinstance(model, (str, os.PathLike)):
+        return model.to(device).eval()
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}")
+    is_onnx = str(model).lower().endswith(".onnx")
+    if backend == "onnxruntime" and not is_onnx:
+        raise ValueError(f"{model}: the onnxruntime backend runs an .onnx file; write one with "
+                         f"python -m amodal export-onnx --model {model} --output model.onnx")
+    if backend == "torch" and is_onnx:
+        raise ValueError(f"{model}: an ONNX file runs with the onnxruntime backend, not torch")
+    if is_onnx:
+        if torch.device(device).type != "cpu":
+            raise ValueError(f"{model}: the onnxruntime backend runs on the CPU here, not {device}; for a GPU "
+                             "load the torch checkpoint instead")
+        return OnnxAmodalDAV2(model)
+    return AmodalDAV2.from_pretrained(model).to(device).eval()
 
 
 def load_base_model(checkpoint: str | os.PathLike, device: str = "cpu") -> DepthAnythingV2:

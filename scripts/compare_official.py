@@ -265,8 +265,14 @@ def compare_dav2(module, encoder: str, resolution: int, repeats: int) -> dict:
                     ours, (image,), repeats)
 
 
-def compare_amodal(module, encoder: str, resolution: int, repeats: int) -> dict:
-    """The official guided network (as its ``AmodalDAv2`` wraps it) vs our ``AmodalDAV2``."""
+def amodal_pair(module, encoder: str, modes=("exact", "fast")):
+    """The official guided network with random weights (:func:`perturb`), and ours loaded with
+    the same weights through the released layout, one per mode (``"exact"``, ``"fast"``).
+
+    Returns:
+        ``(official, {mode: ours})``; the official network takes the ImageNet-normalised image
+        and ``cat[2·M_a − 1, 2·D_o − 1]``, as its ``AmodalDAv2`` wrapper hands them.
+    """
     from amodal import AmodalDAV2
 
     features, out_channels = _dav2_shape(encoder)
@@ -276,7 +282,13 @@ def compare_amodal(module, encoder: str, resolution: int, repeats: int) -> dict:
         path = Path(scratch) / "model.pth"
         # the released model.safetensors names: AmodalDAv2 holds this network as .encoder
         torch.save({f"encoder.{k}": v for k, v in official.state_dict().items()}, path)
-        ours = {mode: AmodalDAV2.from_pretrained(path, exact=mode == "exact") for mode in ("exact", "fast")}
+        ours = {mode: AmodalDAV2.from_pretrained(path, exact=mode == "exact") for mode in modes}
+    return official, ours
+
+
+def compare_amodal(module, encoder: str, resolution: int, repeats: int) -> dict:
+    """The official guided network (as its ``AmodalDAv2`` wraps it) vs our ``AmodalDAV2``."""
+    official, ours = amodal_pair(module, encoder)
     generator = torch.Generator().manual_seed(1)
     image = torch.rand(1, 3, resolution, resolution, generator=generator)
     amodal_mask = torch.zeros(1, 1, resolution, resolution)

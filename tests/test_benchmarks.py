@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from official_standins import write_clones
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -152,6 +154,24 @@ def test_bench_train_cpu_prints_both_models_against_their_base():
     out = _run("bench_train.py", "--repeats", "1", "--batch", "2")
     assert "DAV2 TINY 112² (base)" in out and "Amodal-DAV2 TINY 112²" in out
     assert "DepthFM tiny 32² (base)" in out and "Amodal-DepthFM tiny 32²" in out and "GFLOP/step" in out
+
+
+@pytest.mark.slow
+def test_bench_onnx_prints_every_runtime_with_flops(tmp_path):
+    """ViT-S at 28² (2 × 2 patches), against a stand-in official clone (tests/official_standins.py)."""
+    pytest.importorskip("onnxruntime")
+    _, official, _ = write_clones(tmp_path)
+    out = _run("bench_onnx.py", "--sizes", "s", "--resolution", "28", "--repeats", "1", "--threads", "1",
+               "--official", str(official))
+    assert "1 intra-op threads for torch" in out and "onnxruntime 1." in out and "CPU: " in out
+    assert "official: zhyever/Amodal-Depth-Anything at commit unknown" in out
+    rows = {line[7:29].strip(): line.split() for line in out.splitlines() if line.startswith("ViT-S ")}
+    assert set(rows) == {"ours, torch (SDPA)", "ours, onnxruntime", "official (torch)"}
+    for name, fields in rows.items():
+        gflop, rate, gap = float(fields[-5]), float(fields[-4]), float(fields[-1])
+        assert gflop > 0 and rate > 0 and gap < 1e-4, (name, fields)
+    assert rows["ours, torch (SDPA)"][-2] == "1.00x"
+    assert "export to ONNX took" in out
 
 
 @pytest.mark.slow

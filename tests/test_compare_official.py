@@ -1,4 +1,4 @@
-"""scripts/compare_official.py without the official code: stand-in clones written here.
+"""scripts/compare_official.py without the official code: stand-in clones (tests/official_standins.py, pix2gestalt's here).
 
 Each stand-in has the official module path, class name, constructor, call convention and
 state-dict layout, and computes with our own model inside. That exercises the script's
@@ -9,58 +9,16 @@ the real code come from running it on real clones.
 import importlib.util
 import os
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+
+from official_standins import write_clones, write_file
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("compare_official_under_test", ROOT / "scripts" / "compare_official.py")
 compare = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare)
-
-DAV2_DPT = '''
-import torch
-from amodal import {ours} as Ours
-
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-
-class DepthAnythingV2(torch.nn.Module):
-    """Official names and calls, our arithmetic: the input arrives ImageNet-normalised."""
-
-    def __init__(self, encoder="vitl", features=256, out_channels=(256, 512, 1024, 1024), **kwargs):
-        super().__init__()
-        net = Ours(encoder[-1], exact=True)
-        self.pretrained, self.depth_head = net.encoder, net.head
-        self.net = [net]  # a list: not a submodule, so state_dict keys stay official
-
-    def forward(self, x, guidance=None):
-        image = x * STD + MEAN
-        if guidance is None:
-            return self.net[0](image)[:, 0]        # (B, H, W), like the official DAV2
-        return self.net[0](image, (guidance[:, :1] + 1) / 2, (guidance[:, 1:] + 1) / 2)
-'''
-
-DEPTHFM_OPENAIMODEL = '''
-import torch
-from util import LDM_NAMES   # a sibling imported by bare name, as depth-fm does
-from amodal.models import depthfm
-
-
-class UNetModel(torch.nn.Module):
-    def __init__(self, **hparams):
-        super().__init__()
-        self.unet = depthfm.build_unet(hparams)
-
-    def state_dict(self, *args, **kwargs):
-        return LDM_NAMES(self.unet.state_dict(), self.unet.config)
-
-    def forward(self, x, t=None, context=None, context_ca=None):
-        return self.unet(torch.cat([x, context], 1), t, encoder_hidden_states=context_ca).sample
-'''
-
 
 # pix2gestalt's code imports its package absolutely (``from ldm.… import``) from its pix2gestalt/ folder.
 P2G_OPENAIMODEL = '''
@@ -128,30 +86,19 @@ class DDIMSampler:
 '''
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-
-
 @pytest.fixture
 def clones(tmp_path):
-    """Stand-in clones of the three official repositories, laid out as the real ones."""
-    dav2, amodal, dfm = tmp_path / "Depth-Anything-V2", tmp_path / "Amodal-Depth-Anything", tmp_path / "depth-fm"
-    _write(dav2 / "depth_anything_v2" / "dpt.py", DAV2_DPT.format(ours="DepthAnythingV2"))
-    _write(amodal / "src/models/amodalsynthdrive/depth_anything_v2/dpt.py", DAV2_DPT.format(ours="AmodalDAV2"))
-    _write(dfm / "depthfm/unet/openaimodel.py", DEPTHFM_OPENAIMODEL)
-    _write(dfm / "depthfm/unet/util.py", "from amodal.models.ldm_convert import diffusers_to_ldm as LDM_NAMES\n")
-    return dav2, amodal, dfm
+    return write_clones(tmp_path)
 
 
 @pytest.fixture
 def pix2gestalt_clone(tmp_path):
     """A stand-in clone of cvlab-columbia/pix2gestalt, laid out as the real one."""
     ldm = tmp_path / "pix2gestalt" / "pix2gestalt" / "ldm"
-    _write(ldm / "modules/diffusionmodules/openaimodel.py", P2G_OPENAIMODEL)
-    _write(ldm / "modules/diffusionmodules/util.py", P2G_UTIL)
-    _write(ldm / "models/diffusion/ddim.py", P2G_DDIM)
-    _write(ldm / "util.py", "def exists(x):\n    return x is not None\n")
+    write_file(ldm / "modules/diffusionmodules/openaimodel.py", P2G_OPENAIMODEL)
+    write_file(ldm / "modules/diffusionmodules/util.py", P2G_UTIL)
+    write_file(ldm / "models/diffusion/ddim.py", P2G_DDIM)
+    write_file(ldm / "util.py", "def exists(x):\n    return x is not None\n")
     return tmp_path / "pix2gestalt"
 
 
@@ -216,7 +163,7 @@ def test_a_missing_folder_is_named(tmp_path, capsys):
 
 
 def test_a_failing_import_names_the_folder_and_the_cause(tmp_path, capsys):
-    _write(tmp_path / "depth_anything_v2" / "dpt.py", "import a_requirement_not_installed\n")
+    write_file(tmp_path / "depth_anything_v2" / "dpt.py", "import a_requirement_not_installed\n")
     assert compare.main(["--dav2", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "a_requirement_not_installed" in err and "requirements" in err
@@ -247,7 +194,7 @@ def test_an_alias_used_before_is_imported_afresh(clones, tmp_path):
     dav2, _, _ = clones
     compare.import_package_module("dav2", dav2, "stand_in_again", "dpt")
     other = tmp_path / "another clone"
-    _write(other / "depth_anything_v2" / "dpt.py", "WHICH = 'the other one'\n")
+    write_file(other / "depth_anything_v2" / "dpt.py", "WHICH = 'the other one'\n")
     assert compare.import_package_module("dav2", other, "stand_in_again", "dpt").WHICH == "the other one"
 
 

@@ -12,6 +12,8 @@ Commands (``python -m amodal <command> --help`` for each):
 - ``ablate``: the paper's ablations with the tiny model on synthetic scenes (:mod:`amodal.training.ablations`).
 - ``predict``: amodal depth for a photo (or a folder) and its amodal mask, written as a
   16-bit PNG, ``.npy``, a colour picture and optionally a PLY point cloud.
+- ``export-onnx``: an Amodal-DAV2 checkpoint written as an ONNX graph (free batch and size),
+  which ``predict`` runs with onnxruntime.
 - ``explore``: the explorer (samples, errors, cross-sections, your own photo) as a web app
   on 127.0.0.1, served by Voila.
 
@@ -27,6 +29,7 @@ from amodal.cli.build import BUILD_EXAMPLES, add_build_arguments, add_import_arg
 from amodal.cli.errors import run_command
 from amodal.cli.evaluate import EVALUATE_EXAMPLES, add_evaluate_arguments, run_evaluate
 from amodal.cli.explore import EXPLORE_EXAMPLES, add_explore_arguments, run_explore
+from amodal.cli.export_onnx import EXPORT_EXAMPLES, add_export_onnx_arguments, run_export_onnx
 from amodal.cli.predict import PREDICT_EXAMPLES, add_predict_arguments, run_predict
 from amodal.cli.train import TRAIN_EXAMPLES, add_train_arguments, run_train
 
@@ -37,6 +40,7 @@ COMMANDS = {
     "evaluate": (add_evaluate_arguments, run_evaluate, "score an Amodal-DAV2, a baseline or saved predictions on the hidden region", EVALUATE_EXAMPLES),
     "ablate": (add_ablate_arguments, run_ablate, "the paper's ablations, small: tiny Amodal-DAV2 variants on synthetic scenes", ABLATE_EXAMPLES),
     "predict": (add_predict_arguments, run_predict, "amodal depth for photos and their amodal masks, written to files", PREDICT_EXAMPLES),
+    "export-onnx": (add_export_onnx_arguments, run_export_onnx, "write an Amodal-DAV2 as an ONNX graph for onnxruntime", EXPORT_EXAMPLES),
     "explore": (add_explore_arguments, run_explore, "the explorer as a web app on 127.0.0.1 (Voila)", EXPLORE_EXAMPLES),
 }
 

@@ -82,3 +82,13 @@ def output_folder(text: str) -> Path:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; give a folder for the outputs")
     return path
+
+
+def onnx_file(text: str) -> Path:
+    """An ONNX file to write: the name ends in ``.onnx`` and is not a folder."""
+    path = Path(text)
+    if path.suffix.lower() != ".onnx":
+        raise argparse.ArgumentTypeError(f"{text}: an ONNX model's file name ends in .onnx")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give the .onnx file to write")
+    return path

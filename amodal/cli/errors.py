@@ -2,7 +2,8 @@
 
 The library raises what Python and its dependencies raise — ``ValueError`` and
 ``FileNotFoundError`` with the file named, ``OSError`` from the disk (a full disk is
-``ENOSPC``), PIL's errors for images that do not decode, safetensors' for torn weights.
+``ENOSPC``), PIL's errors for images that do not decode, safetensors' for torn weights,
+:class:`amodal.utils.optional.MissingDependency` for an optional extra not installed.
 :func:`run_command` turns each of these into one line on standard error::
 
     error: <what> (<which file>): <why>
@@ -22,11 +23,13 @@ from typing import Callable
 from PIL import Image, UnidentifiedImageError
 from safetensors import SafetensorError
 
+from amodal.utils.optional import MissingDependency
+
 EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
 
 # What a user can cause with a file, an argument or a full disk: reported in one line.
 INPUT_ERRORS = (ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError, SafetensorError,
-                json.JSONDecodeError, EOFError)
+                json.JSONDecodeError, EOFError, MissingDependency)
 
 
 def describe(error: BaseException) -> str:

@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 from amodal.cli.arguments import device, existing_path, output_folder, positive_int, weights
 from amodal.cli.errors import EXIT_BAD_INPUT, INPUT_ERRORS, describe
 from amodal.export import depth_file_names, write_depth
-from amodal.inference import predict
-from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
+from amodal.inference import BACKENDS, load_model, predict
+from amodal.models.amodal_dav2 import DepthAnythingV2
 from amodal.utils.atomic import incomplete_sets
 from amodal.utils.images import DEFAULT_MAX_PIXELS, read_image, read_mask, read_stored
 
@@ -46,6 +46,8 @@ examples:
       --base depth-anything/Depth-Anything-V2-Large --output out/ --ply
   # a folder of photos with masks of the same names in another folder, D_o from files:
   python -m amodal predict photos/ --mask masks/ --model runs/dav2/model --observed-depth depths/ --output out/
+  # the same network as an ONNX file (python -m amodal export-onnx), run by onnxruntime:
+  python -m amodal predict photos/ --mask masks/ --model amodal-dav2.onnx --observed-depth depths/ --output out/
 
 Writes OUTPUT/<name>.png (16-bit normalised disparity), <name>.npy, <name>_color.png (the
 object outlined) and, with --ply, <name>.ply (the object's points); each photo's files are
@@ -63,8 +65,11 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the amodal mask (the whole object; nonzero = object) as an image, or a folder of masks "
                         "named like the photos")
     parser.add_argument("--model", required=True, type=weights,
-                        help="an Amodal-DAV2: model.safetensors, a saved folder, or a hub id "
-                        "(zhyever/Amodal-Depth-Anything-DAV2)")
+                        help="an Amodal-DAV2: model.safetensors, a saved folder, a hub id "
+                        "(zhyever/Amodal-Depth-Anything-DAV2), or an .onnx file written by export-onnx")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="what runs the network: onnxruntime (an .onnx file, on the CPU) or torch; auto (default) "
+                        "picks onnxruntime for an .onnx file, torch otherwise")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--base", type=weights, help="a Depth Anything V2 checkpoint that gives the observed depth D_o, "
                         "or its hub id (depth-anything/Depth-Anything-V2-Large)")
@@ -182,7 +187,7 @@ def run_predict(args: argparse.Namespace) -> int:
     _check_names(jobs)
     _check_output(args.output, {"photo": args.image, "--mask": args.mask, "--observed-depth": args.observed_depth,
                                 "--visible-mask": args.visible_mask}, jobs)
-    model = AmodalDAV2.from_pretrained(args.model).to(args.device).eval()
+    model = load_model(args.model, args.device, args.backend)
     base = DepthAnythingV2.from_pretrained(args.base).to(args.device).eval() if args.base else None
     if model.needs_visible_mask and args.visible_mask is None:
         raise ValueError(f"{args.model} corrects a fill from the visible object (fill_residual): give --visible-mask")

@@ -6,7 +6,7 @@ A *predictor* maps one item (a dict as the datasets give: ``image`` (3, H, W),
 evaluation, validation during training and the explorer score them all alike:
 
 - :func:`fill_predictor`: a fill of :mod:`amodal.baselines`;
-- :func:`model_predictor`: an Amodal-DAV2 (with ``.batch`` for one forward pass over many items);
+- :func:`model_predictor`: an Amodal-DAV2, torch or ONNX (with ``.batch`` for one forward pass over many items);
 - :func:`depthfm_predictor`: an Amodal-DepthFM, the mean of aligned draws;
 - :func:`base_depth_predictor`: a plain Depth Anything V2, which sees only the composite;
 - :func:`saved_predictions`: ``<id>.npy`` files written by another program.
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from amodal.adiw.depth import normalise_disparity
+from amodal.models.onnx_model import placement
 
 Predictor = Callable[[dict], np.ndarray]
 
@@ -48,7 +49,7 @@ def model_predictor(model: torch.nn.Module) -> Predictor:
     The predictor also has ``.batch(items) -> [prediction, ...]``, one forward pass for
     items of one size, which :func:`evaluate_items` uses when given a ``batch_size``.
     """
-    device = next(model.parameters()).device
+    device, _ = placement(model)  # a torch module, or an ONNX one run by onnxruntime (CPU)
     needs_visible = getattr(model, "needs_visible_mask", False)  # a fill_residual Amodal-DAV2
     keys = ("image", "amodal_mask", "observed_depth") + (("visible_mask",) if needs_visible else ())
 

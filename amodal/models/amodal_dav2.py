@@ -275,9 +275,24 @@ class AmodalDAV2(_DepthNetwork):
         """
         if not self.config.fill_residual:
             return self._run(image, self.guidance(image, amodal_mask, observed_depth))
-        fill = self.fill(amodal_mask, observed_depth, visible_mask)
-        correction = self._run(image, self.guidance(image, amodal_mask, fill)) - 0.5
-        return (fill + self.config.fill_residual * correction).clamp(0, 1)
+        return self.correct_fill(image, amodal_mask, self.fill(amodal_mask, observed_depth, visible_mask))
+
+    def correct_fill(self, image: torch.Tensor, amodal_mask: torch.Tensor, filled_depth: torch.Tensor) -> torch.Tensor:
+        """A ``fill_residual`` network's output from the fill: ``fill + fill_residual · (sigmoid − 0.5)``.
+
+        The part of :meth:`forward` after :meth:`fill` (the fill is a sparse solve on the
+        CPU; an exported graph starts here, see :mod:`amodal.models.onnx_model`).
+
+        Args:
+            image: (B, 3, H, W) RGB in [0, 1].
+            amodal_mask: (B, 1, H, W) in {0, 1}.
+            filled_depth: (B, 1, H, W), :meth:`fill` of ``D_o``.
+
+        Returns:
+            (B, 1, H, W) normalised disparity in [0, 1].
+        """
+        correction = self._run(image, self.guidance(image, amodal_mask, filled_depth)) - 0.5
+        return (filled_depth + self.config.fill_residual * correction).clamp(0, 1)
 
     def features(self, image: torch.Tensor, amodal_mask: torch.Tensor, observed_depth: torch.Tensor,
                  visible_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
@@ -291,9 +306,12 @@ class AmodalDAV2(_DepthNetwork):
         """Whether :meth:`forward` needs ``visible_mask`` (a ``fill_residual`` network)."""
         return bool(self.config.fill_residual)
 
-    def fill(self, amodal_mask: torch.Tensor, observed_depth: torch.Tensor,
-             visible_mask: torch.Tensor | None) -> torch.Tensor:
+    @staticmethod
+    def fill(amodal_mask: torch.Tensor, observed_depth: torch.Tensor, visible_mask: torch.Tensor | None) -> torch.Tensor:
         """``D_o`` with the hidden part harmonically filled from the visible object, (B, 1, H, W).
+
+        A static method: the ONNX form of a ``fill_residual`` network computes its fill
+        with this same function before its graph runs.
 
         Raises:
             ValueError: no ``visible_mask``, or one of the wrong shape.

@@ -10,7 +10,12 @@ Two details decide whether our numbers equal the official ones:
   ``F.interpolate(grid, scale_factor=((h + 0.1) / 37, (w + 0.1) / 37), mode="bicubic",
   antialias=False)`` in float32, the class token's entry kept as is, and skipped only when
   the grid is unchanged. timm's own resampling (``size=(h, w)``, no offset) differs by
-  about 3e-2 at, e.g., 364×518, so :class:`DINOv2` overrides it.
+  about 3e-2 at, e.g., 364×518, so :class:`DINOv2` overrides it. Under ``torch.export``
+  (the ONNX export) the same resampling is computed by :func:`dav2_pos_embed_traceable`:
+  the export turns ``F.interpolate``'s scale factor into a constant of the example size
+  (torch 2.14, without a guard), so a graph exported at one size would resample every
+  other size wrongly; written as two small matrix products whose weights are computed
+  from the actual grid, it follows the input's size.
 - **Attention.** timm's fused attention (``scaled_dot_product_attention``) differs from the
   official step-by-step softmax(q·kᵀ)·v by a few 1e-6 and is faster; it is on by default
   and :meth:`DINOv2.set_fused_attention` turns it off for bit-exact comparisons.
@@ -94,6 +99,69 @@ def dav2_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tens
     return torch.cat([table[:, :1], grid_embed], dim=1).to(pos_embed.dtype)
 
 
+def bicubic_matrix(out_len: int, in_len: int, ratio: torch.Tensor) -> torch.Tensor:
+    """The linear map of PyTorch's 1-D bicubic resampling (``align_corners=False``, a = −0.75).
+
+    Output ``i`` reads the input at ``x = (i + 0.5)·ratio − 0.5``: from ``floor(x) − 1`` to
+    ``floor(x) + 2`` (indices clamped to the input), weighted by Keys' cubic kernel of
+    ``t = x − floor(x)``, as ``upsample_bicubic2d`` does (``ratio`` = 1 / its scale factor).
+
+    Args:
+        out_len: output length (may be a symbolic size under ``torch.export``).
+        in_len: input length.
+        ratio: 0-dim float tensor, input step per output step.
+
+    Returns:
+        (out_len, in_len) float32 matrix ``A``; ``A @ v`` resamples a column ``v``.
+    """
+    a = -0.75
+
+    def near(d):  # kernel on |d| ≤ 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):  # kernel on 1 ≤ |d| ≤ 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    x = (torch.arange(out_len, dtype=torch.float32, device=ratio.device) + 0.5) * ratio - 0.5
+    start = torch.floor(x)
+    t = x - start
+    weights = torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], dim=1)  # (out, 4)
+    taps = torch.arange(-1, 3, device=ratio.device)
+    index = (start.long()[:, None] + taps).clamp(0, in_len - 1)  # (out, 4)
+    columns = torch.arange(in_len, device=ratio.device)
+    return (weights[:, :, None] * (index[:, :, None] == columns).float()).sum(dim=1)  # (out, in)
+
+
+def dav2_pos_embed_traceable(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """:func:`dav2_pos_embed` without Python branches or float sizes: one graph for every size.
+
+    The same resampling as separable matrices (:func:`bicubic_matrix`) with the scale
+    factors ``(h + 0.1) / n`` computed as tensors from the grid, and the "unchanged grid"
+    case (``h = w = n``) chosen by a tensor condition that makes both matrices the identity.
+    Equal to :func:`dav2_pos_embed` within float32 rounding (a few 1e-6).
+
+    Args:
+        pos_embed: (1, 1 + n², C), class-token entry first.
+        grid: (h, w) patches of the input (symbolic under ``torch.export``).
+
+    Returns:
+        (1, 1 + h·w, C) in ``pos_embed``'s dtype.
+    """
+    h, w = grid
+    side = math.isqrt(pos_embed.shape[1] - 1)
+    dim = pos_embed.shape[-1]
+    table = pos_embed.float()
+    rows = torch.full((), h, dtype=torch.float32, device=table.device)  # sizes as tensors:
+    cols = torch.full((), w, dtype=torch.float32, device=table.device)  # the graph computes with them
+    unchanged = (rows == side) & (cols == side)
+    one = torch.ones((), device=table.device)
+    to_rows = bicubic_matrix(h, side, torch.where(unchanged, one, side / (rows + INTERPOLATE_OFFSET)))
+    to_cols = bicubic_matrix(w, side, torch.where(unchanged, one, side / (cols + INTERPOLATE_OFFSET)))
+    grid_embed = table[0, 1:].reshape(side, side, dim)
+    grid_embed = torch.einsum("ia,abc,jb->ijc", to_rows, grid_embed, to_cols).reshape(1, h * w, dim)
+    return torch.cat([table[:, :1], grid_embed], dim=1).to(pos_embed.dtype)
+
+
 class DINOv2(VisionTransformer):
     """A DINOv2 ViT whose state dict is the official one (``mask_token`` aside).
 
@@ -144,7 +212,8 @@ class DINOv2(VisionTransformer):
         # x: (B, h, w, C) patch tokens → (B, 1 + h·w, C) with class token and positions
         B, h, w, C = x.shape
         x = torch.cat([self.cls_token.expand(B, -1, -1), x.reshape(B, h * w, C)], dim=1)
-        return self.pos_drop(x + dav2_pos_embed(self.pos_embed, (h, w)))
+        resample = dav2_pos_embed_traceable if torch.compiler.is_exporting() else dav2_pos_embed
+        return self.pos_drop(x + resample(self.pos_embed, (h, w)))
 
     def forward_taps(self, image: torch.Tensor, guidance: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Token features of the tapped blocks, as the DPT head takes them.

@@ -3,6 +3,7 @@ import signal
 
 from amodal.cli.errors import run_command
 from amodal.training.loop import TrainingStopped
+from amodal.utils.optional import MissingDependency
 
 
 def _raise(error):
@@ -21,3 +22,10 @@ def test_exit_codes_and_lines(capsys):
     assert capsys.readouterr().err == "stopped by SIGTERM; run it again with --resume\n"
     assert run_command(_raise(TrainingStopped("stopped by SIGINT", signal.SIGINT))) == 130
     assert run_command(lambda: 0) == 0
+
+
+def test_a_missing_optional_extra_is_bad_input_not_a_bug(capsys):
+    # an extra the user has not installed is theirs to fix: one line naming it, exit 2
+    assert run_command(_raise(MissingDependency("onnxruntime is not installed: pip install 'amodal[onnx]'"))) == 2
+    assert capsys.readouterr().err == "error: onnxruntime is not installed: pip install 'amodal[onnx]'\n"
+    assert run_command(_raise(ImportError("a broken import inside the library"))) == 1  # still a bug

@@ -5,7 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from amodal.models.dinov2 import INTERPOLATE_OFFSET, DINOv2, EncoderConfig, dav2_pos_embed
+from amodal.models.dinov2 import (
+    INTERPOLATE_OFFSET,
+    DINOv2,
+    EncoderConfig,
+    bicubic_matrix,
+    dav2_pos_embed,
+    dav2_pos_embed_traceable,
+)
 
 TINY = EncoderConfig(embed_dim=32, depth=4, num_heads=2, taps=(0, 2, 3), img_size=70)
 
@@ -65,6 +72,55 @@ def test_pos_embed_differs_from_plain_size_resampling():
     plain = torch.nn.functional.interpolate(grid, size=(7, 4), mode="bicubic")
     plain = plain.permute(0, 2, 3, 1).reshape(1, 28, 8)
     assert (dav2_pos_embed(table, (7, 4))[:, 1:] - plain).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("grid", [(7, 4), (3, 6), (5, 6), (1, 1), (9, 9), (2, 12)])
+def test_traceable_pos_embed_matches_bicubic_with_offset(grid):
+    torch.manual_seed(0)
+    table = torch.randn(1, 1 + 25, 8)
+    out = dav2_pos_embed_traceable(table, grid)
+    assert out.shape == (1, 1 + grid[0] * grid[1], 8)
+    assert torch.equal(out[0, 0], table[0, 0])
+    reference = _reference_resample(table[0], 5, *grid)
+    assert torch.allclose(out[0, 1:].double(), reference, atol=1e-5)
+    assert torch.allclose(out, dav2_pos_embed(table, grid), atol=5e-6)
+
+
+def test_traceable_pos_embed_unchanged_at_training_grid():
+    # not resampled with scale 5.1/5: both matrices are the identity, the table comes back bit for bit
+    table = torch.randn(1, 1 + 25, 8)
+    assert torch.equal(dav2_pos_embed_traceable(table, (5, 5)), table)
+    # a grid with one side at the training size is resampled (the official rule: both sides)
+    assert not torch.equal(dav2_pos_embed_traceable(table, (5, 6))[:, 1:6], table[:, 1:6])
+
+
+def test_bicubic_matrix_rows_are_keys_weights():
+    # each output of a 1-D resampling of 4 → 6 (scale 6.1/4) read off the hand-written kernel
+    matrix = bicubic_matrix(6, 4, torch.tensor(4 / 6.1))
+    for i in range(6):
+        x = (i + 0.5) * 4 / 6.1 - 0.5
+        expected = torch.zeros(4, dtype=torch.float64)
+        for k, weight in enumerate(_cubic_weights(x - math.floor(x))):
+            expected[min(max(math.floor(x) - 1 + k, 0), 3)] += weight
+        assert torch.allclose(matrix[i].double(), expected, atol=1e-6)
+
+
+def test_exported_encoder_resamples_for_the_actual_size():
+    """torch.export bakes F.interpolate's scale factor in as a constant of the example size; the
+    encoder's position embedding must follow the size of each input of the exported graph."""
+    torch.manual_seed(0)
+    encoder = DINOv2(TINY).eval()
+
+    class Positions(torch.nn.Module):
+        def forward(self, tokens):  # (B, h, w, C) patch tokens
+            return encoder._pos_embed(tokens)
+
+    rows, cols = torch.export.Dim("rows", min=1, max=64), torch.export.Dim("cols", min=1, max=64)
+    program = torch.export.export(Positions(), (torch.zeros(1, 3, 2, 32),), dynamic_shapes=({1: rows, 2: cols},))
+    for grid in [(5, 5), (7, 4), (3, 6), (9, 9)]:
+        tokens = torch.randn(1, *grid, 32)
+        with torch.no_grad():
+            assert torch.allclose(program.module()(tokens), encoder._pos_embed(tokens), atol=5e-6), grid
 
 
 def _manual_taps(encoder, image):
