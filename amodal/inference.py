@@ -67,12 +67,14 @@ PREDICTOR_KINDS = {
     "depthfm:": "an Amodal-DepthFM saved with save_pretrained (the mean of aligned draws)",
     "predictions:": "a folder of <id>.npy predictions",
 }
+# the object-centred crop's margin, a share of the object's box on each side (predict's crop)
+CROP_MARGIN = 0.25
 # how an Amodal-DAV2 runs: "auto" = onnxruntime for an .onnx file, torch for everything else
 BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def predict(image, amodal_mask, model, base_model=None, observed_depth=None, visible_mask=None,
-            blend: bool = True) -> np.ndarray:
+            blend: bool = True, crop: float | None = CROP_MARGIN, size: int | None = None) -> np.ndarray:
     """Depth of the whole object given by ``amodal_mask``, pasted into the photo's depth.
 
     The inputs are checked here, once (:func:`amodal.models.checks.check_guidance`), not inside
@@ -93,6 +95,12 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None, vis
             them, so for *scoring* the hidden region pass ``False``: on small images that band
             is a large share of the hidden pixels (the official evaluation scores the
             network's output, not the blended picture).
+        crop: the network sees an object-centred crop (:func:`object_crop`: the amodal mask's
+            box grown by ``crop`` of its size on each side, made square where the photo allows),
+            with ``D_o`` min-max normalised within it and the prediction mapped back to the
+            photo's frame. ``None``: the whole photo squashed, as the official demo does.
+        size: the side the network sees (default: the side it was trained at, 518 for the
+            paper's models).
 
     Returns:
         (H, W) float32 normalised disparity in [0, 1]: ``D_o`` outside the object, the
@@ -122,15 +130,62 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None, vis
     rasters = {"image": rgb[0], "amodal_mask": mask[0].float(), "observed_depth": observed[0].float()}
     if visible is not None and getattr(model, "needs_visible_mask", False):
         rasters["visible_mask"] = ((visible[0] > 0.5) & mask[0]).float()
-    size = getattr(getattr(model, "config", None), "img_size", INPUT_SIZE)
+    size = size or getattr(getattr(model, "config", None), "img_size", INPUT_SIZE)
+    top, bottom, left, right = object_crop(mask[0, 0], crop) if crop is not None else (0, h, 0, w)
+    rasters = {k: v[:, top:bottom, left:right] for k, v in rasters.items()}
+    # The network was trained on D_o min-max normalised over the image it sees: so is the crop's,
+    # and the prediction, in that frame, goes back to the photo's by the inverse map.
+    low, high = rasters["observed_depth"].min(), rasters["observed_depth"].max()
+    span = high - low if high > low else torch.ones(())
+    rasters["observed_depth"] = (rasters["observed_depth"] - low) / span
     square = resample(rasters, size, "paper")
     inputs = [square[k][None].to(device, dtype) for k in rasters]
     with torch.no_grad():
-        amodal = model(*inputs)
-    amodal = F.interpolate(amodal.float(), (h, w), mode="bilinear", align_corners=False)[0, 0].cpu()
+        prediction = model(*inputs)
+    prediction = F.interpolate(prediction.float(), (bottom - top, right - left), mode="bilinear", align_corners=False)
+    amodal = observed[0, 0].clone()
+    amodal[top:bottom, left:right] = prediction[0, 0].cpu() * span + low
     if not blend:
         return torch.where(mask[0, 0], amodal, observed[0, 0]).numpy()
     return blend_border(observed[0, 0], amodal, mask[0, 0]).numpy()
+
+
+def object_crop(mask: torch.Tensor, margin: float) -> tuple[int, int, int, int]:
+    """The object-centred crop ``(top, bottom, left, right)`` (end exclusive) around ``mask``.
+
+    The mask's bounding box, grown by ``margin`` × its larger side on each side and made
+    square around its centre, then shifted (not shrunk) to lie inside the photo; where the
+    square is larger than the photo's shorter side it is cut there, so the crop is the
+    photo's full height or width. The network then sees the object at a size set by the
+    object, not by the photo: a small object of a large photo is not squashed to a few
+    pixels.
+
+    Args:
+        mask: (H, W) bool, not empty.
+        margin: ≥ 0.
+
+    Raises:
+        ValueError: an empty mask or a negative margin.
+    """
+    if margin < 0:
+        raise ValueError(f"crop margin must be ≥ 0, got {margin}")
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    if rows.numel() == 0:
+        raise ValueError("the amodal mask is empty: nothing to crop around")
+    h, w = mask.shape
+    box_top, box_bottom, box_left, box_right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    side = max(box_bottom - box_top, box_right - box_left)
+    side = int(round(side * (1 + 2 * margin)))
+
+    def span(start, end, limit):
+        length = min(side, limit)
+        first = (start + end - length) // 2
+        first = min(max(first, 0), limit - length)
+        return first, first + length
+
+    top, bottom = span(box_top, box_bottom, h)
+    left, right = span(box_left, box_right, w)
+    return top, bottom, left, right
 
 
 def blend_border(observed_depth: torch.Tensor, amodal_depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

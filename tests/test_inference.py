@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
 from amodal.adiw.depth import normalise_disparity
-from amodal.inference import blend_border, load_model, load_predictor, model_or_stand_in, predict
+from amodal.inference import blend_border, load_model, load_predictor, model_or_stand_in, object_crop, predict
 
 
 def _reference_blend(observed, amodal, mask):
@@ -58,7 +58,7 @@ def test_predict_pastes_the_amodal_output_inside_the_mask(models, monkeypatch):
     monkeypatch.setattr("amodal.inference.INPUT_SIZE", 70)  # tiny model, small square input
     rgb, mask = _scene()
     observed = np.linspace(0, 1, 40 * 60).reshape(40, 60)
-    out = predict(rgb, mask, model, observed_depth=observed)
+    out = predict(rgb, mask, model, observed_depth=observed, crop=None)  # the whole photo, as the official demo
     assert out.shape == (40, 60) and out.dtype == np.float32
     image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     squash = lambda x: F.interpolate(x, (70, 70), mode="nearest-exact")
@@ -88,7 +88,41 @@ def test_predict_takes_observed_depth_from_the_base_model(models, monkeypatch):
                        squash(torch.from_numpy(observed)[None, None].float()))
     amodal = F.interpolate(amodal, (40, 60), mode="bilinear", align_corners=False)[0, 0].double().numpy()
     expected = _reference_blend(observed, amodal, mask)
-    assert np.allclose(predict(rgb, mask, model, base), expected, atol=1e-5)
+    assert np.allclose(predict(rgb, mask, model, base, crop=None), expected, atol=1e-5)
+
+
+def test_object_crop_by_hand():
+    mask = torch.zeros(40, 60, dtype=torch.bool)
+    mask[10:30, 15:45] = True                      # box 20 × 30, centre (20, 30)
+    assert object_crop(mask, 0.0) == (5, 35, 15, 45)     # square 30: rows 5..35
+    assert object_crop(mask, 0.25) == (0, 40, 7, 52)     # 45 > 40 rows: the full height; columns from 7.5, down
+    corner = torch.zeros(40, 60, dtype=torch.bool)
+    corner[0:4, 56:60] = True                       # at the corner: shifted inside, not shrunk
+    assert object_crop(corner, 0.5) == (0, 8, 52, 60)
+    with pytest.raises(ValueError, match="empty"):
+        object_crop(torch.zeros(4, 4, dtype=torch.bool), 0.1)
+    with pytest.raises(ValueError, match="≥ 0"):
+        object_crop(mask, -0.1)
+
+
+def test_predict_on_the_object_centred_crop(models):
+    model, _ = models
+    rgb, mask = _scene()
+    observed = np.linspace(0, 1, 40 * 60).reshape(40, 60)
+    out = predict(rgb, mask, model, observed_depth=observed, crop=0.0, size=70)
+    # by hand: rows 5..35, columns 15..45; D_o min-max normalised within the crop; back by the inverse map
+    top, bottom, left, right = 5, 35, 15, 45
+    crop_observed = observed[top:bottom, left:right]
+    low, high = crop_observed.min(), crop_observed.max()
+    image = torch.from_numpy(rgb[top:bottom, left:right]).permute(2, 0, 1)[None].float() / 255
+    squash = lambda x: F.interpolate(x, (70, 70), mode="nearest-exact")
+    with torch.no_grad():
+        net = model(squash(image), squash(torch.from_numpy(mask[top:bottom, left:right])[None, None].float()),
+                    squash(torch.from_numpy((crop_observed - low) / (high - low))[None, None].float()))
+    net = F.interpolate(net, (30, 30), mode="bilinear", align_corners=False)[0, 0].double().numpy() * (high - low) + low
+    full = observed.copy()
+    full[top:bottom, left:right] = net
+    assert np.allclose(out, _reference_blend(observed, full, mask), atol=1e-5)
 
 
 def test_package_exports_the_function():
