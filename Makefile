@@ -24,7 +24,7 @@ reproduce: install
 # tests/app/test_browser.py drives Chromium; run as root it installs Debian's chromium itself (README).
 test: install
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		--sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 # The library's tests without those marked slow (and without the notebooks): under 2 minutes on 2 cores.
 test-fast: install
