@@ -3,7 +3,8 @@
 - ``*.png`` (16-bit): normalised disparity × 65535, clipped, the format of ADIW's labels.
 - ``*.npy``: the float32 map itself.
 - ``*_color.png``: ``Spectral_r`` on [0, 1] (near red, far blue, as every figure here) with
-  the target's outline drawn in white.
+  the target's outline drawn in white (and, when ``D_o`` came from a toy estimator, a caption
+  saying so along the bottom edge).
 - ``*.ply``: the object's pixels as 3-D points (ASCII PLY, ``x y z red green blue``).
   Depth here is *relative* — normalised disparity, no scale, no camera — so the points
   use a pinhole of focal length ``max(H, W)`` and ``z = 1 / (d + 0.1)``: a faithful
@@ -12,11 +13,12 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from amodal.utils.atomic import atomic_file_set, atomic_write_text
 
@@ -44,6 +46,23 @@ def colourise(depth: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     if mask is not None:
         rgb[outline(mask)] = 1.0
     return np.rint(rgb * 255).astype(np.uint8)
+
+
+def stamp_caption(rgb: np.ndarray, text: str) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 with ``text`` written white on a black band along its bottom edge
+    (wrapped to the width); the picture keeps its size. For labels that must travel with a
+    picture, such as "this depth is a toy's"."""
+    picture = Image.fromarray(np.ascontiguousarray(rgb, np.uint8))
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(picture)
+    per_line = max(1, int(picture.width / max(1, draw.textlength("x", font=font))) - 1)
+    lines = textwrap.wrap(text, per_line)
+    line_height = font.getbbox("Ag")[3] + 2
+    top = max(0, picture.height - line_height * len(lines) - 2)
+    draw.rectangle([0, top, picture.width, picture.height], fill=(0, 0, 0))
+    for k, line in enumerate(lines):
+        draw.text((1, top + 1 + k * line_height), line, fill=(255, 255, 255), font=font)
+    return np.asarray(picture)
 
 
 def point_cloud(depth: np.ndarray, mask: np.ndarray, image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +98,7 @@ def depth_file_names(stem: str) -> dict[str, str]:
 
 
 def write_depth(folder: str | os.PathLike, stem: str, depth: np.ndarray, mask: np.ndarray,
-                image: np.ndarray | None = None, ply: bool = False) -> dict[str, Path]:
+                image: np.ndarray | None = None, ply: bool = False, caption: str | None = None) -> dict[str, Path]:
     """Write ``stem.png`` (16-bit), ``stem.npy``, ``stem_color.png`` and optionally ``stem.ply``, as one set.
 
     The four files describe one prediction, so they are replaced together
@@ -95,6 +114,8 @@ def write_depth(folder: str | os.PathLike, stem: str, depth: np.ndarray, mask: n
         mask: (H, W) bool, the object (outlined in the colour picture; the PLY's points).
         image: (H, W, 3) uint8, the PLY's colours (default: the colour map).
         ply: also write the PLY.
+        caption: written along the colour picture's bottom edge (:func:`stamp_caption`), e.g. that
+            ``D_o`` came from a toy estimator.
 
     Returns:
         The written paths by kind (``png16``, ``npy``, ``color``, ``ply``).
@@ -106,7 +127,8 @@ def write_depth(folder: str | os.PathLike, stem: str, depth: np.ndarray, mask: n
         Image.fromarray(depth_to_uint16(depth)).save(temporary / names["png16"], format="PNG")
         with open(temporary / names["npy"], "wb") as handle:
             np.save(handle, np.asarray(depth, np.float32))
-        Image.fromarray(colourise(depth, mask)).save(temporary / names["color"], format="PNG")
+        colour = colourise(depth, mask)
+        Image.fromarray(stamp_caption(colour, caption) if caption else colour).save(temporary / names["color"], format="PNG")
         if ply:
             write_ply(temporary / names["ply"], *point_cloud(depth, mask, image))
     return {kind: Path(folder) / name for kind, name in names.items()}

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from amodal.adiw.depth import normalise_disparity
+from amodal.adiw.depth import DAV2Depth, RowPriorDepth, normalise_disparity
 from amodal.baselines import BASELINES
 from amodal.evaluation.predictors import (
     Predictor,
@@ -278,6 +278,21 @@ def load_base_model(checkpoint: str | os.PathLike, device: str = "cpu") -> Depth
         FileNotFoundError: a path that does not exist; a hub id not in the cache and not downloadable.
     """
     return DepthAnythingV2.from_pretrained(checkpoint).to(device).eval()
+
+
+def load_base_depth(spec: str, device: str = "cpu"):
+    """What gives ``D_o`` for photos: ``"row-prior"`` (:class:`~amodal.adiw.depth.RowPriorDepth`, a toy
+    without weights: every figure made from it must say so, :func:`toy_depth_note`) or a Depth
+    Anything V2 by path or hub id (:class:`~amodal.adiw.depth.DAV2Depth`, the official
+    preprocessing). Both have ``predict([rgb, ...]) -> [(H, W) normalised disparity, ...]`` and a
+    ``name``.
+
+    Raises:
+        FileNotFoundError: a path that does not exist; a hub id not in the cache and not downloadable.
+    """
+    if spec == RowPriorDepth.name:
+        return RowPriorDepth()
+    return DAV2Depth(spec, device=device, batch_size=1)
 
 
 def load_predictor(spec: str, device: str = "cpu", samples: int = 4) -> Predictor:

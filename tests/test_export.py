@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from amodal.export import colourise, depth_to_uint16, outline, point_cloud, read_ply, write_depth, write_ply
+from amodal.export import colourise, depth_to_uint16, outline, point_cloud, read_ply, stamp_caption, write_depth, write_ply
 
 
 def test_uint16_codes_clip_and_round():
@@ -70,3 +70,15 @@ def test_write_depth_replaces_the_whole_set(tmp_path):
     # the first set's PLY showed the old depth: it goes with the rest of that set
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.npy", "photo.png", "photo_color.png"]
     assert np.asarray(Image.open(tmp_path / "photo.png")).max() == 0
+
+
+def test_a_caption_is_written_on_a_band_along_the_bottom_and_keeps_the_size():
+    picture = np.full((120, 300, 3), 90, np.uint8)
+    stamped = stamp_caption(picture, "D_o: toy row prior, not a depth model")
+    assert stamped.shape == picture.shape and stamped.dtype == np.uint8
+    rows = np.nonzero((stamped != picture).any(axis=2))[0]
+    band = stamped[rows.min():]
+    assert rows.min() > 80  # one line of text fits a 300-pixel width: the band is short
+    assert (band == 0).all(axis=2).mean() > 0.5 and (band > 200).all(axis=2).any()  # black band, light letters
+    longer = stamp_caption(picture, "D_o: toy row prior, not a depth model " * 4)
+    assert np.nonzero((longer != picture).any(axis=2))[0].min() < rows.min()  # wrapped onto more lines

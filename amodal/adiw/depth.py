@@ -163,6 +163,9 @@ class RowPriorDepth:
 
     name = "row-prior"
     informative = False  # the builder skips the complete-object ring test with this estimator
+    # what every figure and page drawn from its depth says on screen (toy_depth_note)
+    note = ("D_o: toy row prior (lower in the image = nearer), not a depth model; for real depth give a "
+            "Depth Anything V2: depth-anything/Depth-Anything-V2-Large")
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         out = []
@@ -172,6 +175,14 @@ class RowPriorDepth:
                 raise ValueError(f"image of shape {np.shape(image)} is too small")
             out.append(np.repeat(np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None], w, axis=1))
         return out
+
+
+def toy_depth_note(estimator) -> str | None:
+    """The on-screen warning for depth from a toy estimator (:class:`RowPriorDepth`), or ``None``
+    for a real depth model: figures and pages built on a toy's ``D_o`` must say so."""
+    if getattr(estimator, "informative", True):
+        return None
+    return getattr(estimator, "note", f"D_o: {getattr(estimator, 'name', 'a toy estimator')}, not a depth model")
 
 
 def load_estimator(spec: str, device: str = "cpu", batch_size: int = 4, encoder: str | None = None):

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import torch
 
+from amodal.adiw.depth import RowPriorDepth
 from amodal.utils.hub import is_local_or_hub_id
+
+TOY_BASE = RowPriorDepth.name  # the base-depth "model" that needs no weights
 
 
 def _whole_number(text: str, least: int) -> int:
@@ -74,6 +77,24 @@ def weights(text: str) -> str:
     if not is_local_or_hub_id(text):
         raise argparse.ArgumentTypeError(f"no such file or folder: {text} (nor a Hugging Face Hub id ORG/NAME)")
     return text
+
+
+def base_depth(text: str) -> str:
+    """What gives ``D_o``: weights as :func:`weights` takes them, or ``row-prior`` (a toy without weights)."""
+    return text if text == TOY_BASE else weights(text)
+
+
+def crop_margin(text: str) -> float | None:
+    """The object-centred crop's margin (a number ≥ 0), or ``whole`` for the whole photo (``None``)."""
+    if text == "whole":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a margin ≥ 0 (such as 0.25) or 'whole', got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"a margin ≥ 0 (such as 0.25) or 'whole', got {text!r}")
+    return value
 
 
 def output_folder(text: str) -> Path:

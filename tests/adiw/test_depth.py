@@ -154,3 +154,11 @@ def test_a_dav2_estimator_by_hub_id_reads_the_cache(hub_cache, tmp_path):
         np.testing.assert_array_equal(estimator.predict([image])[0], DAV2Depth(tmp_path / "dav2").predict([image])[0])
     with pytest.raises(FileNotFoundError, match="hf download someone/missing model.safetensors"):
         load_estimator("someone/missing")
+
+
+def test_only_toy_estimators_carry_a_note_and_it_says_how_to_get_real_depth():
+    from amodal.adiw.depth import OracleDepth, RowPriorDepth, toy_depth_note
+
+    note = toy_depth_note(RowPriorDepth())
+    assert note.startswith("D_o: toy row prior") and "depth-anything/Depth-Anything-V2-Large" in note
+    assert toy_depth_note(OracleDepth()) is None

@@ -46,7 +46,9 @@ def test_one_photo_with_observed_depth_from_a_file(tmp_path, model_dir):
     far = np.ones((30, 40), bool)
     far[7:23, 9:31] = False  # outside the object and its one-pixel seam: D_o unchanged
     np.testing.assert_allclose(depth[far], observed[far], atol=1e-6)
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"cat.npy", "cat.png", "cat_color.png", "cat.ply"}
+    # the set, and the settings a rerun compares with (a single photo: no summary)
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"cat.npy", "cat.png", "cat_color.png", "cat.ply",
+                                                            "predict.json"}
 
 
 def test_a_folder_with_a_base_model(tmp_path, model_dir):
@@ -77,8 +79,8 @@ def test_clear_errors(tmp_path, model_dir, capsys):
 
 
 def _contents(folder):
-    """Every file of ``folder`` (hidden ones too) by name → bytes."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file of ``folder`` (hidden ones too) by name → bytes, but the run's record and summary."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name not in ("predict.json", "summary.csv")}
 
 
 def _predict(photos, masks, output, model_dir, *extra):
@@ -129,7 +131,7 @@ def test_a_full_disk_midway_through_a_set_leaves_the_previous_set_whole(tmp_path
     np.save(tmp_path / "d1.npy", np.tile(np.linspace(0, 1, 40, dtype=np.float32), (30, 1)))
     np.save(tmp_path / "d2.npy", np.tile(np.linspace(1, 0, 40, dtype=np.float32), (30, 1)))
     args = ["predict", str(photo), "--mask", str(tmp_path / "mask.png"), "--model", str(model_dir / "amodal"),
-            "--output", str(out), "--ply", "--observed-depth"]
+            "--output", str(out), "--ply", "--overwrite", "--observed-depth"]
     out.mkdir()
     (out / ".dog.incomplete").write_text("dog.png\n")  # a set an earlier run left half-renamed
     assert main(args + [str(tmp_path / "d1.npy")]) == 0
@@ -173,7 +175,7 @@ def test_a_batch_skips_bad_photos_names_them_and_exits_2(tmp_path, model_dir, ca
     assert lines[2].startswith(f"skipped {photos / 'd.png'}: {masks / 'd.png'}: mask 20×30 but photo")
     assert lines[3].startswith(f"skipped {photos / 'e.png'}: no mask for e.png in {masks}")
     assert lines[4] == f"skipped {photos / 'f.png'}: amodal_mask is empty for 1 of 1 samples: nothing to predict"
-    assert lines[5] == ("error: skipped 5 of 6 photo(s) for bad input: "
+    assert lines[5] == ("error: skipped 5 of 6 object(s) for bad input: "
                         + ", ".join(str(photos / f"{n}.png") for n in "bcdef"))
     assert "wrote 1 prediction(s)" in captured.out
 
@@ -235,3 +237,110 @@ def test_model_and_base_by_hub_id_give_what_their_paths_give(tmp_path, model_dir
     assert err.startswith("error: Depth Anything V2 checkpoint depth-anything/Depth-Anything-V2-Large: ")
     assert "`hf download depth-anything/Depth-Anything-V2-Large depth_anything_v2_vitl.pth`" in err
     assert err.count("\n") == 1 and "Traceback" not in err and not (tmp_path / "missing").exists()
+
+
+def _summary(folder):
+    import csv
+
+    with open(folder / "summary.csv", newline="") as handle:
+        return {row["name"]: row for row in csv.DictReader(handle)}
+
+
+def test_one_set_per_object_from_mask_folders_and_annotation_files(tmp_path, model_dir):
+    from amodal.adiw.sa1b import annotation_from_mask, write_sa1b
+
+    photos, masks, visible = tmp_path / "photos", tmp_path / "masks", tmp_path / "visible"
+    _photo(photos, "a", seed=1)
+    _photo(photos, "b", seed=2)
+    left, right = np.zeros((30, 40), np.uint8), np.zeros((30, 40), np.uint8)
+    left[5:25, 2:18], right[5:25, 22:38] = 255, 255
+    (masks / "a").mkdir(parents=True)
+    Image.fromarray(left).save(masks / "a" / "left.png")
+    Image.fromarray(right).save(masks / "a" / "right.png")
+    tiny = np.zeros((30, 40), bool)
+    tiny[0:2, 0:2] = True
+    write_sa1b(masks / "b.json", {"image_id": 2, "width": 40, "height": 30, "file_name": "b.png"},
+               [annotation_from_mask(left > 0, id=7), annotation_from_mask(tiny, id=8), annotation_from_mask(right > 0, id=9)])
+    common = ["--model", str(model_dir / "amodal"), "--base", str(model_dir / "dav2"), "--min-area", "5"]
+    assert main(["predict", str(photos), "--mask", str(masks), *common, "--output", str(tmp_path / "out")]) == 0
+    names = sorted(p.stem for p in (tmp_path / "out").glob("*.npy"))
+    assert names == ["a_left", "a_right", "b_7", "b_9"]  # b_8 has 4 pixels, under --min-area
+    summary = _summary(tmp_path / "out")
+    assert sorted(summary) == names and {row["status"] for row in summary.values()} == {"written"}
+    assert summary["b_9"]["mask"] == f"{masks / 'b.json'}#9"
+    # an annotation's object is predicted as the same mask given as an image
+    Image.fromarray(right).save(tmp_path / "right.png")
+    assert main(["predict", str(photos / "b.png"), "--mask", str(tmp_path / "right.png"), *common,
+                 "--output", str(tmp_path / "single")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "single" / "b.npy"), np.load(tmp_path / "out" / "b_9.npy"))
+    # visible masks follow the amodal masks' names; one missing is that object's skip, named
+    (visible / "a").mkdir(parents=True)
+    Image.fromarray(left).save(visible / "a" / "left.png")
+    assert main(["predict", str(photos), "--mask", str(masks), *common, "--visible-mask", str(visible),
+                 "--output", str(tmp_path / "with-visible")]) == 2
+    summary = _summary(tmp_path / "with-visible")
+    assert summary["a_left"]["status"] == "written"
+    assert summary["a_right"]["status"] == "skipped" and "no visible mask for a_right" in summary["a_right"]["reason"]
+
+
+def test_a_rerun_skips_what_is_written_and_refuses_other_settings(tmp_path, model_dir, capsys):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for k, name in enumerate("abc"):
+        _, mask = _photo(tmp_path / "photos", name, seed=k)
+        Image.fromarray(mask).save(masks / f"{name}.png")
+    out = tmp_path / "out"
+    assert _predict(tmp_path / "photos", masks, out, model_dir) == 0
+    first = _contents(out)
+    (out / "b.npy").unlink()  # as if stopped before b's set was renamed into place
+    (out / ".c.incomplete").write_text("c.png\n")  # or while c's was
+    capsys.readouterr()
+    assert _predict(tmp_path / "photos", masks, out, model_dir) == 0
+    assert "wrote 2 prediction(s) to " in capsys.readouterr().out
+    assert _contents(out) == first  # the same predictions, whole again
+    assert {name: row["status"] for name, row in _summary(out).items()} == {
+        "a": "already written", "b": "written", "c": "written"}
+    # other settings: refused before anything is written, unless --overwrite
+    assert _predict(tmp_path / "photos", masks, out, model_dir, "--crop", "0.5") == 2
+    assert "holds predictions made with other settings (crop: 0.25 → 0.5)" in capsys.readouterr().err
+    assert _contents(out) == first
+    assert _predict(tmp_path / "photos", masks, out, model_dir, "--crop", "0.5", "--overwrite") == 0
+    assert {row["status"] for row in _summary(out).values()} == {"written"}
+    assert _contents(out)["a.npy"] != first["a.npy"]
+
+
+def test_crop_and_size_are_those_of_the_library(tmp_path, model_dir):
+    from amodal.inference import predict
+    from amodal.utils.images import read_image
+
+    photo, mask = _photo(tmp_path / "in", "cat", h=60, w=90)
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    observed = np.tile(np.linspace(0, 1, 90, dtype=np.float32), (60, 1))
+    np.save(tmp_path / "d_o.npy", observed)
+    model = AmodalDAV2.from_pretrained(model_dir / "amodal").eval()
+    rgb = read_image(photo)
+    for crop, size, expected in (("whole", "28", dict(crop=None, size=28)), ("0.1", "42", dict(crop=0.1, size=42))):
+        out = tmp_path / f"out-{crop}"
+        assert main(["predict", str(photo), "--mask", str(tmp_path / "mask.png"), "--model", str(model_dir / "amodal"),
+                     "--observed-depth", str(tmp_path / "d_o.npy"), "--crop", crop, "--size", size,
+                     "--output", str(out)]) == 0
+        np.testing.assert_array_equal(np.load(out / "cat.npy"), predict(rgb, mask > 0, model, observed_depth=observed, **expected))
+
+
+def test_toy_base_depth_is_accepted_and_labelled(tmp_path, model_dir, capsys):
+    photo, mask = _photo(tmp_path / "in", "cat", h=150, w=320)
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    rows = np.repeat(np.linspace(0, 1, 150, dtype=np.float32)[:, None], 320, axis=1)  # what the row prior gives
+    np.save(tmp_path / "rows.npy", rows)
+    common = ["predict", str(photo), "--mask", str(tmp_path / "mask.png"), "--model", str(model_dir / "amodal")]
+    assert main([*common, "--base", "row-prior", "--output", str(tmp_path / "toy")]) == 0
+    assert "note: D_o: toy row prior" in capsys.readouterr().err
+    assert main([*common, "--observed-depth", str(tmp_path / "rows.npy"), "--output", str(tmp_path / "file")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "toy" / "cat.npy"), np.load(tmp_path / "file" / "cat.npy"))
+    toy = np.asarray(Image.open(tmp_path / "toy" / "cat_color.png"))
+    plain = np.asarray(Image.open(tmp_path / "file" / "cat_color.png"))
+    changed = np.nonzero((toy != plain).any(axis=2))[0]
+    assert changed.size and changed.min() > 100  # a caption along the bottom edge, nothing else
+    with pytest.raises(SystemExit):
+        main([*common, "--base", "row-prior", "--crop", "-1", "--output", str(tmp_path / "bad")])
+    assert "a margin ≥ 0 (such as 0.25) or 'whole'" in capsys.readouterr().err
