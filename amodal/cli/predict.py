@@ -45,6 +45,7 @@ from amodal.adiw.depth import toy_depth_note
 from amodal.cli.arguments import base_depth, crop_margin, device, existing_path, output_folder, positive_int, weights
 from amodal.cli.errors import EXIT_BAD_INPUT, INPUT_ERRORS, describe
 from amodal.cli.predict_inputs import Job, find_jobs, read_object_mask, read_observed_depth, read_visible_mask
+from amodal.cli.predict_points import add_points_arguments, run_points
 from amodal.export import depth_file_names, write_depth
 from amodal.inference import BACKENDS, CROP_MARGIN, load_base_depth, load_model, predict
 from amodal.utils.atomic import atomic_write, atomic_write_json, incomplete_sets
@@ -60,6 +61,10 @@ examples:
   # SA-1B-style annotations (masks/sa_1.json beside photos/sa_1.jpg): one set per object of 5000+ pixels
   python -m amodal predict photos/ --mask masks/ --min-area 5000 --model zhyever/Amodal-Depth-Anything-DAV2 \\
       --base depth-anything/Depth-Anything-V2-Large --output out/
+  # no mask drawn: points on the object's visible part; SAM, pix2gestalt and every stage written:
+  python -m amodal predict photo.jpg --points 120,85 131,96 --model zhyever/Amodal-Depth-Anything-DAV2 \\
+      --base depth-anything/Depth-Anything-V2-Large --sam-checkpoint ybelkada/segment-anything \\
+      --pix2gestalt ORG/NAME:epoch=000005.ckpt --output out/
   # the same network as an ONNX file (python -m amodal export-onnx), run by onnxruntime:
   python -m amodal predict photos/ --mask masks/ --model amodal-dav2.onnx --observed-depth depths/ --output out/
 
@@ -76,7 +81,7 @@ SUMMARY_COLUMNS = ("name", "photo", "mask", "status", "reason", "seconds", "base
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", type=existing_path, help="a photo, or a folder of photos")
-    parser.add_argument("--mask", required=True, type=existing_path,
+    parser.add_argument("--mask", type=existing_path,
                         help="the object's amodal mask (the whole object; nonzero = object) as an image or an SA-1B-style "
                         ".json of objects; for a folder of photos, a folder holding per photo a mask image, a folder "
                         "of mask images or a .json, named like the photo")
@@ -111,6 +116,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
                         help=f"refuse images with more pixels, before decoding them (default {DEFAULT_MAX_PIXELS:,})")
+    add_points_arguments(parser)
 
 
 def _check_names(jobs: list[Job]) -> None:
@@ -194,6 +200,14 @@ def _write_summary(output: Path, rows: list[dict]) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    if (args.mask is None) == (args.points is None):
+        raise ValueError("give the object's --mask, or --points on its visible part (one of the two)")
+    if args.points is not None:
+        return run_points(args)
+    given = [option for option, value in (("--pix2gestalt", args.pix2gestalt), ("--sam-checkpoint", args.sam_checkpoint))
+             if value] + (["--amodal-mask"] if args.amodal_mask != "auto" else [])
+    if given:
+        raise ValueError(f"{', '.join(given)} only go with --points (a --mask is the amodal mask itself)")
     jobs = find_jobs(args.image, args.mask, args.observed_depth, args.visible_mask, args.min_area)
     _check_names(jobs)
     _check_output(args.output, {"photo": args.image, "--mask": args.mask, "--observed-depth": args.observed_depth,

@@ -344,3 +344,48 @@ def test_toy_base_depth_is_accepted_and_labelled(tmp_path, model_dir, capsys):
     with pytest.raises(SystemExit):
         main([*common, "--base", "row-prior", "--crop", "-1", "--output", str(tmp_path / "bad")])
     assert "a margin ≥ 0 (such as 0.25) or 'whole'" in capsys.readouterr().err
+
+
+def test_points_run_the_chain_and_write_every_stage(tmp_path, model_dir, capsys):
+    from amodal.app.wild_outputs import HIDDEN_COLOUR
+    from amodal.export import read_ply
+
+    size = 64
+    image = np.full((size, size, 3), 120, np.uint8)
+    image[16:48, 16:48] = (220, 40, 40)  # a red square
+    image[:, 28:36] = (20, 20, 20)  # behind a dark bar
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "box.png")
+    corners = ["12,12", "52,12", "52,52", "12,52"]  # a rough polygon around the square, as clicked
+    common = ["predict", str(tmp_path / "in" / "box.png"), "--model", str(model_dir / "amodal"), "--base", "row-prior"]
+    assert main([*common, "--points", *corners, "--amodal-mask", "hull", "--output", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert "visible mask: random walker" in captured.out and "note: D_o: toy row prior" in captured.err
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert written == {"box_visible.png", "box_amodal.png", "box_observed.png", "box_raw.npy", "box.png", "box.npy",
+                       "box_color.png", "box_stages.png", "box.ply"}
+    visible = np.asarray(Image.open(tmp_path / "out" / "box_visible.png")) > 0
+    amodal = np.asarray(Image.open(tmp_path / "out" / "box_amodal.png")) > 0
+    assert visible.any() and (amodal >= visible).all()
+    points, colours = read_ply(tmp_path / "out" / "box.ply")
+    assert len(points) == amodal.sum()
+    hidden = (colours == HIDDEN_COLOUR).all(axis=1)
+    assert hidden.sum() == (amodal & ~visible).sum()  # the hidden part in its own colour, the rest the photo's
+    # a given amodal mask, and the errors
+    Image.fromarray((amodal * 255).astype(np.uint8)).save(tmp_path / "amodal.png")
+    assert main([*common, "--points", *corners, "--amodal-mask", str(tmp_path / "amodal.png"),
+                 "--output", str(tmp_path / "given")]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "given" / "box_amodal.png")) > 0, amodal)
+    capsys.readouterr()
+    assert main([*common, "--points", "12,12", "70,12", "52,52", "--output", str(tmp_path / "bad")]) == 2
+    assert "point(s) 70,12 lie outside the 64×64 photo" in capsys.readouterr().err
+    assert main([*common, "--points", "12,12", "--output", str(tmp_path / "bad")]) == 2
+    assert "give at least 3" in capsys.readouterr().err
+    assert main([*common, "--mask", str(tmp_path / "amodal.png"), "--points", *corners, "--output", str(tmp_path / "bad")]) == 2
+    assert "one of the two" in capsys.readouterr().err
+    assert main([*common, "--mask", str(tmp_path / "amodal.png"), "--amodal-mask", "hull", "--output", str(tmp_path / "bad")]) == 2
+    assert "--amodal-mask only go with --points" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*common, "--points", "12;12", "--output", str(tmp_path / "bad")])
+    assert "a point is X,Y in pixels" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
