@@ -51,8 +51,10 @@ def test_conventions(path):
 
 
 def test_every_profile_file_has_a_notebook_and_matching_keys():
-    folder = repo_root() / "amodal" / "profiles"
-    for profile_file in folder.glob("*.json"):
+    folder = repo_root() / "amodal" / "harness" / "profiles"
+    profile_files = sorted(folder.glob("*.json"))
+    assert {p.stem for p in profile_files} == set(IDS), "one profile file per notebook"
+    for profile_file in profile_files:
         table = json.loads(profile_file.read_text())
         assert set(table) == {"quick", "full"}, profile_file.name
         assert table["quick"].keys() == table["full"].keys(), profile_file.name
