@@ -178,8 +178,11 @@ class RowPriorDepth:
 
 
 def toy_depth_note(estimator) -> str | None:
-    """The on-screen warning for depth from a toy estimator (:class:`RowPriorDepth`), or ``None``
-    for a real depth model: figures and pages built on a toy's ``D_o`` must say so."""
+    """The on-screen warning for depth from a toy estimator (:class:`RowPriorDepth`, or its spec
+    ``"row-prior"``), or ``None`` for a real depth model (or a map given as it is): figures and
+    pages built on a toy's ``D_o`` must say so."""
+    if isinstance(estimator, str):
+        return RowPriorDepth.note if estimator == RowPriorDepth.name else None
     if getattr(estimator, "informative", True):
         return None
     return getattr(estimator, "note", f"D_o: {getattr(estimator, 'name', 'a toy estimator')}, not a depth model")

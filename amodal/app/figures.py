@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from amodal.adiw.depth import toy_depth_note
 from amodal.export import DEPTH_CMAP, outline, point_cloud
 
 LAYERS = ("amodal", "visible", "hidden", "occluder")
@@ -215,8 +216,11 @@ def draw_photo_session(fig, session) -> dict:
         axes["photo"].plot(clicks[:, 0], clicks[:, 1], "o", color="yellow", markeredgecolor="k", ms=5)
     axes["photo"].set_title("photo: M_vis green, M_inv purple, M_a outlined", fontsize=8)
     axes["photo"].set_axis_off()
+    note = toy_depth_note(session.base)
+    if note:  # said before the first run, and on every picture after
+        fig.suptitle(note, fontsize=8, color="firebrick", wrap=True)
     if session.depth is not None:
-        show_depth(axes["observed"], session.observed_depth, "base depth D_o")
+        show_depth(axes["observed"], session.observed_depth, "D_o: toy row prior!" if note else "base depth D_o")
         show_depth(axes["amodal"], session.depth, "amodal depth (seam blended)")
         axes["amodal"].contour(session.amodal_mask, levels=[0.5], colors="w", linewidths=0.6)
     else:

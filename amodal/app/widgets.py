@@ -32,7 +32,7 @@ from amodal.app.explorer import EXPLORER_SEED, Explorer, SampleBrowser, SampleTa
 from amodal.app.figures import LAYERS, draw_photo_session, draw_sample_browser, draw_sample_view, overlay_photo_masks
 from amodal.app.photo import PhotoSession, load_sam
 from amodal.data.items import evaluation_items
-from amodal.inference import load_model
+from amodal.inference import load_base_depth, load_model
 from amodal.metrics import BUCKETS
 from amodal.utils.paths import data_samples_dir, runs_dir
 
@@ -300,7 +300,7 @@ class PhotoWidget(_FigureWidget):
 
 def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, count: int = 24, size: int = 112,
                  photos=None, device: str = "cpu", sam_checkpoint=None, sam_model: str = "vit_h",
-                 samples=None, ply_folder: str | os.PathLike | None = None) -> widgets.Tab:
+                 samples=None, ply_folder: str | os.PathLike | None = None, base: str = "row-prior") -> widgets.Tab:
     """The explorer's tabs: the dataset, your own photo and (given ``samples``) DepthFM's samples.
 
     Args:
@@ -311,6 +311,8 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
         photos: the photos an ADIW folder was built from (recovers occluders), default ``data_samples/images``.
         sam_checkpoint, sam_model: SAM for the photo's clicks (default: the classical fallback).
         samples: (n, 1, H, W) Amodal-DepthFM samples for the third tab.
+        base: ``D_o`` of the photos: a Depth Anything V2 path or hub id, or ``"row-prior"`` (a toy,
+            labelled so on the page; :func:`amodal.inference.load_base_depth`).
     """
 
     model = None if model is None else load_model(model, device)
@@ -322,7 +324,8 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
     first = next(iter(choices.values()), None)
     if first is None:
         raise FileNotFoundError("no sample photo in data_samples/images for the photo tab")
-    session = PhotoSession.from_photo(first, model=model, sam=load_sam(sam_checkpoint, sam_model, device) if sam_checkpoint else None)
+    session = PhotoSession.from_photo(first, model=model, base=load_base_depth(base, device),
+                                      sam=load_sam(sam_checkpoint, sam_model, device) if sam_checkpoint else None)
     photo = PhotoWidget(session, choices, ply_folder, name=first.name)
     children, titles = [explorer.widget, photo.widget], ["dataset", "your own photo"]
     if samples is not None:

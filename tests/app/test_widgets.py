@@ -146,3 +146,24 @@ def test_explorer_app_has_its_tabs(model):
     assert [app.get_title(k) for k in range(3)] == ["dataset", "your own photo", "DepthFM samples"]
     assert app.explorer.current.source == "Amodal-DAV2" and app.photo.session.model is model
     assert len(explorer_app(count=2, size=56).children) == 2  # no model: the fills only
+
+
+def test_the_photo_page_says_when_its_base_depth_is_the_toy(model, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from amodal.app.figures import draw_photo_session
+    from amodal.models.amodal_dav2 import DepthAnythingV2
+
+    app = explorer_app(model=model, count=2, size=56)
+    assert app.photo.session.base.name == "row-prior"
+    fig = plt.figure()
+    draw_photo_session(fig, app.photo.session)
+    assert fig._suptitle is not None and fig._suptitle.get_text().startswith("D_o: toy row prior")
+    plt.close(fig)
+    torch.manual_seed(0)
+    DepthAnythingV2(TINY).save_pretrained(tmp_path / "dav2")
+    real = explorer_app(model=model, count=2, size=56, base=str(tmp_path / "dav2"))
+    fig = plt.figure()
+    draw_photo_session(fig, real.photo.session)
+    assert fig._suptitle is None  # a real depth model: nothing to warn about
+    plt.close(fig)

@@ -156,3 +156,13 @@ def test_model_and_sam_by_hub_id(tmp_path, hub_cache, capsys):
     err = capsys.readouterr().err
     assert "--sam-checkpoint" in err and "checkpoints/sam_vit_h_4b8939.pth" in err and err.count("\n") == 1
     assert torch.is_tensor(AmodalDAV2.from_pretrained(settings["model"]).encoder.cls_token)
+
+
+def test_base_depth_is_the_toy_by_default_and_takes_a_checkpoint(tmp_path, capsys):
+    assert app_settings(make_parser().parse_args(["explore"]))["base"] == "row-prior"
+    (tmp_path / "dav2").mkdir()
+    settings = app_settings(make_parser().parse_args(["explore", "--base", str(tmp_path / "dav2")]))
+    assert settings["base"] == str((tmp_path / "dav2").resolve())
+    with pytest.raises(SystemExit):
+        make_parser().parse_args(["explore", "--base", str(tmp_path / "missing")])
+    assert "no such file or folder" in capsys.readouterr().err
