@@ -226,8 +226,38 @@ def _taps(vit: dict, source: str) -> tuple[int, ...]:
     return tuple(sorted(i - 1 for i in indices))
 
 
+DROPPED = ("backbone.embeddings.mask_token",)  # DINOv2's masked pre-training only, never used for depth
+
+
+def our_key(key: str) -> tuple[str, int | None] | None:
+    """Our name for one ``DepthAnythingForDepthEstimation`` key.
+
+    Returns:
+        ``(our name, None)``; ``(our name, i)`` for part ``i`` of a tensor we hold whole (query, key,
+        value → ``attn.qkv``, rows in that order; SwiGLU gate, up → ``mlp.fc1``); ``None`` for a
+        key we drop (:data:`DROPPED`). A key that fits no rule comes back as it is, so that strict
+        loading names it.
+    """
+    if key in DROPPED:
+        return None
+    split = _ATTENTION.match(key) or _SWIGLU_HALVES.match(key)
+    if split:
+        layer, part, kind = split.groups()
+        name = "attn.qkv" if split.re is _ATTENTION else "mlp.fc1"
+        return f"encoder.blocks.{layer}.{name}.{kind}", _PART_ORDER[part]
+    for pattern, replacement in _RENAMES:
+        if pattern.search(key):
+            return pattern.sub(replacement, key, count=1), None
+    return key, None
+
+
+def key_map(keys) -> dict[str, tuple[str, int | None]]:
+    """:func:`our_key` of every key but the dropped ones: ``{their key: (our name, part or None)}``."""
+    return {key: found for key in keys if (found := our_key(key)) is not None}
+
+
 def to_ours(state: dict[str, torch.Tensor], config: dict | None = None) -> dict[str, torch.Tensor]:
-    """Rename a ``DepthAnythingForDepthEstimation`` state dict to our module names.
+    """Rename a ``DepthAnythingForDepthEstimation`` state dict to our module names (:func:`key_map`).
 
     Args:
         state: the tensors of its ``model.safetensors``.
@@ -237,22 +267,13 @@ def to_ours(state: dict[str, torch.Tensor], config: dict | None = None) -> dict[
         our names; a key that fits no rule is kept as it is, so that strict loading names it.
     """
     out, parts = {}, {}
-    for key, value in state.items():
-        if key == "backbone.embeddings.mask_token":
-            continue  # DINOv2's masked pre-training only
-        split = _ATTENTION.match(key) or _SWIGLU_HALVES.match(key)
-        if split:
-            layer, part, kind = split.groups()
-            name = "attn.qkv" if split.re is _ATTENTION else "mlp.fc1"
-            parts.setdefault(f"encoder.blocks.{layer}.{name}.{kind}", {})[_PART_ORDER[part]] = value
-            continue
-        for pattern, replacement in _RENAMES:
-            if pattern.search(key):
-                key = pattern.sub(replacement, key, count=1)
-                break
-        out[key] = value
+    for key, (name, part) in key_map(state).items():
+        if part is None:
+            out[name] = state[key]
+        else:
+            parts.setdefault(name, {})[part] = state[key]
     for name, pieces in parts.items():
-        if sorted(pieces) == list(range(len(pieces))) and len(pieces) == (2 if ".mlp." in name else 3):
+        if sorted(pieces) == list(range(2 if ".mlp." in name else 3)):
             out[name] = torch.cat([pieces[i] for i in sorted(pieces)])
         else:  # some part missing: keep what there is under its own name, for strict loading to name
             out.update({f"{name}[part {i}]": piece for i, piece in pieces.items()})

@@ -11,6 +11,7 @@ The configs written by hand are the hub's: ``depth-anything/Depth-Anything-V2-Sm
 are those of transformers' conversion script for Depth Anything V2 (hidden size, heads, layers,
 ``out_indices`` [3, 6, 9, 12] for S and B, [5, 12, 18, 24] for L, fusion and neck sizes).
 """
+import collections
 import dataclasses
 import json
 import math
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
+from transformers.core_model_loading import revert_weight_conversion
 
 from amodal.models import checkpoints, transformers_format
 from amodal.models.amodal_dav2 import TINY, AmodalDAV2, DepthAnythingV2
@@ -132,6 +134,19 @@ def test_small_matches_transformers_by_folder_and_by_hub_id(tmp_path, hub_cache)
     assert (depth - reference).abs().max() < 1e-4
 
 
+def test_small_width_at_reduced_depth_matches_transformers(tmp_path):
+    """The Small network (width 384, 6 heads, Small's neck and fusion) with 4 blocks instead of 12, at
+    518² where both resample nothing: transformers' stock model, no patch, within 1e-4."""
+    theirs = build(hub_config(384, 6, 4, [1, 2, 3, 4], 64, [48, 96, 192, 384]), seed=5)
+    theirs.save_pretrained(tmp_path)
+    ours = DepthAnythingV2.from_pretrained(tmp_path)
+    assert ours.config == dataclasses.replace(CONFIGS["s"], depth=4, taps=(0, 1, 2, 3))
+    torch.manual_seed(6)
+    depth, reference = both(ours, theirs, torch.rand(1, 3, 518, 518))
+    check_meaningful(reference)
+    assert (depth - reference).abs().max() < 1e-4
+
+
 @pytest.mark.parametrize("variant", ["gelu", "swiglu", "max_depth"])
 def test_tiny_matches_transformers(tmp_path, variant):
     """Every mapping rule on a tiny model: GELU and SwiGLU MLPs, and a relative head scaled by max_depth."""
@@ -196,6 +211,48 @@ def test_a_metric_checkpoint_written_by_transformers_is_refused(tmp_path):
 def test_the_hub_configs_are_our_standard_sizes(size):
     assert transformers_format.to_dav2_config(HUB_CONFIGS[size], "config.json") == CONFIGS[size]
     assert transformers_format.describe_config(HUB_CONFIGS[size]).endswith(f"relative depth, ViT-{size.upper()}")
+
+
+def their_keys(config: dict) -> tuple[list[str], list[str], dict[str, tuple]]:
+    """transformers' keys for ``config`` as its model names them in memory and as it writes them
+    (its own reverse conversion, which gives the names of its save_pretrained files), and the
+    in-memory shapes; built on the meta device, so no weights are made."""
+    with torch.device("meta"):
+        model = DepthAnythingForDepthEstimation(DepthAnythingConfig.from_dict(config))
+    state = model.state_dict()
+    written = revert_weight_conversion(model, dict(state))
+    return list(state), list(written), {k: tuple(v.shape) for k, v in state.items()}
+
+
+@pytest.mark.parametrize("size", ["s", "b", "l", "tiny-swiglu"])
+def test_every_key_of_both_sides_is_used_exactly_once(size):
+    config = json.loads(json.dumps(HUB_CONFIGS.get(size, TINY_HF)))
+    config["backbone_config"]["use_swiglu_ffn"] = size == "tiny-swiglu"
+    with torch.device("meta"):
+        ours = DepthAnythingV2(transformers_format.to_dav2_config(config, "config.json")).state_dict()
+    in_memory, written, shapes = their_keys(config)
+    assert set(in_memory) != set(written)  # the two namings differ (q_proj / attention.attention.query, ...)
+    for keys in (in_memory, written):
+        mapping = transformers_format.key_map(keys)
+        # theirs: every key used but the one we drop on purpose
+        assert set(keys) - set(mapping) == {"backbone.embeddings.mask_token"}
+        # ours: every key made, each from one of theirs, or from its parts each given once
+        assert set(name for name, _ in mapping.values()) == set(ours)
+        assert len(set(mapping.values())) == len(mapping)  # no (name, part) twice
+        parts = collections.Counter(name for name, _ in mapping.values())
+        fused = {name: count for name, count in parts.items() if count > 1}
+        blocks = ours_depth(ours)
+        expected = {f"encoder.blocks.{i}.attn.qkv.{kind}": 3 for i in range(blocks) for kind in ("weight", "bias")}
+        if size == "tiny-swiglu" and keys is in_memory:  # written: one fused weights_in; in memory: gate, up
+            expected.update({f"encoder.blocks.{i}.mlp.fc1.{kind}": 2 for i in range(blocks) for kind in ("weight", "bias")})
+        assert fused == expected
+    # and the shapes fit: every tensor renamed (and the parts joined) has our shape
+    renamed = transformers_format.to_ours({k: torch.empty(shape, device="meta") for k, shape in shapes.items()})
+    assert {k: tuple(v.shape) for k, v in renamed.items()} == {k: tuple(v.shape) for k, v in ours.items()}
+
+
+def ours_depth(state: dict) -> int:
+    return 1 + max(int(key.split(".")[2]) for key in state if key.startswith("encoder.blocks."))
 
 
 def transformers_folder(tmp_path, config):
