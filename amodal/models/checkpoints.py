@@ -219,10 +219,15 @@ def checkpoint_format(path: str | Path) -> CheckpointFormat:
 
 
 def identify(state: dict[str, torch.Tensor], config: dict | None = None) -> CheckpointFormat:
-    """The format of tensors as read, with the config beside them (:func:`read_checkpoint`)."""
-    if transformers_format.is_transformers_config(config):
+    """The format of tensors as read, with the config beside them (:func:`read_checkpoint`).
+
+    A ``transformers`` config.json says what its tensors are, unless they are plainly of another
+    format (a stray config.json beside an official or our file): then the keys win.
+    """
+    layout = detect_layout(state)
+    if transformers_format.is_transformers_config(config) and layout in ("transformers", "unknown"):
         return CheckpointFormat("transformers", transformers_format.describe_config(config))
-    return CheckpointFormat(detect_layout(state), describe(state))
+    return CheckpointFormat(layout, describe(state))
 
 
 def open_checkpoint(path: str | Path | None) -> Checkpoint:
@@ -250,6 +255,8 @@ def open_checkpoint(path: str | Path | None) -> Checkpoint:
         config = transformers_format.to_dav2_config(stored, source)
         return Checkpoint(source, found, transformers_format.to_ours(state, stored), config, None)
     config = None
+    if stored is not None and transformers_format.is_transformers_config(stored):
+        stored = None  # a stray transformers config.json beside tensors of another format (identify)
     if stored is not None:
         try:
             config = DAV2Config.from_dict(stored.get("config"))

@@ -319,3 +319,18 @@ def test_checkpoint_format_names_a_transformers_folder(tmp_path):
     assert found.description == ("a transformers DepthAnythingForDepthEstimation checkpoint of relative depth, "
                                  "dim 32, 4 blocks, taps [0, 1, 2, 3]")
     assert checkpoints.checkpoint_format(tmp_path / "model.safetensors") == found  # config.json beside it
+
+
+def test_a_stray_transformers_config_beside_official_tensors_does_not_decide(tmp_path):
+    """The keys win over a config.json that says otherwise: official DAV2 tensors load as such."""
+    official = DepthAnythingV2(TINY)
+    state = {"pretrained." + k.removeprefix("encoder."): v for k, v in official.state_dict().items()
+             if k.startswith("encoder.")}
+    state.update({"depth_head." + k.removeprefix("head."): v for k, v in official.state_dict().items()
+                  if k.startswith("head.")})
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps(TINY_HF))
+    assert checkpoints.checkpoint_format(tmp_path).name == "dav2_official"
+    loaded = DepthAnythingV2.from_pretrained(tmp_path, config=TINY)
+    for key, value in official.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
