@@ -271,8 +271,8 @@ def load_model(model, device: str = "cpu", backend: str = "auto") -> AmodalDAV2 
 
 
 def load_base_model(checkpoint: str | os.PathLike, device: str = "cpu") -> DepthAnythingV2:
-    """A Depth Anything V2 (``depth_anything_v2_vit{s,b,l}.pth``, a folder of ours, or a hub id such as
-    ``depth-anything/Depth-Anything-V2-Large``) in eval mode.
+    """A Depth Anything V2 (``depth_anything_v2_vit{s,b,l}.pth``, a folder of ours or of ``transformers``,
+    or a hub id such as ``depth-anything/Depth-Anything-V2-Large`` or ``…-Large-hf``) in eval mode.
 
     Raises:
         FileNotFoundError: a path that does not exist; a hub id not in the cache and not downloadable.

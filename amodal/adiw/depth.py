@@ -193,8 +193,9 @@ def load_estimator(spec: str, device: str = "cpu", batch_size: int = 4, encoder:
 
     Args:
         spec: ``"row-prior"``, ``"oracle"``, or a path to a Depth Anything V2 checkpoint
-            (``.pth``/``.safetensors`` file, or a folder written by ``save_pretrained``) or its
-            Hugging Face Hub id (``depth-anything/Depth-Anything-V2-Large``), optionally written
+            (``.pth``/``.safetensors`` file, a folder written by ``save_pretrained``, or a
+            ``transformers`` ``DepthAnythingForDepthEstimation`` folder) or its Hugging Face Hub id
+            (``depth-anything/Depth-Anything-V2-Large``, ``…-Large-hf``), optionally written
             ``"dav2:<path or id>"``.
         device: for DAV2.
         batch_size: for DAV2.
@@ -226,7 +227,8 @@ class DAV2Depth:
     to run it so), and a compiled model builds one graph per network size.
 
     Args:
-        checkpoint: an official ``depth_anything_v2_vit{s,b,l}.pth`` or one of ours, or a hub id.
+        checkpoint: an official ``depth_anything_v2_vit{s,b,l}.pth``, a ``transformers`` folder or
+            one of ours, or a hub id.
         device: ``"cpu"``, ``"cuda"``, ...
         batch_size: images per forward pass.
         encoder: model size; default inferred from the checkpoint.

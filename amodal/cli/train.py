@@ -49,8 +49,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=Path, help="official layout only: a split list (data_split/sam/train.txt)")
     parser.add_argument("--output", required=True, type=output_folder, help="run folder: log.csv, checkpoint.pt, model/")
     parser.add_argument("--init", default=None,
-                        help="starting weights: a Depth Anything V2 checkpoint (.pth, or a hub id such as "
-                        "depth-anything/Depth-Anything-V2-Small) for Amodal-DAV2 recipes, "
+                        help="starting weights: a Depth Anything V2 checkpoint (.pth, a transformers folder, or a hub id "
+                        "such as depth-anything/Depth-Anything-V2-Small or -Small-hf) for Amodal-DAV2 recipes, "
                         "DepthFM's depthfm-v1.ckpt for Amodal-DepthFM (with --vae), or 'none' for random weights "
                         "(a tiny network for DepthFM) (required when the recipe starts from weights)")
     parser.add_argument("--vae", default=None, help="Amodal-DepthFM: Stable Diffusion's VAE (diffusers folder or file, "

@@ -100,40 +100,39 @@ class _DepthNetwork(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, config: DAV2Config | str | None = None, exact: bool = False):
-        """Build the network from an official checkpoint or one of ours, by path or hub id.
+        """Build the network from an official checkpoint, a ``transformers`` one or one of ours, by path or hub id.
 
         Args:
             path: official DAV2 ``.pth``, released Amodal-DAV2 ``model.safetensors`` (or its
-                folder), or a folder written by :meth:`save_pretrained`; or a Hugging Face Hub
-                id (``depth-anything/Depth-Anything-V2-Large``, ``zhyever/Amodal-Depth-Anything-DAV2``,
-                ``ORG/NAME@REVISION:FILE``; :func:`amodal.utils.hub.resolve`).
-            config: the shape; by default ours come with theirs and official files are sized
-                from their tensors (S/B/L/G).
+                folder), a ``transformers`` ``DepthAnythingForDepthEstimation`` folder
+                (``config.json`` + ``model.safetensors``; :mod:`amodal.models.transformers_format`),
+                or a folder written by :meth:`save_pretrained`; or a Hugging Face Hub id
+                (``depth-anything/Depth-Anything-V2-Large``, ``depth-anything/Depth-Anything-V2-Large-hf``,
+                ``zhyever/Amodal-Depth-Anything-DAV2``, ``ORG/NAME@REVISION:FILE``;
+                :func:`amodal.utils.hub.resolve`).
+            config: the shape; by default ours and ``transformers``' come with theirs and official
+                files are sized from their tensors (S/B/L/G).
             exact: see :meth:`set_exact`.
 
         Raises:
             FileNotFoundError: no such file; a hub id not in the cache and not downloadable.
-            ValueError: the file does not fit this class, strictly (names the keys).
+            ValueError: a file of no known format, a ``transformers`` checkpoint of another model
+                or of metric depth (:func:`amodal.models.checkpoints.checkpoint_format` says which);
+                a file that does not fit this class, strictly (names the keys).
         """
         if path is not None:  # None: read_checkpoint says what to pass
             path = resolve(path, fallback=checkpoints.HUB_FOLDER, what=cls.checkpoint_name)
-        state, saved = checkpoints.read_checkpoint(path)
-        description = checkpoints.describe(state)
-        state = checkpoints.to_ours(state, str(path))
-        if saved is not None and saved.get("model") not in (None, cls.__name__):
-            raise ValueError(f"{path} holds an {saved['model']}, not a {cls.__name__}: load it with {saved['model']}.from_pretrained")
-        if config is None and saved is not None:
-            try:
-                config = DAV2Config.from_dict(saved.get("config"))
-            except ValueError as error:
-                raise ValueError(f"{path}: {error}") from None
+        found = checkpoints.open_checkpoint(path)
+        if found.model not in (None, cls.__name__):
+            raise ValueError(f"{path} holds an {found.model}, not a {cls.__name__}: load it with {found.model}.from_pretrained")
+        config = found.config if config is None else config
         if config is None:
-            shape = checkpoints.infer_shape(state)
+            shape = checkpoints.infer_shape(found.state)
             if shape["size"] is None:
-                raise ValueError(f"{path}: {checkpoints.describe(state)} matches no known size; pass config=")
+                raise ValueError(f"{path}: {found.format.description} matches no known size; pass config=")
             config = shape["size"]
         model = cls(config, exact=exact)
-        checkpoints.load_strict(model, state, str(path), description, hint=cls._hint(state))
+        checkpoints.load_strict(model, found.state, found.source, found.format.description, hint=cls._hint(found.state))
         return model.eval()
 
     @classmethod
@@ -356,8 +355,8 @@ class AmodalDAV2(_DepthNetwork):
         has this load line commented out, so its models start from random weights.)
 
         Args:
-            path: a DAV2 checkpoint (official ``.pth`` or ours), or its hub id
-                (``depth-anything/Depth-Anything-V2-Small``).
+            path: a DAV2 checkpoint (official ``.pth``, a ``transformers`` folder or ours), or its hub id
+                (``depth-anything/Depth-Anything-V2-Small``, ``depth-anything/Depth-Anything-V2-Small-hf``).
         """
         dav2 = DepthAnythingV2.from_pretrained(path, config=config, exact=exact)
         model = cls(dav2.config, exact=exact)

@@ -1,14 +1,22 @@
 """Checkpoint files of Depth Anything V2 and Amodal-DAV2: official layouts ⇄ ours.
 
-Three layouts are read, told apart by their keys:
+Four formats are read, told apart by their keys and the config beside them:
 
 ===================  ============================================  =========================
-layout               keys                                          file
+format               keys                                          file
 ===================  ============================================  =========================
 ``dav2_official``    ``pretrained.*`` (DINOv2), ``depth_head.*``   ``depth_anything_v2_vit{s,b,l,g}.pth``
 ``amodal_official``  ``encoder.pretrained.*``, ``encoder.depth_head.*``  released ``model.safetensors``
 ``ours``             ``encoder.*``, ``head.*``                     ``model.safetensors`` + ``config.json``
+``transformers``     ``backbone.*``, ``neck.*``, ``head.*``        ``model.safetensors`` + ``config.json``
+                                                                   (``model_type`` ``depth_anything``)
 ===================  ============================================  =========================
+
+The last is ``transformers``' ``DepthAnythingForDepthEstimation`` (the hub's
+``depth-anything/Depth-Anything-V2-*-hf``); its names and config are mapped in
+:mod:`amodal.models.transformers_format`. :func:`checkpoint_format` names the format of a file
+or folder, and :func:`open_checkpoint` reads any of them into our names with the shape the file
+states; what fits none is refused with its keys named.
 
 Our names are the official ones with the prefixes shortened, except two things:
 DINOv2's ``mask_token`` (used only by DINOv2's masked pre-training, never by depth) is
@@ -23,13 +31,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 
-from amodal.models.configs import CONFIGS
+from amodal.models import transformers_format
+from amodal.models.configs import CONFIGS, DAV2Config
 from amodal.utils.hub import HubFiles, resolve
 from amodal.utils.torch_files import load_weights_only
 
@@ -53,7 +63,9 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
             folder: :data:`HUB_FOLDER`).
 
     Returns:
-        (state dict as stored, our JSON config or ``None`` when the file is not ours).
+        (state dict as stored, the config that says what it is: ours (``{"model", "config"}``, from
+        the weights' metadata or ``config.json``), a ``transformers`` ``config.json`` (it names its
+        ``model_type``), or ``None``).
 
     Raises:
         FileNotFoundError: no path, no such file, or a folder without ``model.safetensors``;
@@ -78,7 +90,8 @@ def read_checkpoint(path: str | Path | None) -> tuple[dict[str, torch.Tensor], d
             config = _json(metadata["amodal_config"], f"{path} (its amodal_config metadata)")
         elif (path.parent / CONFIG_NAME).is_file():
             candidate = _json((path.parent / CONFIG_NAME).read_text(), str(path.parent / CONFIG_NAME))
-            config = candidate if isinstance(candidate, dict) and "model" in candidate and "config" in candidate else None
+            ours = isinstance(candidate, dict) and "model" in candidate and "config" in candidate
+            config = candidate if ours or transformers_format.is_transformers_config(candidate) else None
         if config is not None and not isinstance(config, dict):
             raise ValueError(f"{path}: its config is not a JSON object")
     else:
@@ -153,7 +166,7 @@ def _is_tensor_dict(value: Any) -> bool:
 
 
 def detect_layout(keys) -> str:
-    """``"dav2_official"``, ``"amodal_official"``, ``"ours"`` or ``"unknown"``."""
+    """``"dav2_official"``, ``"amodal_official"``, ``"ours"``, ``"transformers"`` or ``"unknown"``."""
     keys = list(keys)
     if any(k.startswith("encoder.pretrained.") for k in keys) and any(k.startswith("encoder.depth_head.") for k in keys):
         return "amodal_official"
@@ -161,7 +174,95 @@ def detect_layout(keys) -> str:
         return "dav2_official"
     if any(k.startswith("encoder.blocks.") for k in keys) and any(k.startswith("head.") for k in keys):
         return "ours"
+    if transformers_format.is_transformers_state(keys):
+        return "transformers"
     return "unknown"
+
+
+# What each format is, in the words of the messages that list them.
+FORMATS = {
+    "dav2_official": "an official Depth Anything V2 .pth (pretrained.*, depth_head.*)",
+    "amodal_official": "the released Amodal-DAV2 model.safetensors (encoder.pretrained.*, encoder.depth_head.*)",
+    "ours": "a folder of ours (model.safetensors + config.json; encoder.*, head.*)",
+    "transformers": f"a {transformers_format.NAME} folder (model.safetensors + config.json; backbone.*, neck.*, head.*)",
+}
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """Which format a checkpoint is in: ``name`` a key of :data:`FORMATS` or ``"unknown"``, and
+    ``description``, one line saying the format, the model and its size."""
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint read by :func:`open_checkpoint`: tensors under our names and what the file says."""
+
+    source: str                  # the file or folder, for messages
+    format: CheckpointFormat
+    state: dict[str, torch.Tensor]
+    config: DAV2Config | None    # the shape the file states (ours, transformers), else None
+    model: str | None            # the class a file of ours was saved from
+
+
+def checkpoint_format(path: str | Path) -> CheckpointFormat:
+    """The format of a checkpoint file or folder (or hub id): official DAV2 ``.pth``, released
+    Amodal-DAV2, ours, ``transformers``, or ``"unknown"`` with its keys named.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_checkpoint` (no such file, no tensors).
+    """
+    return identify(*read_checkpoint(path))
+
+
+def identify(state: dict[str, torch.Tensor], config: dict | None = None) -> CheckpointFormat:
+    """The format of tensors as read, with the config beside them (:func:`read_checkpoint`).
+
+    A ``transformers`` config.json says what its tensors are, unless they are plainly of another
+    format (a stray config.json beside an official or our file): then the keys win.
+    """
+    layout = detect_layout(state)
+    if transformers_format.is_transformers_config(config) and layout in ("transformers", "unknown"):
+        return CheckpointFormat("transformers", transformers_format.describe_config(config))
+    return CheckpointFormat(layout, describe(state))
+
+
+def open_checkpoint(path: str | Path | None) -> Checkpoint:
+    """Read a checkpoint of any known format into our names, with the shape it states.
+
+    Args:
+        path: as :func:`read_checkpoint` takes it.
+
+    Raises:
+        FileNotFoundError: as :func:`read_checkpoint`.
+        ValueError: a file that fits no known format (its keys named); a ``transformers``
+            checkpoint of another model or of metric depth, or without its ``config.json``;
+            a config of ours that is broken.
+    """
+    state, stored = read_checkpoint(path)
+    source, found = str(path), identify(state, stored)
+    if found.name == "unknown":
+        formats = list(FORMATS.values())
+        raise ValueError(f"{source} is {found.description}; Depth Anything V2 and Amodal-DAV2 weights come as "
+                         f"{', '.join(formats[:-1])}, or {formats[-1]}")
+    if found.name == "transformers":
+        if stored is None:
+            raise ValueError(f"{source} holds the tensors of a {transformers_format.NAME} without its config.json, "
+                             "which says the depth type and the tapped blocks: load the folder that holds both")
+        config = transformers_format.to_dav2_config(stored, source)
+        return Checkpoint(source, found, transformers_format.to_ours(state, stored), config, None)
+    config = None
+    if stored is not None and transformers_format.is_transformers_config(stored):
+        stored = None  # a stray transformers config.json beside tensors of another format (identify)
+    if stored is not None:
+        try:
+            config = DAV2Config.from_dict(stored.get("config"))
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+    return Checkpoint(source, found, to_ours(state, source), config, stored.get("model") if stored else None)
 
 
 def to_ours(state: dict[str, torch.Tensor], source: str = "state dict") -> dict[str, torch.Tensor]:
@@ -175,6 +276,8 @@ def to_ours(state: dict[str, torch.Tensor], source: str = "state dict") -> dict[
         ValueError: the keys fit none of the known layouts.
     """
     layout = detect_layout(state)
+    if layout == "transformers":
+        return transformers_format.to_ours(state)
     prefixes = {
         "dav2_official": (("pretrained.", "encoder."), ("depth_head.", "head.")),
         "amodal_official": (("encoder.pretrained.", "encoder."), ("encoder.depth_head.", "head.")),
@@ -273,9 +376,10 @@ def describe(state: dict[str, torch.Tensor]) -> str:
         if any(k.startswith("model.diffusion_model.") for k in keys) or "ldm_hparams" in keys:
             return "a DepthFM / Stable Diffusion checkpoint, not Depth Anything"
         sample = ", ".join(keys[:4])
-        return f"a file of unknown layout ({len(keys)} keys, e.g. {sample})"
+        return f"a file of no known format ({len(keys)} keys, e.g. {sample})"
     names = {"dav2_official": "an official (pretrained.*, depth_head.*)",
-             "amodal_official": "a released-Amodal-DAV2-layout (encoder.pretrained.*)", "ours": "an amodal-layout"}
+             "amodal_official": "a released-Amodal-DAV2-layout (encoder.pretrained.*)", "ours": "an amodal-layout",
+             "transformers": f"a {transformers_format.NAME} (backbone.*, neck.*)"}
     try:
         shape = infer_shape(to_ours(state))
     except ValueError:

@@ -50,7 +50,7 @@ def build_model(recipe: Recipe, init: str | None, vae: str | None = None) -> Mod
         init: a Depth Anything V2 checkpoint (Amodal-DAV2), DepthFM's ``depthfm-v1.ckpt``
             (Amodal-DepthFM, with ``vae``), or ``"none"``; ``None`` is allowed only for
             recipes that start from random weights. A path or a hub id
-            (``depth-anything/Depth-Anything-V2-Small``; :func:`amodal.utils.hub.resolve`).
+            (``depth-anything/Depth-Anything-V2-Small``, ``…-Small-hf``; :func:`amodal.utils.hub.resolve`).
         vae: Amodal-DepthFM: Stable Diffusion's VAE (a diffusers folder or file, or a hub id).
 
     Raises:
@@ -59,7 +59,9 @@ def build_model(recipe: Recipe, init: str | None, vae: str | None = None) -> Mod
     if init is None and recipe.init is not None:
         file = f"depth_anything_v2_vit{recipe.size}.pth"
         hub_id = next((repo for repo, known in KNOWN_WEIGHTS.items() if known.fetch.files == (file,)), None)
-        hint = (file + (f" (or its hub id {hub_id})" if hub_id else "") if recipe.model == "amodal-dav2"
+        # the same weights in transformers' format live at the id with -hf
+        ids = [i for i in (hub_id, hub_id and f"{hub_id}-hf") if i in KNOWN_WEIGHTS]
+        hint = (file + (f" (or its hub id {' or '.join(ids)})" if ids else "") if recipe.model == "amodal-dav2"
                 else "depthfm-v1.ckpt with --vae path/to/sd-vae (or stable-diffusion-v1-5/stable-diffusion-v1-5)")
         raise ValueError(f"recipe {recipe.name!r} starts from {recipe.init} weights: give --init {hint}, "
                          "or --init none for random weights")

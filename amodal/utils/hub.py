@@ -83,6 +83,10 @@ class KnownWeights:
 _SD_VAE = HubFiles(("vae/config.json", "vae/diffusion_pytorch_model.safetensors"), folder="vae")
 _SAM = ("checkpoints/sam_vit_h_4b8939.pth", "checkpoints/sam_vit_l_0b3195.pth", "checkpoints/sam_vit_b_01ec64.pth")
 _DAV2_README = "github.com/DepthAnything/Depth-Anything-V2, README (Pre-trained Models; LICENSE section)"
+# transformers' DepthAnythingForDepthEstimation folders: config.json says the taps and the depth type
+_DAV2_HF = HubFiles(("model.safetensors", "config.json"), folder="")
+_DAV2_HF_SOURCE = ("huggingface.co/docs/transformers, model_doc/depth_anything_v2 (the -hf ids) and each repository's "
+                   "file list (config.json, model.safetensors) and licence")
 
 KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     "depth-anything/Depth-Anything-V2-Small": KnownWeights(
@@ -94,6 +98,15 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     "depth-anything/Depth-Anything-V2-Large": KnownWeights(
         HubFiles(("depth_anything_v2_vitl.pth",)), "Depth Anything V2 ViT-L (335.3M parameters)",
         "CC-BY-NC-4.0", "≈ 1.3 GB", _DAV2_README),
+    "depth-anything/Depth-Anything-V2-Small-hf": KnownWeights(
+        _DAV2_HF, "Depth Anything V2 ViT-S in the transformers format (DepthAnythingForDepthEstimation), read as a "
+        "folder", "Apache-2.0", "≈ 99 MB", _DAV2_HF_SOURCE),
+    "depth-anything/Depth-Anything-V2-Base-hf": KnownWeights(
+        _DAV2_HF, "Depth Anything V2 ViT-B in the transformers format (DepthAnythingForDepthEstimation), read as a "
+        "folder", "CC-BY-NC-4.0", "≈ 390 MB", _DAV2_HF_SOURCE),
+    "depth-anything/Depth-Anything-V2-Large-hf": KnownWeights(
+        _DAV2_HF, "Depth Anything V2 ViT-L in the transformers format (DepthAnythingForDepthEstimation), read as a "
+        "folder", "CC-BY-NC-4.0", "≈ 1.3 GB", _DAV2_HF_SOURCE),
     "zhyever/Amodal-Depth-Anything-DAV2": KnownWeights(
         HubFiles(("model.safetensors",), optional=("config.json",), folder=""),
         "the released Amodal-DAV2 (ViT-L), read as a folder", "MIT (the authors' repository)", "≈ 1.4 GB",

@@ -276,3 +276,21 @@ def test_a_hub_id_not_in_the_cache_while_offline_says_how_to_get_it(hub_cache):
     with pytest.raises(FileNotFoundError, match="hf download depth-anything/Depth-Anything-V2-Large "
                                                 "depth_anything_v2_vitl.pth --revision v1"):
         AmodalDAV2.from_dav2("depth-anything/Depth-Anything-V2-Large@v1")
+
+
+def test_checkpoint_format_names_each_layout(tmp_path):
+    """The format of a file or folder, by path (the transformers format: tests/models/test_transformers_format.py)."""
+    torch.save(tiny_official(), tmp_path / "dav2.pth")
+    released = tmp_path / "released"
+    released.mkdir()
+    save_file(tiny_official(amodal=True), str(released / "model.safetensors"))
+    (released / "config.json").write_text(json.dumps({"encoder": "vitl", "guide_type": "mask+observation"}))
+    ours = AmodalDAV2(TINY).save_pretrained(tmp_path / "ours")
+    found = {name: checkpoints.checkpoint_format(path)
+             for name, path in (("dav2", tmp_path / "dav2.pth"), ("released", released), ("ours", ours))}
+    assert {name: f.name for name, f in found.items()} == {
+        "dav2": "dav2_official", "released": "amodal_official", "ours": "ours"}
+    assert found["dav2"].description.startswith("an official (pretrained.*, depth_head.*) checkpoint of Depth Anything V2")
+    assert found["released"].description.startswith("a released-Amodal-DAV2-layout (encoder.pretrained.*) checkpoint "
+                                                    "of Amodal-DAV2")
+    assert found["ours"].description.startswith("an amodal-layout checkpoint of Amodal-DAV2")

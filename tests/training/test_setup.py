@@ -10,7 +10,8 @@ from amodal.training.schedule import lr_factor
 
 def test_model_and_data_errors(tmp_path):
     recipe = get_recipe("amodal-dav2-s-paper")
-    with pytest.raises(ValueError, match="--init depth_anything_v2_vits.pth"):
+    with pytest.raises(ValueError, match=r"--init depth_anything_v2_vits.pth \(or its hub id "
+                                         r"depth-anything/Depth-Anything-V2-Small or depth-anything/Depth-Anything-V2-Small-hf\)"):
         build_model(recipe, None)
     with pytest.raises(FileNotFoundError, match="no such folder"):
         training_data(str(tmp_path / "none"), recipe)
@@ -68,3 +69,19 @@ def test_optimiser_follows_the_schedule():
     expected = [0.0, 0.5e-3, 1e-3] + [1e-3 * 0.1 ** ((k - 2) / 4) for k in range(3, 7)] + [1e-4]
     assert rates == pytest.approx(expected, rel=1e-9)
     assert rates == pytest.approx([1e-3 * lr_factor(k, 2, 6, 0.1) for k in range(8)], rel=1e-12)
+
+
+def test_init_from_a_transformers_folder(tmp_path):
+    """--init takes a transformers DepthAnythingForDepthEstimation folder: the network starts from its weights."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
+
+    backbone = {"model_type": "dinov2", "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 4,
+                "image_size": 70, "out_indices": [1, 2, 3, 4]}
+    torch.manual_seed(0)
+    theirs = DepthAnythingForDepthEstimation(DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=32, fusion_hidden_size=16, neck_hidden_sizes=[8, 16, 32, 32]))
+    theirs.save_pretrained(tmp_path)
+    module, _, parameters = build_model(get_recipe("amodal-dav2-s-paper", size="tiny"), str(tmp_path))
+    assert torch.equal(module.encoder.blocks[3].mlp.fc2.weight, theirs.backbone.encoder.layer[3].mlp.fc2.weight)
+    assert torch.equal(module.head.scratch.layer1_rn.weight, theirs.neck.convs[0].weight)
+    assert not module.encoder.patch_embed_guidance.proj.weight.any()  # the guidance starts at zero
