@@ -48,6 +48,7 @@ from amodal.evaluation.predictors import (
     base_depth_predictor,
     depthfm_predictor,
     fill_predictor,
+    item_map,
     model_predictor,
     saved_predictions,
 )
@@ -278,6 +279,18 @@ def load_base_model(checkpoint: str | os.PathLike, device: str = "cpu") -> Depth
         FileNotFoundError: a path that does not exist; a hub id not in the cache and not downloadable.
     """
     return DepthAnythingV2.from_pretrained(checkpoint).to(device).eval()
+
+
+def photo_predictor(model, crop: float | None = CROP_MARGIN, size: int | None = None) -> Predictor:
+    """An Amodal-DAV2 run on each item as :func:`predict` runs it on a photo: the network at its own
+    side (``size``) on the object-centred crop, or on the whole item squashed (``crop=None``), the
+    result back at the item's size; no seam blend (the hidden region scored is the network's).
+    What the crop study compares (``scripts/crop_study.py``)."""
+    def run(item):
+        return predict(item["image"], item_map(item, "amodal_mask"), model, observed_depth=item_map(item, "observed_depth"),
+                       visible_mask=item_map(item, "visible_mask"), blend=False, crop=crop, size=size)
+
+    return run
 
 
 def load_base_depth(spec: str, device: str = "cpu"):
