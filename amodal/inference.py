@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from amodal.adiw.depth import DAV2Depth, RowPriorDepth, normalise_disparity
 from amodal.baselines import BASELINES
+from amodal.evaluation.cascade import PAINTERS, cascade_predictor
 from amodal.evaluation.predictors import (
     Predictor,
     base_depth_predictor,
@@ -57,6 +58,7 @@ from amodal.models.checks import check_guidance
 from amodal.models.configs import TINY
 from amodal.models.depthfm import AmodalDepthFM
 from amodal.models.onnx_model import OnnxAmodalDAV2, placement
+from amodal.models.pix2gestalt import Pix2Gestalt
 from amodal.models.preprocess import resample
 from amodal.utils.hub import parse_hub_id
 from amodal.utils.paths import repo_root
@@ -67,6 +69,7 @@ PREDICTOR_KINDS = {
     "dav2:": "a plain Depth Anything V2 checkpoint (no guidance)",
     "depthfm:": "an Amodal-DepthFM saved with save_pretrained (the mean of aligned draws)",
     "predictions:": "a folder of <id>.npy predictions",
+    "cascade:": "inpaint the hidden part (biharmonic, or pix2gestalt), then a plain Depth Anything V2, fitted to D_o on M_vis",
 }
 # the object-centred crop's margin, a share of the object's box on each side (predict's crop)
 CROP_MARGIN = 0.25
@@ -308,7 +311,8 @@ def load_base_depth(spec: str, device: str = "cpu"):
     return DAV2Depth(spec, device=device, batch_size=1)
 
 
-def load_predictor(spec: str, device: str = "cpu", samples: int = 4) -> Predictor:
+def load_predictor(spec: str, device: str = "cpu", samples: int = 4, cascade_depth: str | None = None,
+                   pix2gestalt: str | None = None) -> Predictor:
     """A predictor (:mod:`amodal.evaluation.predictors`) for a ``--model`` value.
 
     Args:
@@ -316,9 +320,11 @@ def load_predictor(spec: str, device: str = "cpu", samples: int = 4) -> Predicto
             argument (``baseline:harmonic``, ``dav2:depth_anything_v2_vits.pth``, ...).
         device: where a network runs.
         samples: Amodal-DepthFM: draws averaged per item.
+        cascade_depth: ``cascade:``: the Depth Anything V2 (path or hub id) run on the painting.
+        pix2gestalt: ``cascade:pix2gestalt``: its checkpoint (path or ``ORG/NAME:FILE``).
 
     Raises:
-        ValueError: an unknown baseline.
+        ValueError: an unknown baseline or inpainter; a cascade without its depth model.
         FileNotFoundError: a checkpoint or folder that does not exist.
     """
     kind, _, argument = spec.partition(":")
@@ -331,6 +337,16 @@ def load_predictor(spec: str, device: str = "cpu", samples: int = 4) -> Predicto
             return base_depth_predictor(load_base_model(argument, device))
         if kind == "depthfm":
             return depthfm_predictor(AmodalDepthFM.from_pretrained(argument).to(device).eval(), samples=samples)
+        if kind == "cascade":
+            if argument not in PAINTERS:
+                raise ValueError(f"unknown inpainter {argument!r} in {spec}; use one of {', '.join(PAINTERS)}")
+            if cascade_depth is None:
+                raise ValueError(f"{spec} needs the depth model it runs on the painting: give --cascade-depth "
+                                 "(a Depth Anything V2, e.g. depth-anything/Depth-Anything-V2-Large)")
+            if argument == "pix2gestalt" and pix2gestalt is None:
+                raise ValueError(f"{spec} needs --pix2gestalt (the released epoch=000005.ckpt, a path or ORG/NAME:FILE)")
+            painter = Pix2Gestalt.from_checkpoint(pix2gestalt).to(device) if argument == "pix2gestalt" else None
+            return cascade_predictor(load_base_model(cascade_depth, device), argument, painter)
         return saved_predictions(argument)
     return model_predictor(load_model(spec, device))
 

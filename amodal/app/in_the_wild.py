@@ -41,9 +41,9 @@ from amodal.app.photo import BAND_FRACTION, convex_hull_completion, observed_dep
 from amodal.app.segment_classical import segment_from_polygon
 from amodal.inference import CROP_MARGIN, blend_border, load_base_depth, predict
 from amodal.models.depthfm import AmodalDepthFM
+from amodal.models.pix2gestalt import paint_photo
 from amodal.models.preprocess import resample
 
-PIX2GESTALT_SIZE = 256  # the side pix2gestalt was trained at, and the demo's
 AMODAL_SOURCES = ("pix2gestalt", "hull")
 
 
@@ -136,32 +136,17 @@ def visible_from_points(image: np.ndarray, points: np.ndarray, sam=None) -> tupl
     return mask, f"random walker inside a {len(points)}-corner polygon"
 
 
-def _area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, C) or (H, W) resized to ``size = (width, height)`` by area averaging (PIL BOX)."""
-    return np.asarray(Image.fromarray(image).resize(size, Image.BOX))
-
-
 def complete_with_pix2gestalt(image: np.ndarray, visible_mask: np.ndarray, points: np.ndarray, pix2gestalt,
                               sam=None, steps: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(painting (256, 256, 3) uint8, M_a (H, W) bool)``: the demo's completion and the mask cut from it.
 
-    The photo and ``M_vis`` are area-resized to 256²; the painting's mask (SAM's masks
-    holding a prompt point with ``sam``, else background removal) comes back to the photo's
-    size by nearest neighbour, united with ``M_vis``.
+    The photo and ``M_vis`` go to 256² (:func:`amodal.models.pix2gestalt.paint_photo`); the
+    painting's mask (SAM's masks holding a prompt point with ``sam``, else background removal)
+    comes back to the photo's size by nearest neighbour, united with ``M_vis``.
     """
     h, w = visible_mask.shape
-    side = PIX2GESTALT_SIZE
-    small = _area_resize(np.asarray(image, np.uint8), (side, side))
-    small_visible = _area_resize(visible_mask.astype(np.uint8) * 255, (side, side)) > 127
-    if not small_visible.any():
-        raise ValueError("the visible part vanishes at 256²: pix2gestalt cannot see it; use the hull or a larger photo crop")
-    image_t = torch.from_numpy(np.array(small)).permute(2, 0, 1)[None].float() / 255
-    device = next(pix2gestalt.parameters()).device
-    options = {} if steps is None else {"steps": steps}
-    generator = torch.Generator(device=device).manual_seed(seed)
-    completion = pix2gestalt.complete(image_t.to(device), torch.from_numpy(small_visible)[None, None].float().to(device),
-                                      generator=generator, **options)
-    painting = (completion.image[0, 0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    painting, small_visible = paint_photo(pix2gestalt, image, visible_mask, steps, seed)
+    side = painting.shape[0]
     small_points = points * np.array([side / w, side / h])
     sam_masks = [m["segmentation"] for m in sam.generate(painting)] if sam is not None else None
     small_amodal = amodal_mask_from_painting(painting, small_visible, small_points if sam is not None else None, sam_masks)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from amodal.baselines import BASELINES
-from amodal.cli.arguments import device, non_negative_int, output_folder, positive_int
+from amodal.cli.arguments import device, non_negative_int, output_folder, positive_int, weights
 from amodal.data.items import HELD_OUT_SEED, SOURCES, evaluation_items
 from amodal.evaluation.mask_quality import given_mask
 from amodal.evaluation.scoring import evaluate_items
@@ -38,7 +38,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         f"such as zhyever/Amodal-Depth-Anything-DAV2), baseline:NAME ({', '.join(BASELINES)}), "
                         "dav2:CHECKPOINT (plain Depth Anything V2, no guidance), depthfm:FOLDER (an Amodal-DepthFM "
                         "saved with save_pretrained: the mean of --samples aligned draws), "
-                        "or predictions:DIR (one <id>.npy per sample, (H, W) at the data's size)")
+                        "predictions:DIR (one <id>.npy per sample, (H, W) at the data's size), or cascade:biharmonic / "
+                        "cascade:pix2gestalt (inpaint, then --cascade-depth, fitted to D_o on M_vis: the paper's pix2gestalt‡)")
     parser.add_argument("--data", required=True,
                         help="'synth', 'middlebury' (real disparity behind pasted occluders), a folder of our ADIW "
                         "shards, or the official layout")
@@ -54,10 +55,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=positive_int, default=4, help="Amodal-DepthFM: draws averaged per sample (default 4)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="samples per forward pass of a model (default 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--cascade-depth", type=weights, default=None,
+                        help="cascade:INPAINTER: the Depth Anything V2 run on the painting (path or hub id)")
+    parser.add_argument("--pix2gestalt", type=weights, default=None,
+                        help="cascade:pix2gestalt: the released epoch=000005.ckpt (path or ORG/NAME:FILE)")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    predictors = {spec: load_predictor(spec, args.device, args.samples) for spec in args.model}
+    predictors = {spec: load_predictor(spec, args.device, args.samples, args.cascade_depth, args.pix2gestalt)
+                  for spec in args.model}
     count = args.count if args.count is not None or args.data not in SOURCES else SCENES
     items = evaluation_items(args.data, count, args.size, seed=args.seed, shapes=args.shapes, split=args.split,
                              mode=args.mode)

@@ -50,7 +50,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from amodal.models.autoencoders import SD_LATENT_SCALE, SD_VAE_DDCONFIG, build_vae, vae_from_ldm
@@ -311,6 +313,37 @@ TINY_CONFIG = Pix2GestaltConfig(
          "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0},
 )
 TINY_CLIP = {"width": 128, "layers": 2, "patch_size": 4, "image_size": 16, "output_dim": 48}
+
+
+def paint_photo(model: Pix2Gestalt, image, visible_mask, steps: int | None = None, seed: int = 0):
+    """pix2gestalt on a photo of any size, as the official demo runs it: the photo and ``M_vis``
+    area-resized to 256² (``M_vis`` kept where over half a pixel), one painting.
+
+    Args:
+        model: a :class:`Pix2Gestalt`.
+        image: (H, W, 3) uint8 RGB.
+        visible_mask: (H, W) bool.
+        steps: DDIM steps (default the demo's 100).
+        seed: the sampling noise.
+
+    Returns:
+        ``(painting (256, 256, 3) uint8, visible mask at 256² (256, 256) bool)``.
+
+    Raises:
+        ValueError: a visible part that vanishes at 256².
+    """
+    side = IMAGE_SIZE
+    small = np.asarray(Image.fromarray(np.asarray(image, np.uint8)).resize((side, side), Image.BOX))
+    small_visible = np.asarray(Image.fromarray(np.asarray(visible_mask, np.uint8) * 255).resize((side, side), Image.BOX)) > 127
+    if not small_visible.any():
+        raise ValueError("the visible part vanishes at 256²: pix2gestalt cannot see it; crop the photo around the object")
+    device = next(model.parameters()).device
+    image_t = torch.from_numpy(np.array(small)).permute(2, 0, 1)[None].float().div(255).to(device)
+    mask_t = torch.from_numpy(small_visible)[None, None].float().to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    completion = model.complete(image_t, mask_t, generator=generator, **({} if steps is None else {"steps": steps}))
+    painting = (completion.image[0, 0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    return painting, small_visible
 
 
 def tiny_pix2gestalt(seed: int = 0) -> Pix2Gestalt:
