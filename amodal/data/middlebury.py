@@ -94,7 +94,9 @@ def middlebury_items(count: int = 60, size: int = 112, seed: int = 0) -> list[di
             continue
         target = scene["disparity"]
         seen = np.where(composite.occluder_mask, 1.1 * target[scene["target"]].max(), target)
-        lo, hi = seen.min(), seen.max()
+        # the range covers the hidden truth too: where the occluder hides the farthest pixels of the
+        # photo, the target (holes of the motorcycle's frame among them) may reach below what is seen
+        lo, hi = min(seen.min(), target[composite.amodal_mask].min()), seen.max()
         hidden = composite.hidden_mask
         scored = composite.amodal_mask & ~(hidden & ~scene["measured"])
 

@@ -19,3 +19,11 @@ def test_scene_and_items():
         assert (observed[hidden] > target[hidden]).all()
         np.testing.assert_allclose(observed[visible], target[visible])  # seen parts agree
         assert (it["given_mask"] >= amodal).all()  # scored ⊂ given: unmeasured hidden pixels left out
+
+
+def test_every_target_lies_in_the_unit_range_at_a_larger_side_too():
+    # at 224² an occluder can hide the photo's farthest pixels while the motorcycle's frame shows
+    # farther background through its holes: the normalisation must span the hidden truth too
+    for item in middlebury_items(60, 224):
+        assert 0.0 <= float(item["target_depth"].min()) and float(item["target_depth"].max()) <= 1.0
+        assert 0.0 <= float(item["observed_depth"].min()) and float(item["observed_depth"].max()) <= 1.0
