@@ -12,7 +12,7 @@
 3. **The amodal mask** ``M_a``, drawn with a :class:`Brush`: pointer press, move and release
    paint the stroke's capsule (every pixel within ``radius`` of the pointer's path);
    erasing clears it. A starting guess is the **convex hull** of ``M_vis``
-   (:func:`convex_hull_completion`), the smallest convex region that holds what is seen.
+   (:func:`amodal.models.mask_completer.convex_hull_completion`), the smallest convex region that holds what is seen.
    It is the whole object when the object is convex and the occluder hides only parts
    inside that hull (a ball behind a post); it undershoots where the hidden part sticks
    out of it (the far end of a bar behind a box), and there the brush adds
@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from skimage.measure import find_contours
-from skimage.morphology import convex_hull_image
 
 from amodal.adiw.depth import load_estimator, normalise_disparity
 from amodal.adiw.sam_masks import sam_generator
 from amodal.app.segment_classical import segment_from_polygon
 from amodal.export import point_cloud, write_ply
 from amodal.inference import predict
+from amodal.models.mask_completer import convex_hull_completion
 from amodal.utils.images import read_image
 
 BAND_FRACTION = 0.15  # the walker's unknown strip, each side of the rough polygon, per polygon side
@@ -98,14 +98,6 @@ class Brush:
         t = np.zeros_like(rows) if length2 == 0 else np.clip(((cols - x0) * dx + (rows - y0) * dy) / length2, 0, 1)
         inside = (cols - x0 - t * dx) ** 2 + (rows - y0 - t * dy) ** 2 <= r * r + 1e-9
         self.mask[top:bottom + 1, left:right + 1][inside] = not self.erase
-
-
-def convex_hull_completion(visible_mask: np.ndarray) -> np.ndarray:
-    """The convex hull of ``M_vis`` (pixels whose centre lies in the hull of the mask's pixels),
-    the starting guess for ``M_a``; all-False for an empty mask."""
-
-    visible = np.asarray(visible_mask, bool)
-    return convex_hull_image(visible) | visible if visible.any() else np.zeros_like(visible)
 
 
 def outline_clicks(mask: np.ndarray, count: int = 10, margin: float = 0.08) -> list[tuple[float, float]]:
