@@ -196,16 +196,16 @@ _DEPTHFM_TINY_SYNTH = Recipe(
 # parameters trained from scratch on a 2-core CPU. Data: crops around M_vis of synthetic
 # occlusions of the rich shape set (corners, edges, tilted curvature and star silhouettes, so
 # that the hull of M_vis is often wrong), rendered at 128² and cropped to 64². Adam at 2e-3
-# (the usual rate for a small network from scratch), 100 warm-up steps, decay to 5 % by the
+# (the usual rate for a small network from scratch), 50 warm-up steps, decay to 5 % by the
 # last step, clip at norm 1, batch 32, flip p = 0.5; cross-entropy plus soft hidden IoU
-# outside M_vis (amodal.training.objectives.mask_completion_loss). A pool of 3,000 scenes
-# seen about 13 times in 1,200 steps: what fits in ~25 minutes of one CPU thread.
+# outside M_vis (amodal.training.objectives.mask_completion_loss). A pool of 1,500 scenes
+# seen about 11 times in 500 steps: what fits in ~25 minutes of a shared 2-core CPU.
 _MASK_COMPLETER_TINY = Recipe(
     name="amodal-mask-completer-tiny", model="mask-completer", size="tiny", lr=2e-3, trainable="all",
-    warmup_steps=100, decay_steps=1200, final_ratio=0.05, max_steps=1200, max_grad_norm=1.0,
+    warmup_steps=50, decay_steps=500, final_ratio=0.05, max_steps=500, max_grad_norm=1.0,
     batch_size=32, batch_per_device=32, seed=2024, flip_p=0.5, input_size=64,
-    loss="mask_completion", silog_lambda=None, loss_region="outside-visible", validate_every=300, init=None,
-    synth_pool=3000, synth_shapes="rich", scene_size=128,
+    loss="mask_completion", silog_lambda=None, loss_region="outside-visible", validate_every=250, init=None,
+    synth_pool=1500, synth_shapes="rich", scene_size=128,
 )
 
 RECIPES: dict[str, Recipe] = {
