@@ -22,7 +22,8 @@ Without pix2gestalt's weights, two offline proposals of ``M_a`` from the photo a
 (:func:`propose_amodal_mask`): the **convex hull** of ``M_vis``, and the **completer**
 (:func:`complete_amodal_mask`), our tiny U-Net trained on synthetic occlusions
 (:mod:`amodal.models.mask_completer`, shipped in ``checkpoints/amodal-mask-completer-tiny``),
-which beats the hull on hidden-part IoU (README, "The tiny amodal-mask completer").
+which beats the hull on hidden-part IoU on held-out synthetic scenes, and on real photos
+with pasted occluders in the hard bucket only (README, "The tiny amodal-mask completer").
 """
 from __future__ import annotations
 

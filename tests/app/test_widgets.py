@@ -9,11 +9,11 @@ import torch
 from matplotlib.backend_bases import MouseEvent
 
 from amodal.app.explorer import EXPLORER_SEED, Explorer, SampleBrowser, predictors_for
+from amodal.app.photo import PhotoSession
+from amodal.app.widgets import DatasetExplorer, PhotoWidget, SampleBrowserWidget, explorer_app, photo_files
 from amodal.data.items import evaluation_items
 from amodal.export import read_ply
 from amodal.models.configs import TINY
-from amodal.app.photo import PhotoSession
-from amodal.app.widgets import DatasetExplorer, PhotoWidget, SampleBrowserWidget, explorer_app, photo_files
 
 
 @pytest.fixture(scope="module")
