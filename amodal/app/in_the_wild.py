@@ -11,7 +11,9 @@
    area-resized to 256², as the demo does) and the mask is cut from the painting
    (:func:`amodal.app.amodal_masks.amodal_mask_from_painting`: SAM's automatic masks of the
    painting that hold a prompt point when ``sam`` is given, else background removal);
-   ``"hull"`` the convex hull of ``M_vis``; or a given mask. ``M_a ⊇ M_vis`` always.
+   ``"hull"`` the convex hull of ``M_vis``; ``"completer"`` the tiny mask completer
+   (:func:`amodal.app.amodal_masks.complete_amodal_mask`, the shipped checkpoint); or a given
+   mask. ``M_a ⊇ M_vis`` always.
 3. **Base depth** ``D_o`` of the photo (a Depth Anything V2, or the toy row prior, which
    the result labels, :attr:`WildResult.base_note`).
 4. **Amodal depth**: Amodal-DAV2 through :func:`amodal.inference.predict` (object-centred
@@ -36,7 +38,7 @@ from PIL import Image
 
 from amodal.adiw.depth import toy_depth_note
 from amodal.align import scale_shift
-from amodal.app.amodal_masks import amodal_mask_from_painting, stroke_points
+from amodal.app.amodal_masks import amodal_mask_from_painting, complete_amodal_mask, stroke_points
 from amodal.app.photo import BAND_FRACTION, convex_hull_completion, observed_depth_of, sam_point_mask
 from amodal.app.segment_classical import segment_from_polygon
 from amodal.inference import CROP_MARGIN, blend_border, load_base_depth, predict
@@ -44,7 +46,7 @@ from amodal.models.depthfm import AmodalDepthFM
 from amodal.models.pix2gestalt import paint_photo
 from amodal.models.preprocess import resample
 
-AMODAL_SOURCES = ("pix2gestalt", "hull")
+AMODAL_SOURCES = ("pix2gestalt", "hull", "completer")
 
 
 @dataclass
@@ -187,7 +189,8 @@ def amodal_depth_from_points(image: np.ndarray, model, *, points: Sequence | Non
             (H, W) bool mask of brush strokes (points made from it as the demo does).
         visible_mask: a given ``M_vis`` (H, W) bool; skips stage 1 (points are still needed
             for the SAM way of cutting the painting).
-        amodal: ``"pix2gestalt"`` (needs ``pix2gestalt``), ``"hull"``, or a given (H, W) mask.
+        amodal: ``"pix2gestalt"`` (needs ``pix2gestalt``), ``"hull"``, ``"completer"`` (the shipped
+            mask completer), or a given (H, W) mask.
         sam: a ``SamAutomaticMaskGenerator``; ``None``: the classical segmenter, and
             background removal for the painting.
         pix2gestalt: a :class:`~amodal.models.pix2gestalt.Pix2Gestalt`.
@@ -231,6 +234,8 @@ def amodal_depth_from_points(image: np.ndarray, model, *, points: Sequence | Non
                                             pix2gestalt, sam, steps=pix2gestalt_steps, seed=seed)
         elif amodal == "hull":
             amodal_mask = clock("amodal mask", convex_hull_completion, visible)
+        elif amodal == "completer":
+            amodal_mask = clock("amodal mask", complete_amodal_mask, image, visible)
         else:
             raise ValueError(f"unknown amodal mask source {amodal!r}; use one of {AMODAL_SOURCES} or give a mask")
         messages.append(f"amodal mask: {amodal}, {int(amodal_mask.sum())} pixels")

@@ -12,11 +12,15 @@
 3. **The amodal mask** ``M_a``, drawn with a :class:`Brush`: pointer press, move and release
    paint the stroke's capsule (every pixel within ``radius`` of the pointer's path);
    erasing clears it. A starting guess is the **convex hull** of ``M_vis``
-   (:func:`convex_hull_completion`), the smallest convex region that holds what is seen.
+   (:func:`amodal.models.mask_completer.convex_hull_completion`), the smallest convex region
+   that holds what is seen.
    It is the whole object when the object is convex and the occluder hides only parts
    inside that hull (a ball behind a post); it undershoots where the hidden part sticks
    out of it (the far end of a bar behind a box), and there the brush adds
-   the rest. ``M_a`` always includes ``M_vis``.
+   the rest. The other guess is the **mask completer**
+   (:func:`amodal.app.amodal_masks.complete_amodal_mask`, :meth:`PhotoSession.complete_with_completer`),
+   a tiny network trained on synthetic occlusions that also reads the photo, and guesses
+   past the hull. ``M_a`` always includes ``M_vis``.
 4. **Depth**: ``D_o`` from the base depth (a Depth Anything V2, any ``DepthEstimator``, a
    map, or the toy row prior when no weights are at hand), then :func:`amodal.inference.predict`
    (at the side the network was trained at): the amodal network inside ``M_a``, ``D_o``
@@ -32,13 +36,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from skimage.measure import find_contours
-from skimage.morphology import convex_hull_image
 
 from amodal.adiw.depth import load_estimator, normalise_disparity
 from amodal.adiw.sam_masks import sam_generator
+from amodal.app.amodal_masks import complete_amodal_mask
 from amodal.app.segment_classical import segment_from_polygon
 from amodal.export import point_cloud, write_ply
 from amodal.inference import predict
+from amodal.models.mask_completer import convex_hull_completion
 from amodal.utils.images import read_image
 
 BAND_FRACTION = 0.15  # the walker's unknown strip, each side of the rough polygon, per polygon side
@@ -98,14 +103,6 @@ class Brush:
         t = np.zeros_like(rows) if length2 == 0 else np.clip(((cols - x0) * dx + (rows - y0) * dy) / length2, 0, 1)
         inside = (cols - x0 - t * dx) ** 2 + (rows - y0 - t * dy) ** 2 <= r * r + 1e-9
         self.mask[top:bottom + 1, left:right + 1][inside] = not self.erase
-
-
-def convex_hull_completion(visible_mask: np.ndarray) -> np.ndarray:
-    """The convex hull of ``M_vis`` (pixels whose centre lies in the hull of the mask's pixels),
-    the starting guess for ``M_a``; all-False for an empty mask."""
-
-    visible = np.asarray(visible_mask, bool)
-    return convex_hull_image(visible) | visible if visible.any() else np.zeros_like(visible)
 
 
 def outline_clicks(mask: np.ndarray, count: int = 10, margin: float = 0.08) -> list[tuple[float, float]]:
@@ -196,11 +193,14 @@ class PhotoSession:
         base: where ``D_o`` comes from (see :func:`observed_depth_of`).
         sam: a ``SamPredictor`` (:func:`load_sam`), or ``None`` for the classical fallback.
         brush_radius: in pixels (default: 2 % of the longer side, at least 2).
+        completer: the :class:`~amodal.models.mask_completer.MaskCompleter` of
+            :meth:`complete_with_completer` (``None``: the shipped one, loaded on first use).
     """
 
-    def __init__(self, image: np.ndarray, model=None, base="row-prior", sam=None, brush_radius: float | None = None):
+    def __init__(self, image: np.ndarray, model=None, base="row-prior", sam=None, brush_radius: float | None = None,
+                 completer=None):
         self.image = read_photo(image, max_side=None)
-        self.model, self.base, self.sam = model, base, sam
+        self.model, self.base, self.sam, self.completer = model, base, sam, completer
         self.clicks: list[tuple[float, float]] = []
         self.visible_mask = np.zeros(self.image.shape[:2], bool)
         self.brush = Brush(self.image.shape[:2], brush_radius or max(2.0, 0.02 * max(self.image.shape[:2])))
@@ -251,6 +251,11 @@ class PhotoSession:
     def complete_hull(self) -> np.ndarray:
         """Add the convex hull of ``M_vis`` to the painted mask; returns ``M_a``."""
         self.brush.mask |= convex_hull_completion(self.visible_mask)
+        return self.amodal_mask
+
+    def complete_with_completer(self) -> np.ndarray:
+        """Add the mask completer's ``M_a`` (``self.completer``, or the shipped one) to the painted mask; returns ``M_a``."""
+        self.brush.mask |= complete_amodal_mask(self.image, self.visible_mask, self.completer)
         return self.amodal_mask
 
     def clear_amodal(self) -> None:

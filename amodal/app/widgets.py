@@ -6,8 +6,8 @@ widgets; each class here only wires controls to it:
 - :class:`DatasetExplorer` — pick a sample, filter by bucket, sort by a metric; overlays,
   depth panels on one scale, the cross-section line and the 3-D points.
 - :class:`SampleBrowserWidget` — step through Amodal-DepthFM's samples; mean and spread.
-- :class:`PhotoWidget` — your own photo: clicks → ``M_vis``, brush → ``M_a``, convex hull,
-  run, export PLY.
+- :class:`PhotoWidget` — your own photo: clicks → ``M_vis``, brush → ``M_a``, convex hull or
+  mask completer, run, export PLY.
 - :func:`explorer_app` — all of them in tabs, the page that ``python -m amodal explore`` serves.
 
 Figures are drawn on an ipympl canvas when ``%matplotlib widget`` is on (the brush and the
@@ -210,8 +210,9 @@ class PhotoWidget(_FigureWidget):
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
         self.mode = widgets.ToggleButtons(options=self.MODES).add_class("amodal-mode")
         self.radius = widgets.IntSlider(min=1, max=40, value=round(session.brush.radius), description="brush")
-        self.buttons = {name: widgets.Button(description=name) for name in ("convex hull", "clear clicks", "clear M_a", "run", "export PLY")}
-        actions = {"convex hull": self.session_call("complete_hull"), "clear clicks": self.session_call("clear_clicks"),
+        self.buttons = {name: widgets.Button(description=name) for name in ("convex hull", "completer", "clear clicks", "clear M_a", "run", "export PLY")}
+        actions = {"convex hull": self.session_call("complete_hull"), "completer": self.session_call("complete_with_completer"),
+                   "clear clicks": self.session_call("clear_clicks"),
                    "clear M_a": self.session_call("clear_amodal"), "run": self.session_call("run"), "export PLY": self.export}
         for name, button in self.buttons.items():
             button.on_click(lambda _, act=actions[name]: act())

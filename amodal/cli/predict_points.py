@@ -3,7 +3,7 @@
 No mask is drawn by hand: the points on the object's visible part give ``M_vis`` (SAM with
 ``--sam-checkpoint``, else the classical segmenter with the points as a polygon's corners),
 ``--amodal-mask`` gives ``M_a`` (``auto``: pix2gestalt with ``--pix2gestalt``, else the
-convex hull, and the command says which; ``hull``; or a mask file), and every intermediate is
+convex hull, and the command says which; ``hull``; ``completer``, the tiny mask completer; or a mask file), and every intermediate is
 written as one set (:mod:`amodal.app.wild_outputs`).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from amodal.inference import load_base_depth, load_model
 from amodal.models.pix2gestalt import Pix2Gestalt
 from amodal.utils.images import read_image, read_mask
 
-AMODAL_CHOICES = ("auto", "hull")
+AMODAL_CHOICES = ("auto", "hull", "completer")
 
 
 def point(text: str) -> tuple[float, float]:
@@ -35,10 +35,10 @@ def point(text: str) -> tuple[float, float]:
 
 
 def amodal_source(text: str) -> str:
-    """``auto``, ``hull`` or a mask file that exists."""
+    """``auto``, ``hull``, ``completer`` or a mask file that exists."""
     if text in AMODAL_CHOICES or Path(text).is_file():
         return text
-    raise argparse.ArgumentTypeError(f"'auto', 'hull' or a mask image file, got {text!r} (no such file)")
+    raise argparse.ArgumentTypeError(f"'auto', 'hull', 'completer' or a mask image file, got {text!r} (no such file)")
 
 
 def add_points_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +48,8 @@ def add_points_arguments(parser: argparse.ArgumentParser) -> None:
                        "rough polygon around the visible part (3 or more)")
     group.add_argument("--amodal-mask", type=amodal_source, default="auto",
                        help="the whole object's mask: auto (pix2gestalt when --pix2gestalt is given, else the convex "
-                       "hull of the visible part), hull, or a mask image (default auto)")
+                       "hull of the visible part), hull, completer (the tiny mask completer of checkpoints/), or a mask image "
+                       "(default auto)")
     group.add_argument("--pix2gestalt", help="pix2gestalt's released checkpoint (epoch=000005.ckpt), a path or ORG/NAME:FILE")
     group.add_argument("--sam-checkpoint", help="a SAM checkpoint (path or hub id) for the visible mask and for cutting "
                        "the painting; without it the classical segmenter and background removal")
@@ -72,8 +73,8 @@ def run_points(args: argparse.Namespace) -> int:
         amodal = "pix2gestalt" if args.pix2gestalt else "hull"
         if amodal == "hull":
             print("note: --amodal-mask auto without --pix2gestalt: the convex hull of the visible part", file=sys.stderr)
-    elif args.amodal_mask == "hull":
-        amodal = "hull"
+    elif args.amodal_mask in ("hull", "completer"):
+        amodal = args.amodal_mask
     else:
         amodal = read_mask(args.amodal_mask, args.max_pixels)
     painted = isinstance(amodal, str) and amodal == "pix2gestalt"

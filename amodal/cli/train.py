@@ -20,7 +20,7 @@ from amodal.training.loop import TrainingStopped, train
 from amodal.training.recipes import RECIPES, get_recipe, parse_overrides
 from amodal.training.setup import build_model
 from amodal.training.state import CHECKPOINT_NAME
-from amodal.training.validation import synth_validator
+from amodal.training.validation import mask_completion_validator, synth_validator
 from amodal.utils.locks import FolderLock
 
 TRAIN_EXAMPLES = """\
@@ -33,6 +33,10 @@ examples:
   python -m amodal train --recipe amodal-dav2-s-paper --data synth --init none \\
       --set size=tiny --set input_size=56 --set batch_size=4 --set batch_per_device=2 \\
       --set max_steps=20 --output runs/try
+
+  # the amodal-mask completer (M_vis and the photo -> M_a), from scratch on synthetic scenes:
+  python -m amodal train --recipe amodal-mask-completer-tiny --data synth --init none \\
+      --output runs/amodal-mask-completer-tiny
 
 Run the same command with --resume to continue from OUTPUT/checkpoint.pt. SIGTERM and
 Ctrl-C save a checkpoint before the process exits, with code 143 (SIGTERM) or 130 (Ctrl-C):
@@ -62,7 +66,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=positive_int, default=None, help="steps between checkpoints (default: the recipe's validation period)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--validation-count", type=positive_int, default=48,
-                        help="--data synth, Amodal-DAV2: held-out scenes scored every validate_every steps (default 48)")
+                        help="--data synth, Amodal-DAV2 and the mask completer: held-out scenes scored every "
+                        "validate_every steps (default 48)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -71,9 +76,13 @@ def run_train(args: argparse.Namespace) -> int:
     data = training_data(args.data, recipe, args.split)
     model, objective, parameters = build_model(recipe, args.init, args.vae)
     validate = None
-    if args.data == "synth" and recipe.model == "amodal-dav2" and int(os.environ.get("RANK", "0")) == 0:
+    if args.data == "synth" and int(os.environ.get("RANK", "0")) == 0:
         # another seed than the training stream's (recipe.seed) and the evaluation's default (2026)
-        validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size, recipe.synth_shapes)
+        if recipe.model == "amodal-dav2":
+            validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size, recipe.synth_shapes)
+        elif recipe.model == "mask-completer":
+            validate = mask_completion_validator(recipe.seed + 1, args.validation_count,
+                                                 recipe.scene_size or recipe.input_size, recipe.synth_shapes)
     device = args.device
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:

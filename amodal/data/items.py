@@ -18,8 +18,10 @@ from __future__ import annotations
 import os
 
 from amodal.adiw.dataset import open_dataset
+from amodal.data.mask_items import MaskCrops
 from amodal.data.middlebury import middlebury_items
 from amodal.data.streams import BendStream, SynthPool, SynthStream
+from amodal.models.mask_completer import completer_config
 
 HELD_OUT_SEED = 2026  # the evaluation's synthetic scenes; training streams and validation use others
 SOURCES = ("synth", "middlebury")  # the named sources; anything else is a folder
@@ -72,7 +74,20 @@ def training_data(data: str | os.PathLike, recipe, split: str | os.PathLike | No
             our shards or the official layout.
         recipe: a :class:`amodal.training.recipes.Recipe` (its seed, input size, pool and shapes).
         split: the official layout: a split list (``data_split/sam/train.txt``).
+
+    A ``mask-completer`` recipe gets the same sources (scenes rendered at ``recipe.scene_size``,
+    the pool's crops kept rather than its scenes; a folder's samples at their own size unless
+    it is set) as :class:`MaskCrops`: the crop around each sample's ``M_vis``, the network's
+    input, with ``M_a`` as the target.
     """
+    if recipe.model == "mask-completer":
+        if str(data) == "bend":
+            raise ValueError("--data bend holds no objects to complete; the mask completer trains on 'synth' or ADIW data")
+        config = completer_config(recipe.size, recipe.input_size)
+        if str(data) == "synth":
+            scenes = SynthStream(seed=recipe.seed, size=recipe.scene_size or recipe.input_size, shapes=recipe.synth_shapes)
+            return MaskCrops(scenes, config, count=recipe.synth_pool or None)
+        return MaskCrops(open_dataset(data, recipe.scene_size, split), config)
     if str(data) == "synth":
         if recipe.synth_pool:
             return SynthPool(seed=recipe.seed, count=recipe.synth_pool, size=recipe.input_size, shapes=recipe.synth_shapes)

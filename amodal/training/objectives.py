@@ -8,12 +8,18 @@ Amodal-DepthFM (paper §4.2): the flow-matching MSE in latent space on ``M_a``
 (:meth:`AmodalDepthFM.training_loss`). Its loss is a method, not the network's
 ``forward``, so :class:`FlowMatchingLoss` wraps the model into a module whose forward
 *is* the loss — what ``DistributedDataParallel`` needs to synchronise its gradients.
+
+The amodal-mask completer (ours, :mod:`amodal.models.mask_completer`): binary cross-entropy
+of its logits against the crop of ``M_a`` plus one minus the soft IoU of the hidden part
+(:func:`mask_completion_loss`), both on the pixels outside ``M_vis`` only — ``M_vis`` is added
+to every prediction anyway, and the score that matters is the hidden part's IoU.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from amodal.losses import silog
 
@@ -52,6 +58,43 @@ def amodal_dav2_objective(region: str = "object", lam: float = 0.85) -> Callable
         return silog(prediction.float(), batch["target_depth"].float(), loss_region(batch, region), lam=lam)
 
     return objective
+
+
+def mask_completion_loss(logits: torch.Tensor, amodal_mask: torch.Tensor, visible_mask: torch.Tensor,
+                         eps: float = 1.0) -> torch.Tensor:
+    """Cross-entropy plus soft hidden-part IoU loss of a mask completer, outside ``M_vis``.
+
+    With ``p = σ(logits)``, ``a = M_a``, ``v = M_vis`` (fractions in [0, 1] on a resized
+    crop) and ``w = 1 − v`` the weight of a pixel (how much of it lies outside ``M_vis``)::
+
+        bce  = Σ w · BCE(logits, a) / Σ w                     (over the batch)
+        soft = Σ w·p · (a − v) / Σ (w·p + (a − v) − w·p·(a − v))   (per sample; a − v is the hidden part)
+        loss = bce + mean over samples of (1 − soft)
+
+    ``eps`` is added to the IoU's numerator and denominator (a sample whose crop holds
+    no hidden pixel scores 1 when nothing is predicted there).
+
+    Args:
+        logits: ``(B, 1, S, S)``.
+        amodal_mask, visible_mask: ``(B, 1, S, S)`` in [0, 1], ``M_vis ⊆ M_a``.
+
+    Returns:
+        a scalar tensor.
+    """
+    outside = 1.0 - visible_mask
+    bce = F.binary_cross_entropy_with_logits(logits, amodal_mask, weight=outside, reduction="sum")
+    bce = bce / outside.sum().clamp_min(1.0)
+    predicted = torch.sigmoid(logits) * outside                      # predicted hidden part
+    hidden = (amodal_mask - visible_mask).clamp_min(0)               # true hidden part
+    overlap = (predicted * hidden).flatten(1).sum(1)
+    union = (predicted + hidden - predicted * hidden).flatten(1).sum(1)
+    return bce + (1 - (overlap + eps) / (union + eps)).mean()
+
+
+def mask_completion_objective(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """:func:`mask_completion_loss` of a mask completer on a batch of
+    :class:`~amodal.data.mask_items.MaskCrops` items (``inputs``, ``amodal_mask``, ``visible_mask``)."""
+    return mask_completion_loss(model(batch["inputs"]).float(), batch["amodal_mask"].float(), batch["visible_mask"].float())
 
 
 class FlowMatchingLoss(torch.nn.Module):

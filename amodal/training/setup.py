@@ -17,7 +17,13 @@ from amodal.models.amodal_dav2 import AmodalDAV2
 from amodal.models.configs import CONFIGS, SMALL_CONFIGS
 from amodal.models.depthfm import TINY_MODELS, AmodalDepthFM, tiny_amodal_depthfm
 from amodal.models.flow_matching import NOISING_STEP
-from amodal.training.objectives import FlowMatchingLoss, amodal_dav2_objective, flow_matching_objective
+from amodal.models.mask_completer import MaskCompleter, completer_config
+from amodal.training.objectives import (
+    FlowMatchingLoss,
+    amodal_dav2_objective,
+    flow_matching_objective,
+    mask_completion_objective,
+)
 from amodal.training.recipes import Recipe
 from amodal.training.schedule import lr_factor
 from amodal.utils.hub import KNOWN_WEIGHTS
@@ -48,7 +54,7 @@ def build_model(recipe: Recipe, init: str | None, vae: str | None = None) -> Mod
     Args:
         recipe: the run's recipe (its model, size, seed, loss).
         init: a Depth Anything V2 checkpoint (Amodal-DAV2), DepthFM's ``depthfm-v1.ckpt``
-            (Amodal-DepthFM, with ``vae``), or ``"none"``; ``None`` is allowed only for
+            (Amodal-DepthFM, with ``vae``), a saved mask completer (to go on training it), or ``"none"``; ``None`` is allowed only for
             recipes that start from random weights. A path or a hub id
             (``depth-anything/Depth-Anything-V2-Small``, ``…-Small-hf``; :func:`amodal.utils.hub.resolve`).
         vae: Amodal-DepthFM: Stable Diffusion's VAE (a diffusers folder or file, or a hub id).
@@ -87,6 +93,15 @@ def build_model(recipe: Recipe, init: str | None, vae: str | None = None) -> Mod
         model.autoencoder.requires_grad_(False)  # the VAE is frozen
         return ModelSetup(FlowMatchingLoss(model, recipe.time_grid, recipe.hidden_loss_weight), flow_matching_objective,
                           list(model.unet.parameters()))
+    if recipe.model == "mask-completer":
+        config = completer_config(recipe.size, recipe.input_size)
+        if random_init:
+            model = MaskCompleter(config)
+        else:
+            model = MaskCompleter.from_pretrained(init)
+            if model.config != config:
+                raise ValueError(f"--init {init}: its mask completer is {model.config}, the recipe's {config}")
+        return ModelSetup(model, mask_completion_objective, list(model.parameters()))
     raise ValueError(f"recipe {recipe.name!r}: unknown model {recipe.model!r}")
 
 

@@ -142,3 +142,16 @@ def test_amodal_depthfm_runs_the_chain_with_its_aligned_draws():
                                       samples=2, steps=1)
     assert result.depth.shape == (32, 32) and np.isfinite(result.depth).all()
     np.testing.assert_array_equal(result.raw_depth[~whole], observed[~whole])
+
+
+def test_the_chain_takes_the_completers_amodal_mask(model):
+    from amodal.app.amodal_masks import complete_amodal_mask
+
+    image, whole, visible_truth = _scene()
+    observed = np.linspace(0.2, 0.9, 64 * 64, dtype=np.float32).reshape(64, 64)
+    result = amodal_depth_from_points(image, model, visible_mask=visible_truth, amodal="completer", base=observed)
+    # the shipped completer's mask, as complete_amodal_mask gives it, is the mask the chain used
+    np.testing.assert_array_equal(result.amodal_mask, complete_amodal_mask(image, visible_truth))
+    assert (result.amodal_mask >= visible_truth).all() and "amodal mask: completer" in " ".join(result.messages)
+    with pytest.raises(ValueError, match="unknown amodal mask source 'gestalt'"):
+        amodal_depth_from_points(image, model, visible_mask=visible_truth, amodal="gestalt", base=observed)

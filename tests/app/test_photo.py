@@ -8,7 +8,7 @@ from PIL import Image
 
 from amodal.export import read_ply
 from amodal.models.configs import TINY
-from amodal.app.photo import Brush, PhotoSession, convex_hull_completion, observed_depth_of, read_photo
+from amodal.app.photo import Brush, PhotoSession, observed_depth_of, read_photo
 
 
 def test_brush_press_paints_a_disc_of_lattice_points():
@@ -43,16 +43,6 @@ def test_brush_clips_at_the_border():
     assert brush.mask.sum() == 6  # (0,0) (1,0) (2,0) (0,1) (1,1) (0,2)
     brush.move(-10, -10)  # off the picture: nothing more, no error
     assert brush.mask.sum() == 6
-
-
-def test_convex_hull_fills_between_two_blocks():
-    visible = np.zeros((6, 12), bool)
-    visible[1:4, 0:3] = True
-    visible[1:4, 8:11] = True
-    expected = np.zeros((6, 12), bool)
-    expected[1:4, 0:11] = True
-    np.testing.assert_array_equal(convex_hull_completion(visible), expected)
-    assert not convex_hull_completion(np.zeros((4, 4), bool)).any()
 
 
 def test_read_photo_from_bytes_path_and_array(tmp_path):

@@ -9,11 +9,11 @@ import torch
 from matplotlib.backend_bases import MouseEvent
 
 from amodal.app.explorer import EXPLORER_SEED, Explorer, SampleBrowser, predictors_for
+from amodal.app.photo import PhotoSession
+from amodal.app.widgets import DatasetExplorer, PhotoWidget, SampleBrowserWidget, explorer_app, photo_files
 from amodal.data.items import evaluation_items
 from amodal.export import read_ply
 from amodal.models.configs import TINY
-from amodal.app.photo import PhotoSession
-from amodal.app.widgets import DatasetExplorer, PhotoWidget, SampleBrowserWidget, explorer_app, photo_files
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,9 @@ def test_photo_widget_clicks_brush_hull_run_and_export(model, tmp_path):
     draws = w.draws
     w.buttons["convex hull"].click()
     assert (w.session.amodal_mask >= visible).all() and w.draws == draws + 1
+    hull = w.session.amodal_mask.copy()
+    w.buttons["completer"].click()  # the shipped mask completer adds its guess to the hull
+    assert (w.session.amodal_mask >= hull).all() and w.draws == draws + 2 and not w.session.message.startswith("⚠")
     w.buttons["export PLY"].click()  # before a run: a message, no file
     assert "run the model first" in w.message.value
     w.buttons["run"].click()

@@ -376,6 +376,10 @@ def test_points_run_the_chain_and_write_every_stage(tmp_path, model_dir, capsys)
     assert main([*common, "--points", *corners, "--amodal-mask", str(tmp_path / "amodal.png"),
                  "--output", str(tmp_path / "given")]) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "given" / "box_amodal.png")) > 0, amodal)
+    # the shipped mask completer instead of the hull
+    assert main([*common, "--points", *corners, "--amodal-mask", "completer", "--output", str(tmp_path / "learned")]) == 0
+    learned = np.asarray(Image.open(tmp_path / "learned" / "box_amodal.png")) > 0
+    assert learned.any() and (learned >= (np.asarray(Image.open(tmp_path / "learned" / "box_visible.png")) > 0)).all()
     capsys.readouterr()
     assert main([*common, "--points", "12,12", "70,12", "52,52", "--output", str(tmp_path / "bad")]) == 2
     assert "point(s) 70,12 lie outside the 64×64 photo" in capsys.readouterr().err
