@@ -1,66 +1,22 @@
 """scripts/compare_official.py without the official code: stand-in clones written here.
 
 Each stand-in has the official module path, class name, constructor, call convention and
-state-dict layout, and computes with our own model inside. That exercises the script's
-own work (argument checks, importing from a folder under an alias, loading the official
-layout into ours, the tables, the errors for a wrong folder); its parity figures against
-the real code come from running it on real clones.
+state-dict layout, and computes with our own model inside (the DAV2 ones come from
+``official_testdata.py``). That exercises the script's own work (argument checks, loading
+the official layout into ours, the tables, the errors for a wrong folder); its parity
+figures against the real code come from running it on real clones. The importing itself is
+tested in ``test_official_code.py``.
 """
-import importlib.util
 import os
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
+from official_testdata import write_dav2_clones, write_depthfm_clone
+from official_testdata import write_file as _write
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("compare_official_under_test", ROOT / "scripts" / "compare_official.py")
-compare = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare)
+from amodal.utils.paths import checkout_module
 
-DAV2_DPT = '''
-import torch
-from amodal import {ours} as Ours
-
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-
-class DepthAnythingV2(torch.nn.Module):
-    """Official names and calls, our arithmetic: the input arrives ImageNet-normalised."""
-
-    def __init__(self, encoder="vitl", features=256, out_channels=(256, 512, 1024, 1024), **kwargs):
-        super().__init__()
-        net = Ours(encoder[-1], exact=True)
-        self.pretrained, self.depth_head = net.encoder, net.head
-        self.net = [net]  # a list: not a submodule, so state_dict keys stay official
-
-    def forward(self, x, guidance=None):
-        image = x * STD + MEAN
-        if guidance is None:
-            return self.net[0](image)[:, 0]        # (B, H, W), like the official DAV2
-        return self.net[0](image, (guidance[:, :1] + 1) / 2, (guidance[:, 1:] + 1) / 2)
-'''
-
-DEPTHFM_OPENAIMODEL = '''
-import torch
-from util import LDM_NAMES   # a sibling imported by bare name, as depth-fm does
-from amodal.models import depthfm
-
-
-class UNetModel(torch.nn.Module):
-    def __init__(self, **hparams):
-        super().__init__()
-        self.unet = depthfm.build_unet(hparams)
-
-    def state_dict(self, *args, **kwargs):
-        return LDM_NAMES(self.unet.state_dict(), self.unet.config)
-
-    def forward(self, x, t=None, context=None, context_ca=None):
-        return self.unet(torch.cat([x, context], 1), t, encoder_hidden_states=context_ca).sample
-'''
-
+compare = checkout_module("scripts/compare_official.py")
 
 # pix2gestalt's code imports its package absolutely (``from ldm.… import``) from its pix2gestalt/ folder.
 P2G_OPENAIMODEL = '''
@@ -128,20 +84,10 @@ class DDIMSampler:
 '''
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-
-
 @pytest.fixture
 def clones(tmp_path):
     """Stand-in clones of the three official repositories, laid out as the real ones."""
-    dav2, amodal, dfm = tmp_path / "Depth-Anything-V2", tmp_path / "Amodal-Depth-Anything", tmp_path / "depth-fm"
-    _write(dav2 / "depth_anything_v2" / "dpt.py", DAV2_DPT.format(ours="DepthAnythingV2"))
-    _write(amodal / "src/models/amodalsynthdrive/depth_anything_v2/dpt.py", DAV2_DPT.format(ours="AmodalDAV2"))
-    _write(dfm / "depthfm/unet/openaimodel.py", DEPTHFM_OPENAIMODEL)
-    _write(dfm / "depthfm/unet/util.py", "from amodal.models.ldm_convert import diffusers_to_ldm as LDM_NAMES\n")
-    return dav2, amodal, dfm
+    return (*write_dav2_clones(tmp_path), write_depthfm_clone(tmp_path))
 
 
 @pytest.fixture
@@ -186,21 +132,6 @@ def test_tables_from_stand_in_clones(clones, capsys):
         assert f"{run} " in out
 
 
-def test_modules_of_the_same_name_load_side_by_side(clones):
-    dav2, amodal, _ = clones
-    first = compare.import_package_module("dav2", dav2, "stand_in_dav2", "dpt")
-    second = compare.import_package_module("official", amodal, "stand_in_amodal", "dpt")
-    assert Path(first.__file__).is_relative_to(dav2) and Path(second.__file__).is_relative_to(amodal)
-    assert first.DepthAnythingV2 is not second.DepthAnythingV2
-
-
-def test_bare_sibling_imports_leave_no_trace(clones):
-    _, _, dfm = clones
-    module = compare.import_depthfm_unet(dfm)
-    assert hasattr(module, "UNetModel")
-    assert "util" not in sys.modules and str(dfm / "depthfm" / "unet") not in sys.path
-
-
 @pytest.mark.parametrize("option", ["dav2", "official", "depthfm", "pix2gestalt"])
 def test_a_folder_without_the_module_is_named(option, tmp_path, capsys):
     (tmp_path / "elsewhere").mkdir()
@@ -231,24 +162,6 @@ def test_arguments_are_checked(capsys):
         compare.parse_args(["--dav2", "x", "--resolution", "500"])
     assert compare.parse_args(["--depthfm", "x", "--depthfm-size", "full"]).latent == 64
     assert compare.parse_args(["--depthfm", "x"]).latent == 8
-
-
-def test_perturb_moves_every_parameter():
-    import torch
-
-    layer = torch.nn.Linear(3, 2)
-    torch.nn.init.zeros_(layer.weight), torch.nn.init.zeros_(layer.bias)
-    compare.perturb(layer, 0)
-    assert (layer.weight != 0).all() and (layer.bias != 0).all()
-    assert 0.005 < layer.weight.abs().mean() < 0.05  # std 0.02 noise
-
-
-def test_an_alias_used_before_is_imported_afresh(clones, tmp_path):
-    dav2, _, _ = clones
-    compare.import_package_module("dav2", dav2, "stand_in_again", "dpt")
-    other = tmp_path / "another clone"
-    _write(other / "depth_anything_v2" / "dpt.py", "WHICH = 'the other one'\n")
-    assert compare.import_package_module("dav2", other, "stand_in_again", "dpt").WHICH == "the other one"
 
 
 def test_pix2gestalt_unet_and_guided_ddim_against_a_stand_in_clone(pix2gestalt_clone, capsys):
