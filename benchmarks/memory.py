@@ -34,13 +34,24 @@ figure is what ``torch.cuda.max_memory_allocated`` should come close to from bel
 is at hand: CPU autocast casts the same kinds of ops (matrix products, convolutions,
 attention) to bf16, but its lists of ops kept in fp32 are not CUDA's in every detail.
 
+**Checked against a measured peak.** :func:`measured_cpu_peak` runs real optimiser steps
+(micro-batches accumulated, the gradient norm clipped, Adam) on the CPU under torch's
+profiler with ``profile_memory=True``: the CPU allocator then reports, with every
+allocation, the bytes it holds that were allocated since the profiling began ("Total
+Allocated"). Its largest value, plus the bytes held before (weights and Adam's moments,
+from a first step outside the profile), is the step's measured peak: the computed figure
+must lie below it (it leaves out only transients) and not far below.
+
     python benchmarks/memory.py                 # the README's table (a few minutes on a CPU)
     python benchmarks/memory.py --recipes amodal-dav2-s-paper --device cuda
+    python benchmarks/memory.py --recipes amodal-dav2-s-paper --measure-cpu   # and the CPU's measured peak
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 import torch
@@ -48,7 +59,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 
 from amodal.training.objectives import FlowMatchingLoss, flow_matching_objective
 from amodal.training.recipes import get_recipe
-from amodal.training.setup import ModelSetup, build_model
+from amodal.training.setup import ModelSetup, build_model, make_optimiser
 from bench_depthfm import full_model
 from bench_train import batch_of
 
@@ -227,6 +238,67 @@ def recipe_memory(recipe, device: str = "cpu") -> TrainingMemory:
             objective(module, batch_of(recipe.input_size, batch, device))
 
     return training_memory(objective_at, list(module.parameters()), trainable, blocks, checkpointing)
+
+
+def peak_allocated(trace: dict) -> int:
+    """The most bytes the CPU allocator held above its count at the start of a profile.
+
+    Each CPU memory event of the trace carries ``Bytes`` (+ allocated, − freed) and ``Total
+    Allocated``, the allocator's running count after it. The count is process-wide and may
+    hold bytes of an earlier profile, so the peak is taken above the count before the first
+    event.
+
+    Args:
+        trace: ``json.load`` of :meth:`torch.profiler.profile.export_chrome_trace`'s file.
+
+    Raises:
+        ValueError: the trace holds no CPU memory events (the profile ran without ``profile_memory``).
+    """
+    events = sorted((event for event in trace["traceEvents"]
+                     if event.get("name") == "[memory]" and event["args"].get("Device Type") == 0),
+                    key=lambda event: event["ts"])
+    if not events:
+        raise ValueError("the trace holds no CPU memory events: profile with profile_memory=True")
+    start = events[0]["args"]["Total Allocated"] - events[0]["args"]["Bytes"]
+    return max(event["args"]["Total Allocated"] for event in events) - start
+
+
+def measured_cpu_peak(recipe, micro_batches: int = 2) -> int:
+    """Bytes at the peak of one real optimiser step of ``recipe`` on the CPU, bf16 autocast.
+
+    The step is the loop's (:func:`amodal.training.loop.train_step`): gradients set to
+    ``None``, ``micro_batches`` forward and backward passes of ``recipe.batch_per_device``
+    samples summed, the norm clipped, Adam. A first step outside the profile makes Adam's
+    moments, so that the profiled one holds all four terms of :class:`TrainingMemory`.
+
+    Returns:
+        the profiled step's peak of bytes allocated since its start, plus the 12 bytes per
+        trainable and 4 per frozen parameter (fp32 weights and the two moments) held before it.
+    """
+    module, objective, trainable = recipe_setup(recipe)
+    module.train()
+    optimizer, _ = make_optimiser(trainable, recipe)
+    batch = batch_of(recipe.input_size, recipe.batch_per_device, "cpu")
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        for _ in range(micro_batches):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = objective(module, batch).float() / micro_batches
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, recipe.max_grad_norm)
+        optimizer.step()
+
+    step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profile:
+        step()
+    with tempfile.TemporaryDirectory() as scratch:
+        profile.export_chrome_trace(f"{scratch}/trace.json")
+        with open(f"{scratch}/trace.json") as handle:
+            peak = peak_allocated(json.load(handle))
+    n_trainable = sum(p.numel() for p in trainable)
+    n_frozen = sum(p.numel() for p in module.parameters()) - n_trainable
+    return peak + 12 * n_trainable + 4 * n_frozen
 
 
 def print_table(rows) -> None:

@@ -1,4 +1,6 @@
 """benchmarks/memory.py: training memory computed from parameter counts and counted activations."""
+import json
+
 import pytest
 import torch
 
@@ -114,3 +116,41 @@ def test_bf16_autocast_halves_what_the_matrix_products_keep():
     # the second layer keeps autocast's bf16 copy of its weight, for its input's gradient; the first
     # layer's input needs no gradient, so its weight is not kept
     assert fp32.fixed == 0 and bf16.fixed == 64 * 64 * 2
+
+
+def _event(ts: int, nbytes: int, total: int, device_type: int = 0) -> dict:
+    return {"name": "[memory]", "ts": ts, "args": {"Bytes": nbytes, "Total Allocated": total, "Device Type": device_type}}
+
+
+def test_peak_allocated_is_taken_above_the_count_at_the_start():
+    # the count stood at 100 before the profile: +50 (150), +30 (180), −50 (130), +10 (140): peak 80 above it;
+    # a CUDA event (device type 1) and an op are not CPU memory events
+    trace = {"traceEvents": [_event(3, -50, 130), _event(1, 50, 150), _event(2, 30, 180), _event(4, 10, 140),
+                             _event(5, 999, 9999, device_type=1), {"name": "aten::mm", "ts": 6, "ph": "X"}]}
+    assert memory.peak_allocated(trace) == 80
+    with pytest.raises(ValueError, match="profile_memory=True"):
+        memory.peak_allocated({"traceEvents": [{"name": "aten::mm", "ts": 0}]})
+
+
+def test_the_profiler_reports_known_allocations(tmp_path):
+    """Two buffers of 4 MB live at once, the first freed, a third of 1 MB: the peak is 8 MB above the start."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profile:
+        first = torch.empty(2**20, dtype=torch.float32)
+        second = torch.empty(2**20, dtype=torch.float32)
+        del first
+        third = torch.empty(2**18, dtype=torch.float32)
+    profile.export_chrome_trace(str(tmp_path / "trace.json"))
+    del second, third
+    peak = memory.peak_allocated(json.loads((tmp_path / "trace.json").read_text()))
+    assert 2 * 4 * 2**20 <= peak < 2 * 4 * 2**20 + 2**16  # the buffers, and little of torch's own bookkeeping
+
+
+@pytest.mark.slow
+def test_the_computed_figure_is_a_close_lower_bound_of_a_measured_step():
+    """A real optimiser step of the tiny recipe, its peak measured by the CPU allocator: the computed
+    figure leaves out only transients (the gradients being formed, Adam's temporaries), so it lies
+    below the measured peak, and they are not the bulk of it."""
+    recipe = get_recipe("amodal-dav2-s-paper", size="tiny", input_size=56, batch_per_device=2, batch_size=4)
+    measured = memory.measured_cpu_peak(recipe, micro_batches=2)
+    computed = memory.recipe_memory(recipe).total(2)
+    assert computed < measured < 1.5 * computed, (computed, measured)
