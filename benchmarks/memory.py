@@ -302,15 +302,18 @@ def measured_cpu_peak(recipe, micro_batches: int = 2) -> int:
 
 
 def print_table(rows) -> None:
-    """A Markdown table: recipe, parameters, states, activations and total at the batch given."""
+    """A Markdown table: recipe, parameters, states, activations and total at the recipe's batch per
+    device, and the CPU's measured peak of a step where it was measured (``rows``: (recipe, memory, bytes or None))."""
     print("| recipe | batch per device | input | trainable / frozen params | weights + grads + Adam | "
-          "activations | total |")
-    print("|---|---|---|---|---|---|---|")
-    for recipe, memory in rows:
+          "activations | total, computed | peak measured on the CPU |")
+    print("|---|---|---|---|---|---|---|---|")
+    for recipe, memory, measured in rows:
         batch = recipe.batch_per_device
+        peak = "not measured" if measured is None else (
+            f"{measured / GiB:.2f} GiB ({measured / memory.total(batch):.2f} × computed)")
         print(f"| {recipe.name} | {batch} | {recipe.input_size}² | {memory.trainable / 1e6:.1f}M / "
               f"{memory.frozen / 1e6:.1f}M | {memory.states / GiB:.2f} GiB | {memory.activations(batch) / GiB:.2f} GiB "
-              f"| {memory.total(batch) / GiB:.2f} GiB |")
+              f"| {memory.total(batch) / GiB:.2f} GiB | {peak} |")
 
 
 def main(argv=None) -> int:
@@ -318,17 +321,25 @@ def main(argv=None) -> int:
     parser.add_argument("--recipes", nargs="+", default=list(PAPER_RECIPES))
     parser.add_argument("--device", default="cpu", help="where the forward passes run (cpu or cuda)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--measure-cpu", action="store_true",
+                        help="also measure a real step's peak on the CPU "
+                             "(Amodal-DAV2-S at 518²: about 10 minutes and 7 GB of RAM on 2 cores)")
+    parser.add_argument("--size", default=None, help="another model size for every recipe (tiny: a quick look)")
+    parser.add_argument("--input-size", type=int, default=None, help="another input side for every recipe")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    overrides = {k: v for k, v in (("size", args.size), ("input_size", args.input_size)) if v is not None}
     rows = []
     for name in args.recipes:
-        recipe = get_recipe(name)
-        rows.append((recipe, recipe_memory(recipe, args.device)))
+        recipe = get_recipe(name, **overrides)
+        measured = measured_cpu_peak(recipe) if args.measure_cpu else None
+        rows.append((recipe, recipe_memory(recipe, args.device), measured))
         print(f"counted {name}", file=sys.stderr, flush=True)
-    print(f"computed, not measured: activations counted on {args.device} (torch {torch.__version__}) with "
-          "saved-tensor hooks at batches 1 and 2, bf16 autocast; states 16 bytes per trainable parameter, "
-          "4 per frozen one")
+    print(f"computed: activations counted on {args.device} (torch {torch.__version__}) with saved-tensor hooks at "
+          "batches 1 and 2, bf16 autocast; states 16 bytes per trainable parameter, 4 per frozen one"
+          + ("; measured: the CPU allocator's peak over one step of 2 micro-batches (profile_memory)"
+             if args.measure_cpu else ""))
     print_table(rows)
     return 0
 

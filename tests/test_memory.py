@@ -119,7 +119,8 @@ def test_bf16_autocast_halves_what_the_matrix_products_keep():
 
 
 def _event(ts: int, nbytes: int, total: int, device_type: int = 0) -> dict:
-    return {"name": "[memory]", "ts": ts, "args": {"Bytes": nbytes, "Total Allocated": total, "Device Type": device_type}}
+    args = {"Bytes": nbytes, "Total Allocated": total, "Device Type": device_type}
+    return {"name": "[memory]", "ts": ts, "args": args}
 
 
 def test_peak_allocated_is_taken_above_the_count_at_the_start():
@@ -154,3 +155,14 @@ def test_the_computed_figure_is_a_close_lower_bound_of_a_measured_step():
     measured = memory.measured_cpu_peak(recipe, micro_batches=2)
     computed = memory.recipe_memory(recipe).total(2)
     assert computed < measured < 1.5 * computed, (computed, measured)
+
+
+def test_the_table_of_a_tiny_recipe(capsys):
+    assert memory.main(["--recipes", "amodal-dav2-s-paper", "--size", "tiny", "--input-size", "56"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("computed: activations counted on cpu") and "measured:" not in out
+    row = next(line for line in out.splitlines() if line.startswith("| amodal-dav2-s-paper |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1:3] == ["8", "56²"] and cells[-1] == "not measured"
+    trainable = sum(p.numel() for p in AmodalDAV2(TINY).parameters())
+    assert cells[3] == f"{trainable / 1e6:.1f}M / 0.0M" and cells[4] == f"{16 * trainable / 2**30:.2f} GiB"
