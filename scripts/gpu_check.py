@@ -412,8 +412,10 @@ def main(argv=None) -> int:
     header = [f"GPU readiness check ({'tiny' if args.tiny else 'full'} sizes) on {machine_line(args.device)}"]
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
         output = args.output or Path(scratch)
+        stages = {}  # stage → seconds, for the header: where the budget goes
         try:
             rows, notes = check_parity(args, sizes, args.device)
+            stages["parity"] = time.perf_counter() - start
         except (official_code.OfficialCodeError, ValueError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -422,9 +424,13 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 2
         header += notes
-        rows += check_training(args, sizes, args.device, output / "train")
-        rows += check_notebook(args, sizes, args.device, output / "notebooks")
+        for name, check, folder in (("training", check_training, "train"), ("notebook", check_notebook, "notebooks")):
+            begin = time.perf_counter()
+            rows += check(args, sizes, args.device, output / folder)
+            stages[name] = time.perf_counter() - begin
     seconds = time.perf_counter() - start
+    header.append("stages: " + ", ".join(f"{name} {stage:.0f} s" for name, stage in stages.items())
+                  + " (the training's includes rendering its pool of scenes on the CPU)")
     rows.append(Row("the whole check: wall time", f"{seconds:.0f} s",
                     f"≤ {TOTAL_SECONDS:.0f} s" if sizes.judged else "not judged here",
                     seconds <= TOTAL_SECONDS or not sizes.judged))

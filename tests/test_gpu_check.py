@@ -61,6 +61,7 @@ def test_the_tiny_check_runs_every_stage_on_a_cpu(stand_ins, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "GPU readiness check (tiny sizes) on CPU" in out and "commit unknown (not a git clone)" in out
+    assert re.search(r"^stages: parity \d+ s, training \d+ s, notebook \d+ s ", out, re.MULTILINE)
     rows = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line) for line in out.splitlines())
             if cells[-1] in ("pass", "FAIL")}
     parity = [check for check in rows if check.startswith(("DAV2 ViT-S 84×56", "Amodal-DAV2 ViT-S 56²"))]
