@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 PROFILE ?= quick
 
-.PHONY: install reproduce test test-fast benchmarks clean
+.PHONY: install reproduce test test-fast benchmarks gpu-check clean
 
 install: $(STAMP)
 
@@ -32,6 +32,17 @@ test-fast: install
 
 benchmarks: install
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+# On a CUDA machine with the real weights (README, "GPU readiness"): the released DAV2-L and
+# Amodal-DAV2-L against the official code, 200 bf16 training steps of Amodal-DAV2-S, notebook 04
+# on CUDA; one table, under 10 minutes. Required: DAV2_CODE, AMODAL_CODE (clones of the official
+# repositories), DAV2_L, AMODAL_DAV2 (weights); optional: DAV2_S (the training starts from it),
+# DEPTHFM, VAE and AMODAL_DEPTHFM together (notebook 04's full profile).
+gpu-check: install
+	$(BIN)/python scripts/gpu_check.py --dav2 $(DAV2_CODE) --official $(AMODAL_CODE) \
+		--dav2-checkpoint $(DAV2_L) --amodal-dav2-checkpoint $(AMODAL_DAV2) \
+		$(if $(DAV2_S),--dav2-s-checkpoint $(DAV2_S)) \
+		$(if $(DEPTHFM),--depthfm-checkpoint $(DEPTHFM) --vae $(VAE) --amodal-depthfm-checkpoint $(AMODAL_DEPTHFM))
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

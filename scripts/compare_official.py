@@ -55,17 +55,15 @@ ones, einops for DepthFM, einops, OpenCV, matplotlib and carvekit for pix2gestal
 ``ldm/util.py`` imports them); a missing one is named. pix2gestalt's ``DDIMSampler`` moves
 its buffers to CUDA whatever the device; the script keeps them on the CPU, where the
 comparison runs. Its sampler draws from torch's global generator, ours from a seeded one:
-the same seed gives both the same noise on the CPU.
+the same seed gives both the same noise on the CPU. The importing of the official modules and
+the building of the official DAV2 networks live in ``scripts/official_code.py``, shared with
+``scripts/gpu_check.py`` (the same comparison with the released weights, on a GPU).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.machinery
-import importlib.util
 import inspect
 import statistics
-import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager, redirect_stdout
@@ -75,23 +73,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from amodal.models.amodal_dav2 import AmodalDAV2, DepthAnythingV2
 from amodal.models.autoencoders import build_vae
 from amodal.models.clip_vision import CLIPVisionTower
 from amodal.models.ldm_convert import load_ldm_unet
 from amodal.models.pix2gestalt import PIX2GESTALT_UNET, TINY_CONFIG, Pix2Gestalt
+from amodal.utils.paths import checkout_module
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-NOISE_STD = 0.02
-
-# what each option must point at: (file inside the clone, the repository it is a clone of)
-EXPECTED = {
-    "dav2": ("depth_anything_v2/dpt.py", "DepthAnything/Depth-Anything-V2"),
-    "official": ("src/models/amodalsynthdrive/depth_anything_v2/dpt.py", "zhyever/Amodal-Depth-Anything"),
-    "depthfm": ("depthfm/unet/openaimodel.py", "CompVis/depth-fm"),
-    "pix2gestalt": ("pix2gestalt/ldm/modules/diffusionmodules/openaimodel.py", "cvlab-columbia/pix2gestalt"),
-}
 PIX2GESTALT_SEED = 7
 
 # DepthFM's ldm_hparams as stored in depthfm-v1.ckpt (SD-2 UNet, 8 → 4 channels)
@@ -102,130 +90,14 @@ DEPTHFM_LDM_HPARAMS = {
     "transformer_depth": 1, "context_dim": 1024, "legacy": False,
 }
 
-
-def _benchmark_helper(name: str):
-    """A helper module of ``benchmarks/`` (a folder of scripts, not a package), by its path."""
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-timing = _benchmark_helper("timing")
-
-
-class OfficialCodeError(RuntimeError):
-    """A folder that is not the expected clone, or official code that cannot be imported."""
-
-
-# ---------------------------------------------------------------------------- imports
-
-
-def expected_file(option: str, folder: Path) -> Path:
-    """The official module ``--option`` must hold; raises :class:`OfficialCodeError` if absent."""
-    relative, repository = EXPECTED[option]
-    path = Path(folder).expanduser() / relative
-    if not Path(folder).expanduser().is_dir():
-        raise OfficialCodeError(f"--{option} {folder}: no such folder (expected a clone of {repository})")
-    if not path.is_file():
-        raise OfficialCodeError(f"--{option} {folder}: no {relative} in it; pass a clone of {repository}")
-    return path
-
-
-def _import_failed(option: str, folder: Path, error: Exception) -> OfficialCodeError:
-    return OfficialCodeError(f"--{option} {folder}: importing its model code failed ({type(error).__name__}: "
-                             f"{error}); install that repository's requirements")
-
-
-def import_package_module(option: str, folder: Path, alias: str, module: str):
-    """Import ``module`` of the package folder holding ``EXPECTED[option]`` under the name ``alias``.
-
-    The two DAV2 repositories both call their package ``depth_anything_v2``; importing
-    each under its own alias lets one process hold both. Relative imports inside work.
-    """
-    package_dir = expected_file(option, folder).parent
-    _forget(alias)  # an earlier import under this alias may have come from another folder
-    spec = importlib.machinery.ModuleSpec(alias, None, is_package=True)
-    spec.submodule_search_locations = [str(package_dir)]
-    sys.modules[alias] = importlib.util.module_from_spec(spec)
-    try:
-        return importlib.import_module(f"{alias}.{module}")
-    except Exception as error:  # whatever their import raises, say which folder and why
-        _forget(alias)
-        raise _import_failed(option, folder, error) from error
-
-
-def _forget(package: str) -> None:
-    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
-        del sys.modules[name]
-
-
-@contextmanager
-def _on_path(folder: Path, names: tuple[str, ...]):
-    """``folder`` first on ``sys.path`` and ``names`` free in ``sys.modules`` for one import."""
-    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
-    sys.path.insert(0, str(folder))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(folder))
-        for name in names:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
-
-
-def import_depthfm_unet(folder: Path):
-    """depth-fm's ``openaimodel`` module (it imports its siblings by bare name: ``util``, ``attention``)."""
-    unet_dir = expected_file("depthfm", folder).parent
-    with _on_path(unet_dir, ("openaimodel", "util", "attention")):
-        try:
-            return importlib.import_module("openaimodel")
-        except Exception as error:  # whatever their import raises, say which folder and why
-            raise _import_failed("depthfm", folder, error) from error
-
-
-PIX2GESTALT_MODULES = ("modules.diffusionmodules.openaimodel", "modules.diffusionmodules.util", "models.diffusion.ddim")
-
-
-def import_pix2gestalt(folder: Path) -> tuple:
-    """pix2gestalt's ``openaimodel``, diffusion ``util`` and ``ddim`` modules.
-
-    Its code imports its own package as ``ldm.…`` from the ``pix2gestalt/`` folder; that folder
-    goes first on ``sys.path`` for the import, and every ``ldm`` module is forgotten after.
-    """
-    root = expected_file("pix2gestalt", folder).parents[3]
-    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name == "ldm" or name.startswith("ldm.")}
-    sys.path.insert(0, str(root))
-    try:
-        return tuple(importlib.import_module(f"ldm.{name}") for name in PIX2GESTALT_MODULES)
-    except Exception as error:  # whatever their import raises, say which folder and why
-        raise _import_failed("pix2gestalt", folder, error) from error
-    finally:
-        sys.path.remove(str(root))
-        _forget("ldm")
-        sys.modules.update(saved)
-
-
-def commit_of(folder: Path) -> str:
-    """The checkout's commit (short hash and date), or why it is unknown."""
-    try:
-        out = subprocess.run(["git", "-C", str(folder), "log", "-1", "--format=%h %cs"], capture_output=True,
-                             text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return "commit unknown (git not available)"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "commit unknown (not a git clone)"
+# benchmarks/timing.py: taking turns; scripts/official_code.py: importing and building the official code
+timing = checkout_module("benchmarks/timing.py")
+official_code = checkout_module("scripts/official_code.py")
+EXPECTED, OfficialCodeError, NOISE_STD = official_code.EXPECTED, official_code.OfficialCodeError, official_code.NOISE_STD
+max_gap, perturb = official_code.max_gap, official_code.perturb
 
 
 # ------------------------------------------------------------------------ measuring
-
-
-def perturb(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Add N(0, 0.02²) noise to every parameter, so that no zero-initialised layer hides a difference."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in module.parameters():
-            parameter.add_(torch.randn(parameter.shape, generator=generator).to(parameter) * NOISE_STD)
-    return module.eval()
 
 
 def time_in_turns(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
@@ -236,31 +108,15 @@ def time_in_turns(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
     return {name: (1e3 * statistics.median(t), 1e3 * min(t)) for name, t in times.items()}
 
 
-def max_gap(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a.double() - b.double()).abs().max().item()
-
-
-def _dav2_shape(encoder: str):
-    """(features, out_channels) of the DPT head for ``vits`` ... ``vitg``, read from our config."""
-    from amodal import DepthAnythingV2
-
-    with torch.device("meta"):  # shapes only
-        config = DepthAnythingV2(encoder[-1]).config
-    return config.features, list(config.out_channels)
-
-
 def compare_dav2(module, encoder: str, resolution: int, repeats: int) -> dict:
     """Official ``DepthAnythingV2`` vs ours on one random image; rows for both tables."""
-    from amodal import DepthAnythingV2
-
-    features, out_channels = _dav2_shape(encoder)
-    official = perturb(module.DepthAnythingV2(encoder=encoder, features=features, out_channels=out_channels), 0)
+    official = perturb(official_code.official_dav2(module, encoder), 0)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / f"depth_anything_v2_{encoder}.pth"
         torch.save(official.state_dict(), path)
         ours = {mode: DepthAnythingV2.from_pretrained(path, exact=mode == "exact") for mode in ("exact", "fast")}
     image = torch.rand(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(1))
-    normalised = (image - IMAGENET_MEAN) / IMAGENET_STD  # the official forward takes normalised input
+    normalised, = official_code.official_inputs(image)  # the official forward takes normalised input
     return _measure(f"DAV2 ViT-{encoder[-1].upper()}", f"{resolution}²", lambda: official(normalised)[:, None],
                     ours, (image,), repeats)
 
@@ -273,11 +129,7 @@ def amodal_pair(module, encoder: str, modes=("exact", "fast")):
         ``(official, {mode: ours})``; the official network takes the ImageNet-normalised image
         and ``cat[2·M_a − 1, 2·D_o − 1]``, as its ``AmodalDAv2`` wrapper hands them.
     """
-    from amodal import AmodalDAV2
-
-    features, out_channels = _dav2_shape(encoder)
-    official = perturb(module.DepthAnythingV2(encoder=encoder, features=features, out_channels=out_channels,
-                                              guide_type="mask+observation", loss_stategy="entire_target_object"), 0)
+    official = perturb(official_code.official_amodal_dav2(module, encoder), 0)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "model.pth"
         # the released model.safetensors names: AmodalDAv2 holds this network as .encoder
@@ -294,9 +146,7 @@ def compare_amodal(module, encoder: str, resolution: int, repeats: int) -> dict:
     amodal_mask = torch.zeros(1, 1, resolution, resolution)
     amodal_mask[..., resolution // 4: 3 * resolution // 4, resolution // 3:] = 1
     observed_depth = torch.rand(1, 1, resolution, resolution, generator=generator)
-    # what AmodalDAv2.forward hands it: the normalised image and cat[2·M_a − 1, 2·D_o − 1]
-    normalised = (image - IMAGENET_MEAN) / IMAGENET_STD
-    guidance = torch.cat([amodal_mask * 2 - 1, observed_depth * 2 - 1], 1)
+    normalised, guidance = official_code.official_inputs(image, amodal_mask, observed_depth)
     return _measure(f"Amodal-DAV2 ViT-{encoder[-1].upper()}", f"{resolution}²", lambda: official(normalised, guidance),
                     ours, (image, amodal_mask, observed_depth), repeats)
 
@@ -492,16 +342,16 @@ def main(argv=None) -> int:
     jobs = []  # every import first, so that a wrong folder fails before anything is timed
     try:
         if args.dav2:
-            module = import_package_module("dav2", args.dav2, "official_dav2", "dpt")
+            module = official_code.import_dav2_dpt("dav2", args.dav2)
             jobs.append(partial(compare_dav2, module, args.encoder, args.resolution, args.repeats))
         if args.official:
-            module = import_package_module("official", args.official, "official_amodal_dav2", "dpt")
+            module = official_code.import_dav2_dpt("official", args.official)
             jobs.append(partial(compare_amodal, module, args.encoder, args.resolution, args.repeats))
         if args.depthfm:
-            module = import_depthfm_unet(args.depthfm)
+            module = official_code.import_depthfm_unet(args.depthfm)
             jobs.append(partial(compare_depthfm, module, args.depthfm_size, args.latent, args.repeats))
         if args.pix2gestalt:
-            modules = import_pix2gestalt(args.pix2gestalt)
+            modules = official_code.import_pix2gestalt(args.pix2gestalt)
             jobs.append(partial(compare_pix2gestalt, modules, args.pix2gestalt_size, args.pix2gestalt_latent,
                                 args.ddim_steps, args.repeats))
     except OfficialCodeError as error:
@@ -509,7 +359,7 @@ def main(argv=None) -> int:
         return 2
     for option in EXPECTED:
         if getattr(args, option):
-            header.append(f"--{option}: {EXPECTED[option][1]} at {commit_of(getattr(args, option))}")
+            header.append(f"--{option}: {EXPECTED[option][1]} at {official_code.commit_of(getattr(args, option))}")
     try:
         results = []
         for job in jobs:  # the pix2gestalt job gives two rows, the others one

@@ -1,24 +1,22 @@
-"""scripts/compare_official.py without the official code: stand-in clones (tests/official_standins.py, pix2gestalt's here).
+"""scripts/compare_official.py without the official code: stand-in clones written here.
 
 Each stand-in has the official module path, class name, constructor, call convention and
-state-dict layout, and computes with our own model inside. That exercises the script's
-own work (argument checks, importing from a folder under an alias, loading the official
-layout into ours, the tables, the errors for a wrong folder); its parity figures against
-the real code come from running it on real clones.
+state-dict layout, and computes with our own model inside (the DAV2 ones come from
+``official_testdata.py``). That exercises the script's own work (argument checks, loading
+the official layout into ours, the tables, the errors for a wrong folder); its parity
+figures against the real code come from running it on real clones. The importing itself is
+tested in ``test_official_code.py``.
 """
-import importlib.util
 import os
 import sys
-from pathlib import Path
 
 import pytest
+from official_testdata import write_dav2_clones, write_depthfm_clone
+from official_testdata import write_file as _write
 
-from official_standins import write_clones, write_file
+from amodal.utils.paths import checkout_module
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("compare_official_under_test", ROOT / "scripts" / "compare_official.py")
-compare = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare)
+compare = checkout_module("scripts/compare_official.py")
 
 # pix2gestalt's code imports its package absolutely (``from ldm.… import``) from its pix2gestalt/ folder.
 P2G_OPENAIMODEL = '''
@@ -88,17 +86,18 @@ class DDIMSampler:
 
 @pytest.fixture
 def clones(tmp_path):
-    return write_clones(tmp_path)
+    """Stand-in clones of the three official repositories, laid out as the real ones."""
+    return (*write_dav2_clones(tmp_path), write_depthfm_clone(tmp_path))
 
 
 @pytest.fixture
 def pix2gestalt_clone(tmp_path):
     """A stand-in clone of cvlab-columbia/pix2gestalt, laid out as the real one."""
     ldm = tmp_path / "pix2gestalt" / "pix2gestalt" / "ldm"
-    write_file(ldm / "modules/diffusionmodules/openaimodel.py", P2G_OPENAIMODEL)
-    write_file(ldm / "modules/diffusionmodules/util.py", P2G_UTIL)
-    write_file(ldm / "models/diffusion/ddim.py", P2G_DDIM)
-    write_file(ldm / "util.py", "def exists(x):\n    return x is not None\n")
+    _write(ldm / "modules/diffusionmodules/openaimodel.py", P2G_OPENAIMODEL)
+    _write(ldm / "modules/diffusionmodules/util.py", P2G_UTIL)
+    _write(ldm / "models/diffusion/ddim.py", P2G_DDIM)
+    _write(ldm / "util.py", "def exists(x):\n    return x is not None\n")
     return tmp_path / "pix2gestalt"
 
 
@@ -133,21 +132,6 @@ def test_tables_from_stand_in_clones(clones, capsys):
         assert f"{run} " in out
 
 
-def test_modules_of_the_same_name_load_side_by_side(clones):
-    dav2, amodal, _ = clones
-    first = compare.import_package_module("dav2", dav2, "stand_in_dav2", "dpt")
-    second = compare.import_package_module("official", amodal, "stand_in_amodal", "dpt")
-    assert Path(first.__file__).is_relative_to(dav2) and Path(second.__file__).is_relative_to(amodal)
-    assert first.DepthAnythingV2 is not second.DepthAnythingV2
-
-
-def test_bare_sibling_imports_leave_no_trace(clones):
-    _, _, dfm = clones
-    module = compare.import_depthfm_unet(dfm)
-    assert hasattr(module, "UNetModel")
-    assert "util" not in sys.modules and str(dfm / "depthfm" / "unet") not in sys.path
-
-
 @pytest.mark.parametrize("option", ["dav2", "official", "depthfm", "pix2gestalt"])
 def test_a_folder_without_the_module_is_named(option, tmp_path, capsys):
     (tmp_path / "elsewhere").mkdir()
@@ -163,7 +147,7 @@ def test_a_missing_folder_is_named(tmp_path, capsys):
 
 
 def test_a_failing_import_names_the_folder_and_the_cause(tmp_path, capsys):
-    write_file(tmp_path / "depth_anything_v2" / "dpt.py", "import a_requirement_not_installed\n")
+    _write(tmp_path / "depth_anything_v2" / "dpt.py", "import a_requirement_not_installed\n")
     assert compare.main(["--dav2", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "a_requirement_not_installed" in err and "requirements" in err
@@ -178,24 +162,6 @@ def test_arguments_are_checked(capsys):
         compare.parse_args(["--dav2", "x", "--resolution", "500"])
     assert compare.parse_args(["--depthfm", "x", "--depthfm-size", "full"]).latent == 64
     assert compare.parse_args(["--depthfm", "x"]).latent == 8
-
-
-def test_perturb_moves_every_parameter():
-    import torch
-
-    layer = torch.nn.Linear(3, 2)
-    torch.nn.init.zeros_(layer.weight), torch.nn.init.zeros_(layer.bias)
-    compare.perturb(layer, 0)
-    assert (layer.weight != 0).all() and (layer.bias != 0).all()
-    assert 0.005 < layer.weight.abs().mean() < 0.05  # std 0.02 noise
-
-
-def test_an_alias_used_before_is_imported_afresh(clones, tmp_path):
-    dav2, _, _ = clones
-    compare.import_package_module("dav2", dav2, "stand_in_again", "dpt")
-    other = tmp_path / "another clone"
-    write_file(other / "depth_anything_v2" / "dpt.py", "WHICH = 'the other one'\n")
-    assert compare.import_package_module("dav2", other, "stand_in_again", "dpt").WHICH == "the other one"
 
 
 def test_pix2gestalt_unet_and_guided_ddim_against_a_stand_in_clone(pix2gestalt_clone, capsys):

@@ -1,8 +1,11 @@
 """Where the repository's own folders are, wherever a notebook or script runs from."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 
 def repo_root() -> Path:
@@ -46,6 +49,41 @@ def checkpoints_dir() -> Path:
 def results_dir() -> Path:
     """``results/`` of the checkout: committed measurements (ablations, studies) with their commands."""
     return repo_root() / "results"
+
+
+def checkout_module(relative: str) -> ModuleType:
+    """A helper file of the checkout's ``benchmarks/`` or ``scripts/``, imported by its path.
+
+    Those folders hold scripts, not packages: a script run as ``python scripts/x.py`` sees
+    only its own folder on ``sys.path``, and a test that loads a script by path sees neither.
+    The file is imported once per process (under ``amodal_<folder>_<name>``), so that every
+    script and test that loads it shares its classes and exceptions, and with its own folder
+    first on ``sys.path`` while it is imported, as when it runs as a script, so that its
+    imports of its neighbours (``from costs import ...``) work.
+
+    Args:
+        relative: the file's path in the checkout, e.g. ``"scripts/official_code.py"``.
+
+    Raises:
+        FileNotFoundError: no such file in the checkout.
+    """
+    path = repo_root() / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"no {relative} in the checkout {repo_root()}")
+    name = f"amodal_{path.parent.name}_{path.stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(path.parent))
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]  # a failed import is not kept half-done
+            raise
+        finally:
+            sys.path.remove(str(path.parent))
+    return sys.modules[name]
 
 
 def inside(root: str | os.PathLike, relative: str | os.PathLike, what: str = "path") -> Path:

@@ -1,7 +1,9 @@
-"""amodal.utils.paths: the checkout's folders, and the runs folder override used by the tests."""
+"""amodal.utils.paths: the checkout's folders, the runs folder override used by the tests, script helpers."""
+import sys
+
 import pytest
 
-from amodal.utils.paths import checkpoints_dir, data_samples_dir, repo_root, runs_dir
+from amodal.utils.paths import checkout_module, checkpoints_dir, data_samples_dir, repo_root, runs_dir
 
 
 def test_repo_root_holds_the_project():
@@ -31,3 +33,13 @@ def test_inside_refuses_paths_that_leave_the_root(tmp_path):
     (tmp_path / "data" / "link").symlink_to(tmp_path)  # a link inside that points out is followed and refused
     with pytest.raises(ValueError, match="leads outside"):
         inside(tmp_path / "data", "link/x.png")
+
+
+def test_checkout_module_imports_a_script_helper_once_with_its_neighbours(monkeypatch):
+    monkeypatch.delitem(sys.modules, "amodal_benchmarks_memory", raising=False)
+    module = checkout_module("benchmarks/memory.py")  # it imports bench_train, which imports costs
+    assert module.__file__ == str(repo_root() / "benchmarks" / "memory.py")
+    assert checkout_module("benchmarks/memory.py") is module  # one copy per process: one set of classes
+    assert str(repo_root() / "benchmarks") not in sys.path  # the folder was there only while it was imported
+    with pytest.raises(FileNotFoundError, match="no scripts/nothing.py in the checkout"):
+        checkout_module("scripts/nothing.py")
