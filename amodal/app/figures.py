@@ -206,10 +206,14 @@ def overlay_photo_masks(session) -> np.ndarray:
 
 
 def draw_photo_session(fig, session) -> dict:
-    """A :class:`amodal.app.photo.PhotoSession`: the photo with its masks and clicks, ``D_o``, the
-    amodal depth and the object's points. Returns the axes by name (``"photo"`` takes the pointer)."""
+    """A :class:`amodal.app.photo.PhotoSession`: the photo with its masks and clicks (large, on the
+    left, to click a small object), ``D_o``, the amodal depth and the object's points (on the right).
+    Returns the axes by name (``"photo"`` takes the pointer)."""
     fig.clear()
-    axes = {name: fig.add_subplot(2, 2, k + 1) for k, name in enumerate(("photo", "observed", "amodal"))}
+    grid = fig.add_gridspec(3, 2, width_ratios=(2.2, 1), wspace=0.08, hspace=0.25, left=0.02, right=0.98,
+                            top=0.9, bottom=0.03)
+    axes = {"photo": fig.add_subplot(grid[:, 0]), "observed": fig.add_subplot(grid[0, 1]),
+            "amodal": fig.add_subplot(grid[1, 1])}
     axes["photo"].imshow(overlay_photo_masks(session))
     if session.clicks:
         clicks = np.asarray(session.clicks)
@@ -227,7 +231,7 @@ def draw_photo_session(fig, session) -> dict:
         for name in ("observed", "amodal"):
             axes[name].set_axis_off()
         axes["amodal"].text(0.5, 0.5, "press 'run' for depth", ha="center", va="center", transform=axes["amodal"].transAxes)
-    axes["points"] = fig.add_subplot(2, 2, 4, projection="3d")
+    axes["points"] = fig.add_subplot(grid[2, 1], projection="3d")
     if session.depth is not None:
         draw_points(axes["points"], object_points(session.depth, session.amodal_mask, session.visible_mask), "the object (drag to rotate)")
     return axes

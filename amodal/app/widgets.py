@@ -19,8 +19,11 @@ browser) knows the figure was drawn.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import html
 import os
+import time
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -184,6 +187,16 @@ def photo_files(folder: str | os.PathLike | None = None) -> dict[str, Path]:
     return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES} if folder.is_dir() else {}
 
 
+def click_help(sam: bool) -> str:
+    """What a click does on the photo page, shown before the first one (HTML)."""
+    visible = ("<b>1 · visible part:</b> click on the object; each click is a point prompt for SAM."
+               if sam else
+               "<b>1 · visible part:</b> click 3 or more corners of a loose polygon around the object's "
+               "visible part, a little outside it; a random walker finds its edge (no SAM checkpoint given).")
+    return (f"{visible}<br><b>2 · whole object M_a:</b> 'convex hull' or 'completer' proposes it; the brush "
+            "adds what is missing, erase removes.<br><b>3 · depth:</b> 'run', then 'export PLY'.")
+
+
 class PhotoWidget(_FigureWidget):
     """Your own photo (:class:`~amodal.app.photo.PhotoSession`): pick or upload, click, paint, run, export.
 
@@ -197,15 +210,16 @@ class PhotoWidget(_FigureWidget):
     """
 
     MODES = ("visible: click", "amodal: brush", "amodal: erase")
+    UPLOADED = "(uploaded)"
 
     def __init__(self, session: PhotoSession, photos: dict | None = None, ply_folder: str | os.PathLike | None = None,
-                 max_side: int = 384, name: str = "photo", figsize=(9, 7.5)):
+                 max_side: int = 384, name: str = "photo", figsize=(11, 7.5)):
         super().__init__(figsize)
         self.session, self.max_side = session, max_side
         self.ply_folder = Path(ply_folder) if ply_folder is not None else runs_dir() / "explorer"
         self.photos = photo_files() if photos is None else dict(photos)
         self.name = Path(name).stem
-        self.photo = widgets.Dropdown(options=["(as given)", *self.photos], description="photo",
+        self.photo = widgets.Dropdown(options=["(as given)", self.UPLOADED, *self.photos], description="photo",
                                       value=name if name in self.photos else "(as given)")
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
         self.mode = widgets.ToggleButtons(options=self.MODES).add_class("amodal-mode")
@@ -218,23 +232,34 @@ class PhotoWidget(_FigureWidget):
             button.on_click(lambda _, act=actions[name]: act())
         self.photo.observe(self._on_pick, "value")
         self.upload.observe(self._on_upload, "value")
-        self.message = widgets.HTML()
+        # fixed heights: the layout does not jump when a message or a link appears
+        self.help = widgets.HTML(click_help(session.sam is not None), layout=widgets.Layout(min_height="4.5em"))
+        self.message = widgets.HTML(layout=widgets.Layout(min_height="1.6em"))
+        self.download = widgets.HTML(layout=widgets.Layout(min_height="1.6em"))
         self.figure.canvas.mpl_connect("button_press_event", self.on_press)
         self.figure.canvas.mpl_connect("motion_notify_event", self.on_move)
         self.figure.canvas.mpl_connect("button_release_event", self.on_release)
-        self.widget = widgets.VBox([widgets.HBox([self.photo, self.upload]), widgets.HBox([self.mode, self.radius]),
-                                    widgets.HBox(list(self.buttons.values())), self.message, self.view, self.status])
+        self.widget = widgets.VBox([widgets.HBox([self.photo, self.upload]), self.help, widgets.HBox([self.mode, self.radius]),
+                                    widgets.HBox(list(self.buttons.values())), self.message, self.download, self.view,
+                                    self.status])
         self.redraw()
 
     def session_call(self, method: str):
-        """A button action: call ``session.<method>()``, show its error if any, redraw."""
+        """A button action: call ``session.<method>()``, show its error if any or its wall time, redraw."""
         def act():
-            try:
-                getattr(self.session, method)()
-            except (ValueError, FileNotFoundError) as error:
-                self.session.message = f"⚠ {error}"
+            self._timed(getattr(self.session, method))
             self.redraw()
         return act
+
+    def _timed(self, work, *args) -> None:
+        """Run one step; its message gets the seconds it took (or the error instead)."""
+        start = time.perf_counter()
+        try:
+            work(*args)
+        except (ValueError, FileNotFoundError) as error:
+            self.session.message = f"⚠ {error}"
+            return
+        self.session.message = f"{self.session.message} · {time.perf_counter() - start:.2f} s".lstrip(" ·")
 
     def load(self, photo, name: str = "photo") -> None:
         """Start a new session on ``photo`` (path, bytes or array) with the same model and settings."""
@@ -242,9 +267,12 @@ class PhotoWidget(_FigureWidget):
         self.session = PhotoSession.from_photo(photo, self.max_side, model=s.model, base=s.base, sam=s.sam)
         self.name = Path(name).stem
         self.radius.value = round(self.session.brush.radius)
+        self.download.value = ""
         self.redraw()
 
     def _on_pick(self, change) -> None:
+        if self._quiet:
+            return
         if change["new"] in self.photos:
             self.load(self.photos[change["new"]], change["new"])
 
@@ -252,13 +280,21 @@ class PhotoWidget(_FigureWidget):
         if change["new"]:
             upload = change["new"][0]
             self.load(upload["content"], upload["name"])
+            with self._hold():  # the dropdown says what is shown, without loading anything
+                self.photo.value = self.UPLOADED
+            self.photo.description = "photo"
+            self.photo.tooltip = upload["name"]
 
     def export(self) -> None:
         try:
             path = self.session.export_ply(self.ply_folder / f"{self.name}.ply")
-            self.session.message = f"wrote {path}"
         except ValueError as error:
             self.session.message = f"⚠ {error}"
+        else:
+            self.session.message = f"wrote {path}"
+            data = base64.b64encode(path.read_bytes()).decode("ascii")  # a link the browser saves, on any server
+            self.download.value = (f'<a download="{html.escape(path.name)}" href="data:application/octet-stream;base64,'
+                                   f'{data}">download {html.escape(path.name)}</a>')
         self.redraw()
 
     # pointer events (ipympl forwards the browser's; tests send matplotlib MouseEvents)
@@ -269,7 +305,7 @@ class PhotoWidget(_FigureWidget):
         if not self._on_photo(event) or event.button not in (1, None):
             return
         if self.mode.value == self.MODES[0]:
-            self.session.click(event.xdata, event.ydata)
+            self._timed(self.session.click, event.xdata, event.ydata)
             self.redraw()
             return
         brush = self.session.brush
@@ -294,7 +330,7 @@ class PhotoWidget(_FigureWidget):
 
     def redraw(self) -> None:
         self.axes = draw_photo_session(self.figure, self.session)
-        self.message.value = self.session.message
+        self.message.value = html.escape(self.session.message)
         self._render(f"{self.name} · {self.session.amodal_mask.sum()} px in M_a · "
                      f"{'depth' if self.session.depth is not None else 'no depth'}")
 

@@ -142,6 +142,32 @@ def test_photo_widget_loads_picked_and_uploaded_photos(model, tmp_path):
     w.upload.value = ({"name": "mine.png", "type": "image/png", "size": len(buffer.getvalue()),
                        "content": memoryview(buffer.getvalue()), "last_modified": datetime.datetime.now()},)
     assert w.name == "mine" and w.session.image.shape == (64, 64, 3)
+    assert w.photo.value == "(uploaded)" and w.name == "mine"  # the dropdown says what is shown, and reloads nothing
+    w.photo.value = "chelsea.jpg"
+    assert w.name == "chelsea"
+
+
+def test_photo_page_explains_clicks_first_keeps_its_layout_times_steps_and_offers_the_ply(model, tmp_path):
+    w = PhotoWidget(PhotoSession(_photo(), model=model), photos={}, ply_folder=tmp_path)
+    assert "corners of a loose polygon" in w.help.value and not w.session.clicks  # before the first click
+    assert PhotoWidget(PhotoSession(_photo(), model=model, sam=object()), photos={}).help.value.count("point prompt") == 1
+    photo = w.axes["photo"].get_window_extent()  # display pixels at the figure's dpi
+    assert max(photo.width, photo.height) >= 512, (photo.width, photo.height)
+    children = list(w.widget.children)
+    for x, y in ((14, 14), (66, 14), (66, 66), (14, 66)):
+        _send(w, "button_press_event", x, y)
+        _send(w, "button_release_event", x, y)
+    assert list(w.widget.children) == children and w.message.layout.min_height  # nothing added or removed
+    assert w.message.value.endswith(" s") and "random walker" in w.message.value  # the step's wall time
+    w.buttons["convex hull"].click()
+    w.buttons["run"].click()
+    assert "hidden" in w.message.value and w.message.value.endswith(" s")
+    w.buttons["export PLY"].click()
+    assert w.download.value.startswith('<a download="photo.ply" href="data:application/octet-stream;base64,')
+    import base64
+
+    payload = w.download.value.split("base64,", 1)[1].split('"', 1)[0]
+    assert base64.b64decode(payload) == (tmp_path / "photo.ply").read_bytes()
 
 
 def test_explorer_app_has_its_tabs(model):
