@@ -178,7 +178,8 @@ def test_photo_tab_paints_the_amodal_mask_with_the_mouse(browser, server):
     before = _settled(figure)
     canvas = figure.locator("canvas").last.bounding_box()
     x, y, w, h = canvas["x"], canvas["y"], canvas["width"], canvas["height"]
-    # the photo is the top-left panel (subplot 2, 2, 1: about 0.16–0.44 of the width, 0.12–0.47 of the height)
+    # the photo fills the left column (about 0.05–0.64 of the width, 0.10–0.97 of the height), over 512 px
+    assert 0.59 * w >= 512 or 0.87 * h >= 512, canvas
     page.mouse.move(x + 0.22 * w, y + 0.22 * h)
     page.mouse.down()
     for k in range(1, 9):
@@ -189,6 +190,12 @@ def test_photo_tab_paints_the_amodal_mask_with_the_mouse(browser, server):
     painted = int(re.search(r"(\d+) px in M_a", _status(page, 1)).group(1))
     assert painted > 50
     assert _settled(figure, before) != before
+    # to the end: depth from the painted mask, then the PLY as a link
+    page.get_by_role("button", name="run", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('.amodal-status')[1].innerText.includes('· depth')",
+                           timeout=120_000)
+    page.get_by_role("button", name="export PLY").click()
+    page.wait_for_selector("a[download$='.ply']", timeout=60_000)
     page.screenshot(path=str(SHOTS / "photo.png"), full_page=True)
     page.close()
 
