@@ -2,8 +2,9 @@
 
 No mask is drawn by hand: the points on the object's visible part give ``M_vis`` (SAM with
 ``--sam-checkpoint``, else the classical segmenter with the points as a polygon's corners),
-``--amodal-mask`` gives ``M_a`` (``auto``: pix2gestalt with ``--pix2gestalt``, else the
-convex hull, and the command says which; ``hull``; ``completer``, the tiny mask completer; or a mask file), and every intermediate is
+``--amodal-mask`` gives ``M_a`` (``auto``: pix2gestalt with ``--pix2gestalt``, else the tiny
+mask completer, which beats the hull on held-out scenes, and the command says which; ``hull``;
+``completer``; or a mask file), and every intermediate is
 written as one set (:mod:`amodal.app.wild_outputs`).
 """
 from __future__ import annotations
@@ -47,9 +48,9 @@ def add_points_arguments(parser: argparse.ArgumentParser) -> None:
                        help="points on the object's visible part; with SAM any number, without SAM the corners of a "
                        "rough polygon around the visible part (3 or more)")
     group.add_argument("--amodal-mask", type=amodal_source, default="auto",
-                       help="the whole object's mask: auto (pix2gestalt when --pix2gestalt is given, else the convex "
-                       "hull of the visible part), hull, completer (the tiny mask completer of checkpoints/), or a mask image "
-                       "(default auto)")
+                       help="the whole object's mask: auto (pix2gestalt when --pix2gestalt is given, else the tiny "
+                       "mask completer of checkpoints/), hull (the convex hull of the visible part), completer, or a mask "
+                       "image (default auto)")
     group.add_argument("--pix2gestalt", help="pix2gestalt's released checkpoint (epoch=000005.ckpt), a path or ORG/NAME:FILE")
     group.add_argument("--sam-checkpoint", help="a SAM checkpoint (path or hub id) for the visible mask and for cutting "
                        "the painting; without it the classical segmenter and background removal")
@@ -70,9 +71,10 @@ def run_points(args: argparse.Namespace) -> int:
         raise ValueError(f"point(s) {' '.join(outside)} lie outside the {w}×{h} photo {args.image}")
     model = load_model(args.model, args.device, args.backend)
     if args.amodal_mask == "auto":
-        amodal = "pix2gestalt" if args.pix2gestalt else "hull"
-        if amodal == "hull":
-            print("note: --amodal-mask auto without --pix2gestalt: the convex hull of the visible part", file=sys.stderr)
+        amodal = "pix2gestalt" if args.pix2gestalt else "completer"
+        if amodal == "completer":
+            print("note: --amodal-mask auto without --pix2gestalt: the tiny mask completer "
+                  "(checkpoints/amodal-mask-completer-tiny)", file=sys.stderr)
     elif args.amodal_mask in ("hull", "completer"):
         amodal = args.amodal_mask
     else:
