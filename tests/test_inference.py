@@ -266,3 +266,17 @@ def test_models_load_by_hub_id_and_a_missing_one_is_named(hub_cache, tmp_path):
     assert "stands in" in model_or_stand_in("checkpoints/no-such-model")[1]
     with pytest.raises(FileNotFoundError, match="hf download someone/other model.safetensors"):
         model_or_stand_in("someone/other")
+
+
+def test_photo_predictor_is_predict_on_the_item_as_a_photo(models):
+    from amodal.data.items import evaluation_items
+    from amodal.inference import photo_predictor
+
+    amodal = models[0]
+    item = evaluation_items("synth", 1, 56, seed=3)[0]
+    maps = {k: item[k][0].numpy() for k in ("amodal_mask", "observed_depth", "visible_mask")}
+    for crop in (None, 0.25):
+        expected = predict(item["image"], maps["amodal_mask"], amodal, observed_depth=maps["observed_depth"],
+                           visible_mask=maps["visible_mask"], blend=False, crop=crop, size=28)
+        np.testing.assert_array_equal(photo_predictor(amodal, crop, size=28)(item), expected)
+    assert not np.array_equal(photo_predictor(amodal, None, 28)(item), photo_predictor(amodal, 0.25, 28)(item))
