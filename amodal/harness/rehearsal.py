@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import papermill
@@ -107,7 +107,8 @@ def prepare(output: str | os.PathLike, size: str = "real", seed: int = 0) -> dic
     adiw = write_adiw_folder(output / "data" / "adiw", output / "data" / "adiw-shards", seed)
     parameters = dict(standins.parameters, SA1B_DIR=str(sa1b), ADIW_DIR=str(adiw["root"]),
                       TRAIN_SPLIT=str(adiw["train"]), VAL_SPLIT=str(adiw["val"]), SPLIT=str(adiw["val"]))
-    inputs = {"size": size, "parameters": parameters, "environment": standins.environment(), "files": standins.files}
+    inputs = {"size": size, "parameters": parameters, "weights": {k: v for k, v in standins.parameters.items() if k.endswith("_CHECKPOINT") or k == "VAE"},
+              "environment": standins.environment(), "files": standins.files}
     (output / INPUTS).write_text(json.dumps(inputs, indent=2) + "\n")
     return inputs
 
@@ -136,13 +137,29 @@ def environment_set(values: dict[str, str]):
 
 @dataclass
 class Row:
-    """One line of the rehearsal's table."""
+    """One line of the rehearsal's table; ``weights``: the specs of the weights the notebook read."""
 
     name: str
     seconds: float
     peak_rss: int
     ok: bool
     error: str = ""
+    weights: list[str] = field(default_factory=list)
+
+
+def weights_read(metrics_file: Path | None) -> list[str]:
+    """The weights a run's ``metrics.json`` says were read (a file found for them), as given."""
+    if metrics_file is None or not Path(metrics_file).is_file():
+        return []
+    weights = json.loads(Path(metrics_file).read_text()).get("inputs", {}).get("weights", {})
+    return sorted({w["spec"] for w in weights.values() if w.get("files")})
+
+
+def unread_weights(given: dict, weights: dict[str, str], read: list[str]) -> list[str]:
+    """The parameters in ``given`` that name stand-in weights (a value of ``weights``) the notebook
+    did not read: a full-profile notebook that falls back to something else without saying so."""
+    specs = set(weights.values())
+    return sorted(name for name, value in given.items() if value in specs and value not in read)
 
 
 def rehearse(output: str | os.PathLike, size: str = "real", only: list[str] | None = None,
@@ -165,11 +182,16 @@ def rehearse(output: str | os.PathLike, size: str = "real", only: list[str] | No
         with environment_set(env):
             for path in paths:
                 print(f"rehearsing {path.name} ...", flush=True)
+                given = notebook_parameters(path, inputs["parameters"])
                 with TreeMemorySampler(interval=interval) as memory:
-                    result = run_notebook(path, "full", output, notebook_parameters(path, inputs["parameters"]))
+                    result = run_notebook(path, "full", output, given)
                 result.peak_rss = memory.peak_bytes
+                read = weights_read(result.metrics_file)
+                unread = unread_weights(given, inputs["weights"], read) if result.ok else []
+                if unread:  # no silent fallback: weights given and not read fail the notebook
+                    result.ok, result.error = False, f"given and not read: {', '.join(unread)}"
                 results.append(result)
-                rows.append(Row(result.name, result.seconds, memory.peak_bytes, result.ok, result.error))
+                rows.append(Row(result.name, result.seconds, memory.peak_bytes, result.ok, result.error, read))
                 print(f"  {result.seconds:.0f} s, peak {memory.peak_bytes / 2**30:.1f} GiB, "
                       f"{'ok' if result.ok else 'FAILED: ' + result.error}", flush=True)
     write_html_report(output, results, "full, rehearsed on stand-ins")
@@ -184,14 +206,15 @@ def rehearse(output: str | os.PathLike, size: str = "real", only: list[str] | No
 
 def table(rows: list[Row], total: float | None = None) -> str:
     """The rows as a Markdown table: wall time and peak RSS of each step, then the total."""
-    lines = ["| step | wall time | peak RSS (kernel tree) | status |", "|---|---:|---:|---|"]
+    lines = ["| step | wall time | peak RSS (kernel tree) | status | weights read |", "|---|---:|---:|---|---|"]
     for r in rows:
         status = "ok" if r.ok else f"FAILED: {r.error}"
-        lines.append(f"| {r.name} | {_minutes(r.seconds)} | {r.peak_rss / 2**30:.1f} GiB | {status} |")
+        weights = ", ".join(f"`{w}`" for w in r.weights)
+        lines.append(f"| {r.name} | {_minutes(r.seconds)} | {r.peak_rss / 2**30:.1f} GiB | {status} | {weights} |")
     total = sum(r.seconds for r in rows) if total is None else total
     peak = max((r.peak_rss for r in rows), default=0)
     lines.append(f"| **total** | **{_minutes(total)}** | **{peak / 2**30:.1f} GiB** (largest) | "
-                 f"{sum(r.ok for r in rows)}/{len(rows)} ok |")
+                 f"{sum(r.ok for r in rows)}/{len(rows)} ok | |")
     return "\n".join(lines)
 
 

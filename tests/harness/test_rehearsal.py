@@ -7,18 +7,27 @@ import pytest
 
 from amodal.adiw.official import OfficialAdiwDataset, read_split
 from amodal.adiw.sa1b import read_sa1b
-from amodal.harness.rehearsal import Row, notebook_parameters, table, write_adiw_folder, write_sa1b_folder
+from amodal.harness.rehearsal import (
+    Row,
+    notebook_parameters,
+    table,
+    unread_weights,
+    weights_read,
+    write_adiw_folder,
+    write_sa1b_folder,
+)
 
 
 def test_the_table_has_each_step_its_time_and_peak_rss_and_a_total():
     rows = [Row("stand-ins and data", 75.25, 3 * 2**30, True),
             Row("05_training", 61.0, int(1.5 * 2**30), False, "AssertionError: x")]
+    rows[1].weights = ["depth-anything/Depth-Anything-V2-Small"]
     assert table(rows).splitlines() == [
-        "| step | wall time | peak RSS (kernel tree) | status |",
-        "|---|---:|---:|---|",
-        "| stand-ins and data | 1 min 15.2 s | 3.0 GiB | ok |",
-        "| 05_training | 1 min 01.0 s | 1.5 GiB | FAILED: AssertionError: x |",
-        "| **total** | **2 min 16.2 s** | **3.0 GiB** (largest) | 1/2 ok |",
+        "| step | wall time | peak RSS (kernel tree) | status | weights read |",
+        "|---|---:|---:|---|---|",
+        "| stand-ins and data | 1 min 15.2 s | 3.0 GiB | ok |  |",
+        "| 05_training | 1 min 01.0 s | 1.5 GiB | FAILED: AssertionError: x | `depth-anything/Depth-Anything-V2-Small` |",
+        "| **total** | **2 min 16.2 s** | **3.0 GiB** (largest) | 1/2 ok | |",
     ]
     assert table(rows, total=59.94).splitlines()[-1].startswith("| **total** | **59.9 s** |")
 
@@ -61,3 +70,18 @@ def test_the_adiw_standin_is_in_the_official_layout_with_its_split_lists(tmp_pat
     items = OfficialAdiwDataset(lists["root"], lists["val"], size=None)
     assert [items[i]["id"] for i in range(len(items))] == val
     assert items[0]["image"].shape[-2:] == (512, 512)   # the paper's label recipe stores 512²
+
+
+def test_weights_given_to_a_notebook_and_not_read_are_named(tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"inputs": {"weights": {
+        "Amodal-DAV2": {"spec": "zhyever/Amodal-Depth-Anything-DAV2", "files": [{"path": "/hub/x", "bytes": 1}]},
+        "DAV2": {"spec": "depth-anything/Depth-Anything-V2-Large", "files": [], "note": "not read in this run"}}}}))
+    read = weights_read(metrics)
+    assert read == ["zhyever/Amodal-Depth-Anything-DAV2"] and weights_read(None) == [] == weights_read(tmp_path / "none")
+    weights = {"AMODAL_DAV2_CHECKPOINT": "zhyever/Amodal-Depth-Anything-DAV2",
+               "DAV2_CHECKPOINT": "depth-anything/Depth-Anything-V2-Large", "VAE": "org/vae"}
+    given = {"AMODAL_DAV2_CHECKPOINT": "zhyever/Amodal-Depth-Anything-DAV2",
+             "DAV2_CHECKPOINT": "depth-anything/Depth-Anything-V2-Large", "ADIW_DIR": "/data"}
+    assert unread_weights(given, weights, read) == ["DAV2_CHECKPOINT"]
+    assert unread_weights(given, weights, read + ["depth-anything/Depth-Anything-V2-Large"]) == []
