@@ -46,7 +46,7 @@ from amodal.adiw.sources import find_sources
 from amodal.harness.memory import TreeMemorySampler
 from amodal.harness.notebook import REHEARSAL_ENV
 from amodal.harness.report import environment, write_html_report
-from amodal.harness.run_notebooks import notebook_paths, run_notebook
+from amodal.harness.run_notebooks import NotebookResult, notebook_paths, run_notebook
 from amodal.harness.standins import SIZES, write_standins
 from amodal.utils.paths import data_samples_dir, runs_dir
 
@@ -194,14 +194,35 @@ def rehearse(output: str | os.PathLike, size: str = "real", only: list[str] | No
                 rows.append(Row(result.name, result.seconds, memory.peak_bytes, result.ok, result.error, read))
                 print(f"  {result.seconds:.0f} s, peak {memory.peak_bytes / 2**30:.1f} GiB, "
                       f"{'ok' if result.ok else 'FAILED: ' + result.error}", flush=True)
-    write_html_report(output, results, "full, rehearsed on stand-ins")
     total = time.perf_counter() - start
     record = {"command": "python -m amodal.harness.rehearsal " + " ".join(sys.argv[1:]), "size": size,
-              "seconds": total, "budget_seconds": BUDGET_SECONDS, "environment": environment(),
-              "rows": [asdict(r) for r in rows]}
+              "budget_seconds": BUDGET_SECONDS, "environment": environment()}
+    earlier = output / "rehearsal.json"
+    if only and earlier.is_file():  # a rerun of a few notebooks: the table keeps the others' rows
+        previous = json.loads(earlier.read_text())
+        rows = merge_rows([Row(**r) for r in previous["rows"]], rows)
+        total = sum(r.seconds for r in rows)
+        record["reruns"] = previous.get("reruns", []) + [{"notebooks": sorted(only), "environment": record["environment"]}]
+        results = [NotebookResult(r.name, r.seconds, r.ok, r.error, _metrics_file(output / r.name), r.peak_rss)
+                   for r in rows[1:]]
+    write_html_report(output, results, "full, rehearsed on stand-ins")
+    record.update(seconds=total, rows=[asdict(r) for r in rows])
     (output / "rehearsal.json").write_text(json.dumps(record, indent=2) + "\n")
     (output / "rehearsal.md").write_text(table(rows, total) + "\n")
     return rows
+
+
+def merge_rows(previous: list[Row], new: list[Row]) -> list[Row]:
+    """The rows of an earlier rehearsal with the notebooks of a rerun in place of their old rows.
+
+    The first row (stand-ins and data) stays the earlier one: a rerun reuses the stand-ins it
+    wrote, so its own first row times a reuse. Notebooks keep their numbered order."""
+    by_name = {r.name: r for r in previous[1:]} | {r.name: r for r in new[1:]}
+    return previous[:1] + [by_name[name] for name in sorted(by_name)]
+
+
+def _metrics_file(folder: Path) -> Path | None:
+    return folder / "metrics.json" if (folder / "metrics.json").is_file() else None
 
 
 def table(rows: list[Row], total: float | None = None) -> str:

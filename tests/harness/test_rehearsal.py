@@ -9,6 +9,7 @@ from amodal.adiw.official import OfficialAdiwDataset, read_split
 from amodal.adiw.sa1b import read_sa1b
 from amodal.harness.rehearsal import (
     Row,
+    merge_rows,
     notebook_parameters,
     table,
     unread_weights,
@@ -85,3 +86,12 @@ def test_weights_given_to_a_notebook_and_not_read_are_named(tmp_path):
              "DAV2_CHECKPOINT": "depth-anything/Depth-Anything-V2-Large", "ADIW_DIR": "/data"}
     assert unread_weights(given, weights, read) == ["DAV2_CHECKPOINT"]
     assert unread_weights(given, weights, read + ["depth-anything/Depth-Anything-V2-Large"]) == []
+
+
+def test_a_rerun_of_some_notebooks_replaces_their_rows_and_keeps_the_others():
+    earlier = [Row("stand-ins and data", 300.0, 2**30, True), Row("00_quickstart", 60.0, 2**30, True),
+               Row("01_adiw_construction", 100.0, 2**30, False, "IndexError")]
+    rerun = [Row("stand-ins and data", 30.0, 2**29, True), Row("01_adiw_construction", 120.0, 2**31, True)]
+    merged = merge_rows(earlier, rerun)
+    assert [(r.name, r.seconds, r.ok) for r in merged] == [
+        ("stand-ins and data", 300.0, True), ("00_quickstart", 60.0, True), ("01_adiw_construction", 120.0, True)]
