@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 PROFILE ?= quick
 
-.PHONY: install reproduce test test-fast benchmarks gpu-check clean
+.PHONY: install reproduce rehearse test test-fast benchmarks gpu-check clean
 
 install: $(STAMP)
 
@@ -19,6 +19,13 @@ $(STAMP): pyproject.toml
 # Every notebook executed by papermill into runs/$(PROFILE)/, then a summary table and runs/$(PROFILE)/report.html.
 reproduce: install
 	$(BIN)/python -m amodal.harness.run_notebooks --profile $(PROFILE)
+
+# The full profile on this CPU: stand-in weights at the released sizes and in the released formats
+# (random values, about 10 GB, kept for the next run) in a hub cache read offline, a stand-in ADIW
+# folder in the official layout, every notebook with its rehearsal counts; writes runs/rehearse/
+# (report.html, rehearsal.md: each notebook's wall time and peak RSS).
+rehearse: install
+	$(BIN)/python -m amodal.harness.rehearsal --output runs/rehearse
 
 # Library tests, notebook conventions, papermill parameters, and every notebook under nbval.
 # tests/app/test_browser.py drives Chromium; run as root it installs Debian's chromium itself (README).

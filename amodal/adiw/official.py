@@ -15,17 +15,25 @@ second column. Every raster is then brought to the network's size by
 :func:`amodal.models.preprocess.resample` (the paper's mode: a nearest-exact squash to 518² or
 512²). The bucket is the visible ratio's (:func:`amodal.metrics.visible_ratio_bucket`)
 at the files' resolution.
+
+:func:`write_official` writes samples of ours in this layout (with split lists), so that
+code meant for the paper's data can be run end to end on a handful of samples.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
+from amodal.adiw.paper_label import to_uint16
+from amodal.adiw.sample import AdiwSample
 from amodal.metrics import visible_ratio_bucket
 from amodal.models.preprocess import resample
+from amodal.utils.atomic import atomic_write, atomic_write_text
 from amodal.utils.images import read_image, read_stored
 from amodal.utils.paths import inside
 
@@ -59,6 +67,57 @@ def read_split(path: str | os.PathLike) -> list[str]:
             raise ValueError(f"{path}:{number}: expected 'images/sa_<id>.jpg depth/<id>_depth.png', got {line!r}")
         ids.append(name[: -len("_depth.png")])
     return ids
+
+
+def split_line(sample_id: str) -> str:
+    """The line of an official split list that names ``sample_id``."""
+    return f"images/sa_{sample_id}.jpg depth/{sample_id}_depth.png"
+
+
+def write_official(samples: Iterable[AdiwSample], root: str | os.PathLike,
+                   splits: dict[str, Sequence[str]] | None = None) -> list[str]:
+    """Write ``samples`` in the official layout under ``root``, and split lists.
+
+    Per sample, the five files of :data:`LAYOUT` at the sample's own size: the composite as
+    RGB PNG, the masks as 8-bit PNG (255 inside), ``D_o`` and the target as 16-bit PNG
+    (``round(value · 65535)``, clipped to [0, 1] first, where the official script wraps).
+
+    Args:
+        samples: :class:`~amodal.adiw.sample.AdiwSample` s; their ids become the file ids
+            (no whitespace, no ``/``).
+        root: the folder (made if missing).
+        splits: list name → sample ids, written as ``root/data_split/sam/<name>.txt``.
+
+    Returns:
+        The ids written, in order.
+
+    Raises:
+        ValueError: an id that cannot be a file id, or a split naming an id not written.
+    """
+    root = Path(root)
+    written = []
+    for sample in samples:
+        sid = sample.sample_id
+        if not sid or any(c.isspace() for c in sid) or "/" in sid or "\\" in sid:
+            raise ValueError(f"sample id {sid!r} cannot name files of the official layout")
+        rasters = {"image": np.asarray(sample.image, np.uint8),
+                   "amodal_mask": np.asarray(sample.amodal_mask, bool).astype(np.uint8) * 255,
+                   "visible_mask": np.asarray(sample.visible_mask, bool).astype(np.uint8) * 255,
+                   "observed_depth": to_uint16(np.clip(sample.observed_depth, 0, 1)),
+                   "target_depth": to_uint16(np.clip(sample.target_depth, 0, 1))}
+        for key, array in rasters.items():
+            path = root / LAYOUT[key].format(id=sid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda temporary, a=array: Image.fromarray(a).save(temporary, format="PNG"))
+        written.append(sid)
+    for name, ids in (splits or {}).items():
+        unknown = sorted(set(ids) - set(written))
+        if unknown:
+            raise ValueError(f"split {name!r} names samples that were not written: {unknown}")
+        path = root / "data_split" / "sam" / f"{name}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, "".join(split_line(sid) + "\n" for sid in ids))
+    return written
 
 
 def _read_png(path: Path, rgb: bool = False) -> np.ndarray:

@@ -8,9 +8,11 @@
   ``image/png`` outputs of the executed notebook;
 - **evaluation tables**: every ``table.txt`` below it (:func:`amodal.evaluation.tables.write_evaluation`),
   with the paper's Table 1 (:data:`amodal.metrics.PAPER_TABLE`) beside them;
+- its **inputs**: the weights it read (as given, and the file each was read from) and its data;
+  in a rehearsal, the claims about trained weights it only recorded (``expectations``);
 
 and adds the **environment** (Python, platform, CPU or GPU, the versions of the pinned
-packages) and the **timings**. Figures are embedded as base64 PNG, so the one file can be
+packages) and the **timings** (with each notebook's peak memory where the runner measured it). Figures are embedded as base64 PNG, so the one file can be
 mailed or archived and opens without the folder.
 """
 from __future__ import annotations
@@ -101,6 +103,34 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def inputs_html(record: dict) -> list[str]:
+    """The weights and data of a ``metrics.json`` record, and a rehearsal's expectations, as HTML tables."""
+    inputs = record.get("inputs") or {}
+    parts = []
+    weights = [(html.escape(role), f"<code>{html.escape(str(w.get('spec')))}</code>",
+                "<br>".join(f"<code>{html.escape(f['path'])}</code> ({_gib(f['bytes'], 2)})" for f in w.get("files", []))
+                or html.escape(w.get("note", "")),
+                "<br>".join(f"<code>{html.escape(p)}</code>" for p in w.get("pinned", [])))
+               for role, w in inputs.get("weights", {}).items()]
+    if weights:
+        parts += ["<h3>Weights read</h3>", _table(("role", "given", "read from", "pinned"), weights)]
+    data = [(html.escape(role), f"<code>{html.escape(str(value))}</code>") for role, value in inputs.get("data", {}).items()]
+    if data:
+        parts += ["<h3>Data read</h3>", _table(("role", "what"), data)]
+    expectations = record.get("expectations") or {}
+    if expectations:
+        rows = [(html.escape(claim), "met" if met else "<span class=failed>not met</span>") for claim, met in expectations.items()]
+        parts += ["<h3>Claims about trained weights (recorded, not asserted: stand-in weights)</h3>",
+                  _table(("claim", "with these weights"), rows)]
+    return parts
+
+
+def _gib(n: int | None, digits: int = 1) -> str:
+    if n is None:
+        return ""
+    return f"{n / 2**30:.{digits}f} GiB" if n >= 2**28 else f"{n / 2**20:.{max(digits, 1)}f} MiB"
+
+
 def build_report(output_root: str | os.PathLike, results: Iterable | None = None, profile: str = "quick") -> str:
     """The report's HTML for the notebook folders under ``output_root``.
 
@@ -117,12 +147,16 @@ def build_report(output_root: str | os.PathLike, results: Iterable | None = None
     names = [r.name for r in results] or sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "metrics.json").is_file())
     parts = [f"<h1>amodal: reproduction report ({html.escape(profile)} profile)</h1>",
              f"<p>written {time.strftime('%Y-%m-%d %H:%M:%S')}; outputs in <code>{html.escape(str(root))}</code></p>"]
+    memory = any(getattr(r, "peak_rss", None) is not None for r in results)
     timing_rows = [(html.escape(r.name), f"<span class={'ok' if r.ok else 'failed'}>{'ok' if r.ok else 'FAILED'}</span>",
-                    f"{r.seconds:.1f}", html.escape(r.error)) for r in results]
+                    f"{r.seconds:.1f}", *([_gib(getattr(r, "peak_rss", None))] if memory else []), html.escape(r.error))
+                   for r in results]
     if results:
+        peaks = [r.peak_rss for r in results if getattr(r, "peak_rss", None) is not None]
         timing_rows.append(("<b>total</b>", f"{sum(r.ok for r in results)}/{len(results)} ok",
-                            f"{sum(r.seconds for r in results):.1f}", ""))
-        parts += ["<h2>Timings</h2>", _table(("notebook", "status", "seconds", "error"), timing_rows)]
+                            f"{sum(r.seconds for r in results):.1f}", *([_gib(max(peaks)) + " (largest)"] if memory else []), ""))
+        header = ("notebook", "status", "seconds", *(["peak RSS"] if memory else []), "error")
+        parts += ["<h2>Timings</h2>", _table(header, timing_rows)]
     env = environment()
     parts += ["<h2>Environment</h2>",
               _table(("", ""), [(k, html.escape(str(env[k]))) for k in ("python", "platform", "cpu", "cores", "gpu")]),
@@ -142,6 +176,7 @@ def build_report(output_root: str | os.PathLike, results: Iterable | None = None
         metrics = headline_metrics(record.get("metrics", {})) if record else []
         if metrics:
             parts.append(_table(("metric", "value"), [(html.escape(k), _number(v)) for k, v in metrics]))
+        parts += inputs_html(record or {})
         tables = sorted(folder.rglob("table.txt")) if folder.is_dir() else []
         for table in tables:
             parts.append(f"<h3>{html.escape(str(table.relative_to(folder)))} beside the paper</h3>"

@@ -34,6 +34,7 @@ class NotebookResult:
     ok: bool
     error: str = ""
     metrics_file: Path | None = None
+    peak_rss: int | None = None   # bytes, where the runner measured it (amodal.harness.memory)
 
 
 def notebook_paths(folder: Path | None = None) -> list[Path]:

@@ -46,6 +46,14 @@ CHECKPOINT_KEYS = ("noising_step", "empty_text_embedding", "ldm_hparams", "state
 # The official file's name (github.com/CompVis/depth-fm, README). The authors host it at
 # ommer-lab.com, not on the Hugging Face Hub; from a copy there it is the file ORG/NAME alone reads.
 DEPTHFM_FILE = "depthfm-v1.ckpt"
+# That file's ldm_hparams, as the official Amodal-DepthFM code prints them from it: an SD-2 UNet
+# with 8 input channels (x_t and the image latent).
+DEPTHFM_LDM_HPARAMS = {
+    "image_size": 32, "in_channels": 8, "out_channels": 4, "model_channels": 320,
+    "attention_resolutions": [4, 2, 1], "num_res_blocks": 2, "channel_mult": [1, 2, 4, 4],
+    "num_heads": 8, "use_spatial_transformer": True, "use_linear_in_transformer": True,
+    "transformer_depth": 1, "context_dim": 1024, "legacy": False,
+}
 
 # The LDM options DepthFM uses, with the only values this port supports (others would
 # build a different network that diffusers' UNet2DConditionModel does not express).

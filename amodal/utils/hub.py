@@ -24,6 +24,9 @@ A hub file that cannot be had (offline and not cached, no network, no such repos
 revision or file) is a ``FileNotFoundError`` naming the repository, the file(s) and the
 ``hf download`` command that fetches them; nothing raised inside ``huggingface_hub`` reaches
 the user as it is. Anything else that does not exist is the plain "not found" it always was.
+
+Every spec resolved in the process is remembered with what it gave (:func:`resolutions`), so
+that a report can say which file the weights it names were read from, whoever loaded them.
 """
 from __future__ import annotations
 
@@ -130,6 +133,10 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
 }
 
 
+# spec → what resolve() gave for it, in order (a hub id may give several files, one per loader)
+_RESOLVED: dict[str, list[Path]] = {}
+
+
 @dataclass(frozen=True)
 class HubSpec:
     """A parsed hub id: ``repo`` ``ORG/NAME``, and the ``revision`` and ``filename`` when given."""
@@ -188,7 +195,7 @@ def resolve(spec: str | os.PathLike, default_filename: str | None = None, *, fal
     if spec is None:
         raise FileNotFoundError(f"no {what} given: pass a path or a Hugging Face Hub id (ORG/NAME)")
     if Path(spec).exists():
-        return Path(spec)
+        return _remember(spec, Path(spec))
     hub = parse_hub_id(spec)
     if hub is None:
         raise FileNotFoundError(f"{what} not found: {spec}")
@@ -204,7 +211,19 @@ def resolve(spec: str | os.PathLike, default_filename: str | None = None, *, fal
         files = fallback
     else:
         raise ValueError(f"{spec}: which file of {hub.repo} holds the {what}? Name it: {hub.repo}:FILE")
-    return _fetch(hub, files, str(spec), what)
+    return _remember(spec, _fetch(hub, files, str(spec), what))
+
+
+def resolutions() -> dict[str, list[Path]]:
+    """Each spec :func:`resolve` was given in this process → the files or folders it gave, in order."""
+    return {spec: list(paths) for spec, paths in _RESOLVED.items()}
+
+
+def _remember(spec, path: Path) -> Path:
+    given = _RESOLVED.setdefault(os.fspath(spec), [])
+    if path not in given:
+        given.append(path)
+    return path
 
 
 def pin(spec: str | os.PathLike, resolved: Path) -> str:

@@ -6,8 +6,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hub_testdata import add_to_cache
 
-from amodal.harness.notebook import load_profile, require_inputs, setup_run
+from amodal.harness.notebook import (
+    COUNTS,
+    REHEARSAL_ENV,
+    apply_rehearsal,
+    load_profile,
+    rehearsal_requested,
+    require_inputs,
+    setup_run,
+)
+from amodal.harness.run_notebooks import notebook_paths
+from amodal.models.amodal_dav2 import AmodalDAV2
+from amodal.models.configs import TINY
+from amodal.utils.paths import repo_root
 from amodal.utils.seeding import resolve_device
 
 
@@ -82,3 +95,71 @@ def test_full_profile_inputs_are_a_path_or_for_weights_a_hub_id(tmp_path):
         run.settings["dav2_checkpoint"] = value
         with pytest.raises(FileNotFoundError, match="needs DAV2_CHECKPOINT .*Hugging Face Hub id.*; weights first"):
             require_inputs(run, weights=("dav2_checkpoint",), hint="weights first")
+
+
+@pytest.mark.parametrize("notebook", [p.stem for p in notebook_paths()])
+def test_each_rehearsal_lowers_counts_of_the_full_profile_only(notebook):
+    table = json.loads((repo_root() / "amodal/harness/profiles" / f"{notebook}.json").read_text())
+    full, rehearsed = table["full"], load_profile(notebook, "full", rehearsal=True)
+    assert set(rehearsed) == set(full)
+    changed = {k for k in full if rehearsed[k] != full[k]}
+    assert changed <= COUNTS, changed          # never a size, a weights file or a data folder
+    for key in changed:
+        lower = rehearsed[key] if isinstance(rehearsed[key], list) else [rehearsed[key]]
+        upper = full[key] if isinstance(full[key], list) else [full[key]]
+        assert max(lower) <= max(upper) or max(upper) == 0, key
+
+
+def test_a_rehearsal_refuses_what_is_not_a_smaller_count():
+    full = {"steps": 400, "size": 518, "held_out": 0, "sampling_steps": [1, 2, 4]}
+    assert apply_rehearsal("nb", full, {"steps": 2, "held_out": 5, "sampling_steps": [1]}) == \
+        {"steps": 2, "size": 518, "held_out": 5, "sampling_steps": [1]}   # held_out 0 = all: any cap is fewer
+    for counts, says in (({"size": 64}, "counts only"), ({"steps": 401}, "more than the full profile's"),
+                         ({"steps": 0}, "whole numbers"), ({"steps": 2.5}, "whole numbers"),
+                         ({"sampling_steps": 1}, "like the full profile's"), ({"batch": 2}, "counts only")):
+        with pytest.raises(ValueError, match=says):
+            apply_rehearsal("nb", full, counts)
+    with pytest.raises(ValueError, match="rehearses the full profile"):
+        load_profile("05_training", "quick", rehearsal=True)
+    assert rehearsal_requested({REHEARSAL_ENV: " On "}) and not rehearsal_requested({REHEARSAL_ENV: "0"})
+    assert not rehearsal_requested({})
+
+
+def test_expect_asserts_in_a_run_and_records_in_a_rehearsal(tmp_path):
+    run = setup_run("05_training", "full", tmp_path / "full", device="cpu", rehearsal=False)
+    assert run.expect(True, "the loss falls")
+    with pytest.raises(AssertionError, match="the loss falls"):
+        run.expect(False, "the loss falls")
+    rehearsal = setup_run("05_training", "full", tmp_path / "rehearsal", device="cpu", rehearsal=True)
+    assert rehearsal["steps"] < run["steps"]
+    assert rehearsal.expect(False, "the loss falls") is False
+    record = json.loads(rehearsal.write_metrics({}).read_text())
+    assert record["rehearsal"] is True and record["expectations"] == {"the loss falls": False}
+
+
+def test_a_full_run_given_hub_weights_reports_the_id_and_the_file_it_read(hub_cache, tmp_path):
+    """No silent fallback: the weights a full-profile run was given are named in metrics.json by the
+    hub id, with the snapshot file the loader read and the commit; weights never read say so."""
+    torch.manual_seed(0)
+    saved = AmodalDAV2(TINY).save_pretrained(tmp_path / "saved")
+    commit = add_to_cache(hub_cache, "org/amodal-tiny", {p.name: p for p in Path(saved).iterdir()})
+    run = setup_run("00_quickstart", "full", tmp_path / "out", device="cpu", amodal_dav2_checkpoint="org/amodal-tiny")
+    require_inputs(run, weights=("amodal_dav2_checkpoint",))
+    AmodalDAV2.from_pretrained(run["amodal_dav2_checkpoint"])   # what the notebook does with it
+    run.uses(weights={"Amodal-DAV2": run["amodal_dav2_checkpoint"], "DAV2": "org/never-read", "none": None},
+             data={"scene": "synthetic, seed 0"})
+    inputs = json.loads(run.write_metrics({}).read_text())["inputs"]
+    read = inputs["weights"]["Amodal-DAV2"]
+    snapshot = hub_cache / "models--org--amodal-tiny" / "snapshots" / commit
+    assert read["spec"] == "org/amodal-tiny" and read["pinned"] == [f"org/amodal-tiny@{commit}"]
+    assert [Path(f["path"]) for f in read["files"]] == [snapshot]
+    assert read["files"][0]["bytes"] == sum(p.stat().st_size for p in Path(saved).iterdir())
+    assert inputs["weights"]["DAV2"] == {"spec": "org/never-read", "files": [], "note": "not read in this run"}
+    assert "none" not in inputs["weights"] and inputs["data"] == {"scene": "synthetic, seed 0"}
+
+
+def test_one_missing_input_of_the_full_profile_is_one_error_naming_it(tmp_path):
+    run = setup_run("07_explorer", "full", tmp_path, device="cpu", amodal_dav2_checkpoint="org/a", dav2_checkpoint="org/b",
+                    amodal_depthfm_checkpoint=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"^the full profile needs VAE \(got None\)"):
+        require_inputs(run, weights=("amodal_dav2_checkpoint", "dav2_checkpoint", "amodal_depthfm_checkpoint", "vae"))
