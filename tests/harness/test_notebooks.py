@@ -56,8 +56,9 @@ def test_every_profile_file_has_a_notebook_and_matching_keys():
     assert {p.stem for p in profile_files} == set(IDS), "one profile file per notebook"
     for profile_file in profile_files:
         table = json.loads(profile_file.read_text())
-        assert set(table) == {"quick", "full"}, profile_file.name
+        assert {"quick", "full"} <= set(table) <= {"quick", "full", "rehearsal"}, profile_file.name
         assert table["quick"].keys() == table["full"].keys(), profile_file.name
+        assert set(table.get("rehearsal", {})) <= set(table["full"]), profile_file.name
 
 
 @pytest.mark.slow
