@@ -1,5 +1,6 @@
 """The exercises' checker, the notebooks' exercise structure, and every notebook run with its solutions."""
 import json
+import re
 
 import numpy as np
 import papermill
@@ -125,8 +126,9 @@ def test_notebook_has_two_or_three_checked_exercises(path):
     for starter, checker, solution in found:
         assert checker == starter + 1 and solution == checker + 1
         starter_source = "".join(cells[starter]["source"])
-        assert "raise NotImplementedError" in starter_source and starter_source.startswith(("def ", "#"))
-        function = starter_source.split("def ", 1)[1].split("(", 1)[0]
+        defined = re.findall(r"^def (\w+)\(", starter_source, re.M)
+        assert len(defined) == 1 and "raise NotImplementedError" in starter_source, "one function to complete"
+        function = defined[0]
         assert f"check({function}," in "".join(cells[checker]["source"]), "the check cell checks the starter"
         assert f"def {function}(" in solution_code(cells[solution]), "the solution defines the same function"
         assert cells[solution]["metadata"]["jupyter"]["source_hidden"], "solutions are folded"
