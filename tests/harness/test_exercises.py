@@ -1,4 +1,5 @@
 """The exercises' checker, the notebooks' exercise structure, and every notebook run with its solutions."""
+import ast
 import json
 import re
 
@@ -163,3 +164,38 @@ def test_notebook_solutions_pass_their_checks(path, tmp_path, monkeypatch):
     text = "".join("".join(o.get("text", "")) for i in checks for o in cells[i].get("outputs", []))
     assert text.count("✓") == len(checks) == len(exercises(nb)), text
     assert "✗" not in text and "not solved" not in text, text
+
+
+def top_level_names(source):
+    """name → where it comes from ("def" or "from <module>") for each name a cell binds at its top level."""
+    names = {}
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.startswith(("%", "!"))))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            names[node.name] = "def"
+        elif isinstance(node, ast.Assign):
+            names.update({t.id: "def" for t in node.targets if isinstance(t, ast.Name)})
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            origin = f"from {getattr(node, 'module', None)}"
+            names.update({(a.asname or a.name).split(".")[0]: origin for a in node.names})
+    return names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_exercises_rebind_no_name_of_the_lesson(path):
+    """A learner's function must not replace a map or helper the rest of the notebook uses (00 once lost its
+    `hidden_mask` map to the exercise's function of that name); re-importing the same library name is harmless."""
+    cells = json.loads(path.read_text())["cells"]
+    exercise_cells = {i for triple in exercises({"cells": cells}) for i in triple[:2]}
+    bound = {}
+    for i in exercise_cells:
+        bound.update(top_level_names("".join(cells[i]["source"])))
+    lesson, used = {}, set()
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "code" and i not in exercise_cells:
+            source = "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.startswith(("%", "!")))
+            lesson.update(top_level_names(source))
+            used |= {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+    clashes = [n for n in sorted((used | set(lesson)) & set(bound))
+               if not (bound[n].startswith("from ") and lesson.get(n) == bound[n])]
+    assert not clashes, f"the notebook uses {clashes}, which an exercise cell rebinds"
