@@ -18,7 +18,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from amodal.app.explorer import cross_section, line_ends, line_through_hidden
-from amodal.export import outline
 
 ERROR_CMAP = "RdBu_r"  # red: predicted nearer than the truth, blue: farther
 
@@ -67,12 +66,12 @@ def draw_hidden_comparison(fig, predictions: Mapping[str, np.ndarray], truth: np
     count = len(predictions)
     grid = fig.add_gridspec(2, count, height_ratios=(1.3, 1), hspace=0.35)
     axes, handle = {}, None
-    edge = outline(hidden)[top:bottom, left:right]
+    hidden_crop = hidden[top:bottom, left:right].astype(float)
     for k, (name, error) in enumerate(errors.items()):
         ax = axes[name] = fig.add_subplot(grid[0, k])
         crop = np.where(amodal, error, np.nan)[top:bottom, left:right]
         handle = ax.imshow(crop, cmap=ERROR_CMAP, vmin=-limit, vmax=limit)
-        ax.contour(edge, levels=[0.5], colors="k", linewidths=0.6)
+        ax.contour(hidden_crop, levels=[0.5], colors="k", linewidths=0.7)
         rmse = 100 * float(np.sqrt(np.mean(error[hidden] ** 2))) if hidden.any() else float("nan")
         ax.set_title(f"{name}\nhidden RMSE×100 {rmse:.2f}", fontsize=8)
         ax.set_axis_off()
@@ -83,14 +82,20 @@ def draw_hidden_comparison(fig, predictions: Mapping[str, np.ndarray], truth: np
             "hidden": hidden}
     distance, values = cross_section(maps, start, end)
     line = axes["cross-section"] = fig.add_subplot(grid[1, :])
-    line.fill_between(distance, 0, 1, where=values.pop("hidden"), color="0.9", label="hidden")
+    stretch = values.pop("hidden")
+    # the y range of what is compared on the hidden stretch (D_o, off the scale there, is not):
+    # on [0, 1] differences of a few hundredths would be invisible
+    shown = np.concatenate([values["truth"][stretch]] + [values[n][stretch] for n in predictions]) if stretch.any() else [0, 1]
+    pad = max(0.01, 0.25 * float(np.ptp(shown)))
+    low, high = max(0.0, float(np.min(shown)) - pad), min(1.0, float(np.max(shown)) + pad)
+    line.fill_between(distance, low, high, where=stretch, color="0.9", label="hidden")
     line.plot(distance, values.pop("truth"), color="k", lw=2, label="truth")
     if "D_o" in values:
         line.plot(distance, values.pop("D_o"), color="0.5", ls=":", label="D_o")
     for name, value in values.items():
         line.plot(distance, value, lw=1, label=name)
     line.set_xlim(left, right - 1)
-    line.set_ylim(0, 1)
+    line.set_ylim(low, high)
     line.set_xlabel(f"column, along row {row} (the most hidden pixels)", fontsize=8)
     line.set_ylabel("disparity", fontsize=8)
     line.legend(fontsize=7, ncol=min(6, count + 3))
