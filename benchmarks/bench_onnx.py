@@ -84,7 +84,7 @@ def rows_for(size: str, resolution: int, repeats: int, threads: int, official_mo
     fns = {BASELINE: lambda: ours(image, amodal_mask, observed_depth),
            "ours, onnxruntime": lambda: exported(image, amodal_mask, observed_depth)}
     if official is not None:
-        normalised = (image - compare.IMAGENET_MEAN) / compare.IMAGENET_STD
+        normalised = (image - compare.official_code.IMAGENET_MEAN) / compare.official_code.IMAGENET_STD
         guidance = torch.cat([amodal_mask * 2 - 1, observed_depth * 2 - 1], 1)
         fns["official (torch)"] = lambda: official(normalised, guidance)
     with torch.no_grad():
@@ -113,11 +113,11 @@ def main(argv=None) -> int:
     official_module, official_line = None, "official: not measured (no --official clone given)"
     if args.official:
         try:
-            official_module = compare.import_package_module("official", args.official, "official_amodal_dav2", "dpt")
+            official_module = compare.official_code.import_package_module("official", args.official, "official_amodal_dav2", "dpt")
         except compare.OfficialCodeError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        official_line = f"official: {compare.EXPECTED['official'][1]} at {compare.commit_of(args.official)}"
+        official_line = f"official: {compare.EXPECTED['official'][1]} at {compare.official_code.commit_of(args.official)}"
     onnxruntime = require("onnxruntime", "the benchmark runs the exported network with it")
     print(f"CPU: {cpu_name()}; {threads} intra-op threads for torch {torch.__version__} and onnxruntime "
           f"{onnxruntime.__version__}")

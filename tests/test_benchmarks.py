@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from official_standins import write_clones
+from official_testdata import write_dav2_clones
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,9 +158,9 @@ def test_bench_train_cpu_prints_both_models_against_their_base():
 
 @pytest.mark.slow
 def test_bench_onnx_prints_every_runtime_with_flops(tmp_path):
-    """ViT-S at 28² (2 × 2 patches), against a stand-in official clone (tests/official_standins.py)."""
+    """ViT-S at 28² (2 × 2 patches), against a stand-in official clone (tests/official_testdata.py)."""
     pytest.importorskip("onnxruntime")
-    _, official, _ = write_clones(tmp_path)
+    _, official = write_dav2_clones(tmp_path)
     out = _run("bench_onnx.py", "--sizes", "s", "--resolution", "28", "--repeats", "1", "--threads", "1",
                "--official", str(official))
     assert "1 intra-op threads for torch" in out and "onnxruntime 1." in out and "CPU: " in out

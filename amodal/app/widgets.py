@@ -28,15 +28,18 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython import get_ipython
 from IPython.display import clear_output, display
 
 from amodal.app.explorer import EXPLORER_SEED, Explorer, SampleBrowser, SampleTable, predictors_for
 from amodal.app.figures import LAYERS, draw_photo_session, draw_sample_browser, draw_sample_view, overlay_photo_masks
+from amodal.app.in_the_wild import complete_with_pix2gestalt
 from amodal.app.photo import PhotoSession, load_sam
 from amodal.data.items import evaluation_items
 from amodal.inference import load_base_depth, load_model
 from amodal.metrics import BUCKETS
+from amodal.models.pix2gestalt import Pix2Gestalt
 from amodal.utils.paths import data_samples_dir, runs_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -213,8 +216,10 @@ class PhotoWidget(_FigureWidget):
     UPLOADED = "(uploaded)"
 
     def __init__(self, session: PhotoSession, photos: dict | None = None, ply_folder: str | os.PathLike | None = None,
-                 max_side: int = 384, name: str = "photo", figsize=(11, 7.5)):
+                 max_side: int = 384, name: str = "photo", figsize=(11, 7.5), pix2gestalt=None,
+                 pix2gestalt_steps: int | None = None):
         super().__init__(figsize)
+        self.pix2gestalt, self.pix2gestalt_steps = pix2gestalt, pix2gestalt_steps
         self.session, self.max_side = session, max_side
         self.ply_folder = Path(ply_folder) if ply_folder is not None else runs_dir() / "explorer"
         self.photos = photo_files() if photos is None else dict(photos)
@@ -224,8 +229,11 @@ class PhotoWidget(_FigureWidget):
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
         self.mode = widgets.ToggleButtons(options=self.MODES).add_class("amodal-mode")
         self.radius = widgets.IntSlider(min=1, max=40, value=round(session.brush.radius), description="brush")
-        self.buttons = {name: widgets.Button(description=name) for name in ("convex hull", "completer", "clear clicks", "clear M_a", "run", "export PLY")}
+        names = ("convex hull", "completer", *(("pix2gestalt",) if pix2gestalt is not None else ()), "clear clicks",
+                 "clear M_a", "run", "export PLY")
+        self.buttons = {name: widgets.Button(description=name) for name in names}
         actions = {"convex hull": self.session_call("complete_hull"), "completer": self.session_call("complete_with_completer"),
+                   "pix2gestalt": self.paint_with_pix2gestalt,
                    "clear clicks": self.session_call("clear_clicks"),
                    "clear M_a": self.session_call("clear_amodal"), "run": self.session_call("run"), "export PLY": self.export}
         for name, button in self.buttons.items():
@@ -260,6 +268,22 @@ class PhotoWidget(_FigureWidget):
             self.session.message = f"⚠ {error}"
             return
         self.session.message = f"{self.session.message} · {time.perf_counter() - start:.2f} s".lstrip(" ·")
+
+    def paint_with_pix2gestalt(self) -> None:
+        """Add the amodal mask cut from pix2gestalt's painting of the object (at 256², as the official
+        demo; :func:`amodal.app.in_the_wild.complete_with_pix2gestalt`, background removal) to ``M_a``."""
+        def paint():
+            clicks = np.asarray(self.session.clicks, float).reshape(-1, 2)
+            _, amodal = complete_with_pix2gestalt(self.session.image, self.session.visible_mask, clicks, self.pix2gestalt,
+                                                  steps=self.pix2gestalt_steps)
+            self.session.brush.mask |= amodal
+            self.session.message = f"pix2gestalt: M_a of {int(self.session.amodal_mask.sum())} pixels from its painting"
+
+        if not self.session.visible_mask.any():
+            self.session.message = "⚠ click the visible part first: pix2gestalt completes what is seen"
+        else:
+            self._timed(paint)
+        self.redraw()
 
     def load(self, photo, name: str = "photo") -> None:
         """Start a new session on ``photo`` (path, bytes or array) with the same model and settings."""
@@ -337,7 +361,8 @@ class PhotoWidget(_FigureWidget):
 
 def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, count: int = 24, size: int = 112,
                  photos=None, device: str = "cpu", sam_checkpoint=None, sam_model: str = "vit_h",
-                 samples=None, ply_folder: str | os.PathLike | None = None, base: str = "row-prior") -> widgets.Tab:
+                 samples=None, ply_folder: str | os.PathLike | None = None, base: str = "row-prior",
+                 pix2gestalt=None) -> widgets.Tab:
     """The explorer's tabs: the dataset, your own photo and (given ``samples``) DepthFM's samples.
 
     Args:
@@ -350,6 +375,8 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
         samples: (n, 1, H, W) Amodal-DepthFM samples for the third tab.
         base: ``D_o`` of the photos: a Depth Anything V2 path or hub id, or ``"row-prior"`` (a toy,
             labelled so on the page; :func:`amodal.inference.load_base_depth`).
+        pix2gestalt: its released checkpoint (path or ``ORG/NAME:FILE``): adds a "pix2gestalt" button
+            that proposes ``M_a`` from its painting.
     """
 
     model = None if model is None else load_model(model, device)
@@ -363,7 +390,8 @@ def explorer_app(data: str | os.PathLike = "synth", model=None, report=None, cou
         raise FileNotFoundError("no sample photo in data_samples/images for the photo tab")
     session = PhotoSession.from_photo(first, model=model, base=load_base_depth(base, device),
                                       sam=load_sam(sam_checkpoint, sam_model, device) if sam_checkpoint else None)
-    photo = PhotoWidget(session, choices, ply_folder, name=first.name)
+    painter = Pix2Gestalt.from_checkpoint(pix2gestalt).to(device) if pix2gestalt else None
+    photo = PhotoWidget(session, choices, ply_folder, name=first.name, pix2gestalt=painter)
     children, titles = [explorer.widget, photo.widget], ["dataset", "your own photo"]
     if samples is not None:
         children.append(SampleBrowserWidget(SampleBrowser(samples)).widget)

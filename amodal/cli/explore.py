@@ -37,7 +37,7 @@ from pathlib import Path
 import nbformat
 
 from amodal.adiw.sam_masks import SAM_FILES
-from amodal.cli.arguments import base_depth, device, non_negative_int, port, positive_int
+from amodal.cli.arguments import base_depth, device, non_negative_int, port, positive_int, weights
 from amodal.models.checkpoints import HUB_FOLDER
 from amodal.utils.hub import parse_hub_id, resolve
 from amodal.utils.paths import repo_root
@@ -75,6 +75,9 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", type=base_depth, default="row-prior",
                         help="D_o of the photos: a Depth Anything V2 checkpoint or hub id (depth-anything/Depth-Anything-V2-Large), "
                         "or 'row-prior', a toy without weights that the page labels as such (default row-prior)")
+    parser.add_argument("--pix2gestalt", type=weights, default=None,
+                        help="pix2gestalt's released checkpoint (a path or ORG/NAME:FILE): the photo page gets a button "
+                        "that proposes the whole object's mask from its painting")
     parser.add_argument("--sam-checkpoint", default=None, help="SAM for the photo's clicks, a path or a hub id such as "
                         "ybelkada/segment-anything (default: the classical random-walker fallback)")
     parser.add_argument("--sam-model", default="vit_h", help="SAM size of --sam-checkpoint (default vit_h)")
@@ -109,7 +112,8 @@ def app_settings(args: argparse.Namespace) -> dict:
     return {"data": args.data if args.data == "synth" else absolute(args.data), "model": model, "report": absolute(args.report),
             "photos": absolute(args.photos), "count": args.count, "size": args.size,
             "sam_checkpoint": weights_path(args.sam_checkpoint), "sam_model": args.sam_model, "device": args.device,
-            "base": args.base if args.base == "row-prior" else weights_path(args.base)}
+            "base": args.base if args.base == "row-prior" else weights_path(args.base),
+            "pix2gestalt": weights_path(args.pix2gestalt)}
 
 
 def weights_path(spec: str | None) -> str | None:

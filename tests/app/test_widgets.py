@@ -196,3 +196,18 @@ def test_the_photo_page_says_when_its_base_depth_is_the_toy(model, tmp_path):
     draw_photo_session(fig, real.photo.session)
     assert fig._suptitle is None  # a real depth model: nothing to warn about
     plt.close(fig)
+
+
+@pytest.mark.slow
+def test_the_pix2gestalt_button_proposes_the_mask_cut_from_its_painting(model):
+    from amodal.models.pix2gestalt import tiny_pix2gestalt
+
+    plain = PhotoWidget(PhotoSession(_photo(), model=model), photos={})
+    assert "pix2gestalt" not in plain.buttons  # only with a checkpoint
+    w = PhotoWidget(PhotoSession(_photo(), model=model), photos={}, pix2gestalt=tiny_pix2gestalt(), pix2gestalt_steps=2)
+    w.buttons["pix2gestalt"].click()
+    assert "click the visible part first" in w.message.value and not w.session.amodal_mask.any()
+    w.session.visible_mask[20:60, 20:40] = True
+    w.buttons["pix2gestalt"].click()
+    assert w.message.value.startswith("pix2gestalt: M_a of") and w.message.value.endswith(" s")
+    assert (w.session.amodal_mask >= w.session.visible_mask).all()

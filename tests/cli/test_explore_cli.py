@@ -160,6 +160,7 @@ def test_model_and_sam_by_hub_id(tmp_path, hub_cache, capsys):
 
 def test_base_depth_is_the_toy_by_default_and_takes_a_checkpoint(tmp_path, capsys):
     assert app_settings(make_parser().parse_args(["explore"]))["base"] == "row-prior"
+    assert app_settings(make_parser().parse_args(["explore"]))["pix2gestalt"] is None
     (tmp_path / "dav2").mkdir()
     settings = app_settings(make_parser().parse_args(["explore", "--base", str(tmp_path / "dav2")]))
     assert settings["base"] == str((tmp_path / "dav2").resolve())
