@@ -133,6 +133,9 @@ def run_all_in_lab(browser, lab, path: str) -> dict:
         ``pictures`` (decoded images, undecoded images, and for each ipympl figure whether its
         canvas has something drawn), ``seconds`` (from opening to the last cell done).
     """
+    # Playwright is optional: without it the ``browser`` fixture has already skipped (or failed under CI)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     address, token, root = lab
     started = time.monotonic()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -161,11 +164,11 @@ def run_all_in_lab(browser, lab, path: str) -> dict:
         page.locator(".lm-MenuBar-item").filter(has_text="File").first.click()
         page.locator(".lm-Menu li[data-command='docmanager:save']").click()
         page.wait_for_function("() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')", timeout=60_000)
-        shot = root / "shots" / Path(path).with_suffix(".png").name
-        shot.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(shot))
-        if page.locator(".jupyter-matplotlib-figure").count():  # the first explorer, as a person sees it
-            page.locator(".jupyter-matplotlib-figure").first.screenshot(path=str(shot.with_suffix(".widget.png")))
+        # an ipympl canvas is painted when the kernel's picture arrives, after the cell is done
+        try:
+            page.wait_for_function(f"() => ({PICTURES})().ipympl.every(drawn => drawn)", timeout=60_000, polling=1000)
+        except PlaywrightTimeout:
+            pass  # the report names the figures left blank
         report = {
             "prompts": page.evaluate(PROMPTS),
             "tracebacks": page.eval_on_selector_all(
@@ -176,6 +179,12 @@ def run_all_in_lab(browser, lab, path: str) -> dict:
             "pictures": page.evaluate(PICTURES),
             "seconds": seconds,
         }
+        # last: scrolling a figure into view resizes the ipympl canvases, which clears them until redrawn
+        shot = root / "shots" / Path(path).with_suffix(".png").name
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot))
+        if page.locator(".jupyter-matplotlib-figure").count():  # the first explorer, as a person sees it
+            page.locator(".jupyter-matplotlib-figure").first.screenshot(path=str(shot.with_suffix(".widget.png")))
     finally:
         page.close()
         _shut_down_kernels(address, token)
