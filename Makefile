@@ -28,7 +28,7 @@ rehearse: install
 	$(BIN)/python -m amodal.harness.rehearsal --output runs/rehearse
 
 # Library tests, notebook conventions, papermill parameters, and every notebook under nbval.
-# tests/app/test_browser.py drives Chromium; run as root it installs Debian's chromium itself (README).
+# tests/app/test_browser.py and test_jupyterlab.py drive Chromium; run as root they install Debian's chromium (README).
 test: install
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider

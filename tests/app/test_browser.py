@@ -5,11 +5,10 @@ What the programmatic tests (test_widgets.py) cannot see: that Voila serves the 
 widgets render, a control moved in the browser reaches the kernel and the figure that comes
 back changes, and that a mouse stroke paints the amodal mask through ipympl's pointer events.
 
-Chromium is Debian's ``/usr/bin/chromium`` (Playwright cannot download its own browser
-here). Run as root (a CI container, a fresh machine under ``make test``), the test installs
-it with ``apt-get install -y chromium`` itself, and fails if it cannot. Elsewhere, without
-it, the test is skipped with the command that enables it — except where ``CI`` is set:
-there it fails.
+Chromium is Debian's ``/usr/bin/chromium``, installed by the test when run as root, skipped
+with the command that enables it elsewhere, failed under ``CI`` (tests/browser_testing.py; the
+``browser`` fixture is in tests/app/conftest.py). Every notebook run in JupyterLab in the same
+browser: tests/app/test_jupyterlab.py.
 Screenshots go to ``runs/browser/`` (explorer.png, photo.png, report.png).
 """
 from __future__ import annotations
@@ -18,70 +17,19 @@ import base64
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
+import browser_testing
 import pytest
+from browser_testing import free_port, missing
 
 from amodal.utils.paths import repo_root
 
-CHROMIUM = Path(os.environ.get("AMODAL_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 SHOTS = repo_root() / "runs" / "browser"
-ENABLE = ("install Chromium (sudo apt-get install -y chromium) or run the tests as root, which installs it; "
-          "AMODAL_CHROMIUM=/path/to/chromium points at another build")
-
-
-def _as_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def ensure_chromium() -> Path | None:
-    """The Chromium binary, installed with apt-get first when running as root and it is missing."""
-    if CHROMIUM.is_file():
-        return CHROMIUM
-    if _as_root() and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "install", "-y", "chromium"]
-        if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-            subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
-            subprocess.run(install, env=env, capture_output=True, timeout=900)
-    return CHROMIUM if CHROMIUM.is_file() else None
-
-
-def _missing(what: str):
-    """Where the test must run (CI, or root, who can install), a failure; elsewhere a skip saying how to enable it."""
-    if os.environ.get("CI") or _as_root():
-        pytest.fail(f"{what}: {ENABLE}")
-    pytest.skip(f"{what}: {ENABLE}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = ensure_chromium()
-    if chromium is None:
-        _missing(f"no Chromium at {CHROMIUM}" + (" (apt-get install failed)" if _as_root() else ""))
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("Playwright is not installed (pip install -e '.[test]')")
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +43,7 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("explore")
     torch.manual_seed(0)
     AmodalDAV2(TINY).save_pretrained(folder / "model")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AMODAL_RUNS_DIR": str(folder / "runs"),
            # the kernel imports this checkout, whatever is installed
            "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root()), os.environ.get("PYTHONPATH")]))}
@@ -224,17 +172,14 @@ def test_report_page_shows_its_embedded_figure(browser, tmp_path):
 
 def test_a_missing_browser_skips_only_where_nobody_can_install_it(monkeypatch):
     """The gate itself, without a browser: a skip saying how to enable it; a failure under CI or root."""
-    import sys as _sys
-
-    this = _sys.modules[__name__]
     monkeypatch.delenv("CI", raising=False)
-    monkeypatch.setattr(this, "_as_root", lambda: False)
+    monkeypatch.setattr(browser_testing, "as_root", lambda: False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
-        _missing("no Chromium")
+        missing("no Chromium")
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="no Chromium"):
-        _missing("no Chromium")
+        missing("no Chromium")
     monkeypatch.delenv("CI")
-    monkeypatch.setattr(this, "_as_root", lambda: True)
+    monkeypatch.setattr(browser_testing, "as_root", lambda: True)
     with pytest.raises(pytest.fail.Exception):
-        _missing("no Chromium")
+        missing("no Chromium")
