@@ -216,7 +216,7 @@ class PhotoWidget(_FigureWidget):
     UPLOADED = "(uploaded)"
 
     def __init__(self, session: PhotoSession, photos: dict | None = None, ply_folder: str | os.PathLike | None = None,
-                 max_side: int = 384, name: str = "photo", figsize=(11, 7.5), pix2gestalt=None,
+                 max_side: int = 384, name: str = "photo", figsize=(9.5, 7), pix2gestalt=None,
                  pix2gestalt_steps: int | None = None):
         super().__init__(figsize)
         self.pix2gestalt, self.pix2gestalt_steps = pix2gestalt, pix2gestalt_steps
