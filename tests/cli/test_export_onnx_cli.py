@@ -80,7 +80,7 @@ def test_predict_with_the_onnx_file_equals_torch(exported, tmp_path, capsys, bac
     assert code == 0, err
     by_torch, by_onnx = np.load(tmp_path / "by_torch" / "cat.npy"), np.load(tmp_path / "by_onnx" / "cat.npy")
     assert np.abs(by_onnx - by_torch).max() < 1e-4
-    assert {p.name for p in (tmp_path / "by_onnx").iterdir()} == {"cat.npy", "cat.png", "cat_color.png"}
+    assert {p.name for p in (tmp_path / "by_onnx").iterdir()} == {"cat.npy", "cat.png", "cat_color.png", "predict.json"}
 
 
 @pytest.mark.slow
