@@ -10,6 +10,7 @@ from hub_testdata import add_to_cache
 
 from amodal.harness.notebook import (
     COUNTS,
+    RANDOM_WEIGHT_CHECKS,
     REHEARSAL_ENV,
     apply_rehearsal,
     load_profile,
@@ -103,8 +104,10 @@ def test_each_rehearsal_lowers_counts_of_the_full_profile_only(notebook):
     full, rehearsed = table["full"], load_profile(notebook, "full", rehearsal=True)
     assert set(rehearsed) == set(full)
     changed = {k for k in full if rehearsed[k] != full[k]}
-    assert changed <= COUNTS, changed          # never a size, a weights file or a data folder
-    for key in changed:
+    assert changed <= COUNTS | RANDOM_WEIGHT_CHECKS, changed   # never a size, a weights file or a data folder
+    for key in changed & RANDOM_WEIGHT_CHECKS:  # checks random stand-in weights cannot pass: only turned off
+        assert full[key] is True and rehearsed[key] is False, key
+    for key in changed - RANDOM_WEIGHT_CHECKS:
         lower = rehearsed[key] if isinstance(rehearsed[key], list) else [rehearsed[key]]
         upper = full[key] if isinstance(full[key], list) else [full[key]]
         assert max(lower) <= max(upper) or max(upper) == 0, key
@@ -163,3 +166,10 @@ def test_one_missing_input_of_the_full_profile_is_one_error_naming_it(tmp_path):
                     amodal_depthfm_checkpoint=str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"^the full profile needs VAE \(got None\)"):
         require_inputs(run, weights=("amodal_dav2_checkpoint", "dav2_checkpoint", "amodal_depthfm_checkpoint", "vae"))
+
+
+def test_a_rehearsal_may_only_turn_a_random_weight_check_off():
+    full = {"ring_test": True, "steps": 10}
+    assert apply_rehearsal("nb", full, {"ring_test": False}) == {"ring_test": False, "steps": 10}
+    with pytest.raises(ValueError, match="may only turn 'ring_test' off"):
+        apply_rehearsal("nb", full, {"ring_test": True})
