@@ -13,7 +13,7 @@ composite's disparity range, the frame the exact oracle's ``D_o`` lives in.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +22,7 @@ from amodal.adiw.composite import BUCKET_RANGES
 from amodal.adiw.depth import OracleDepth
 from amodal.adiw.sample import AdiwSample, pseudo_label
 from amodal.metrics import visible_ratio_bucket
+from amodal.scenes.realism import Realism, camera_effects, photo_texture, random_light, realism_rng
 from amodal.scenes.synth import (
     Box,
     Cylinder,
@@ -86,20 +87,27 @@ def _complete_targets(r: Render, min_area_fraction: float = 0.01) -> list[int]:
     return out
 
 
-def _random_occluder(rng, scene: Scene, target_mask: np.ndarray, target_depth: np.ndarray):
-    """A floating shape nearer than the target, aimed at a random pixel of the target."""
+def _random_occluder(rng, scene: Scene, target_mask: np.ndarray, target_depth: np.ndarray, varied: bool = False):
+    """A floating shape nearer than the target, aimed at a random pixel of the target.
+
+    ``varied`` (:class:`~amodal.scenes.realism.Realism` ``occluders="varied"``): from a third to
+    2.5 times the target's size and anywhere from just in front of it to far nearer, aimed at
+    any of its pixels; otherwise 0.35–0.8 times its size, aimed off-centre.
+    """
     cam = scene.camera
     rows, cols = np.nonzero(target_mask)
     z_front = float(target_depth[target_mask].min())
-    z = z_front * rng.uniform(0.45, 0.8)
+    z = z_front * (rng.uniform(0.25, 0.92) if varied else rng.uniform(0.45, 0.8))
     pick = rng.integers(rows.size)
     # aim at a pixel of the target, pushed outwards from its centre so partial overlaps occur
-    v = rows[pick] + rng.normal(0, 0.3) * (rows.max() - rows.min() + 1)
-    u = cols[pick] + rng.normal(0, 0.3) * (cols.max() - cols.min() + 1)
+    spread = 0.15 if varied else 0.3
+    v = rows[pick] + rng.normal(0, spread) * (rows.max() - rows.min() + 1)
+    u = cols[pick] + rng.normal(0, spread) * (cols.max() - cols.min() + 1)
     x = (u + 0.5 - cam.width / 2) * z / cam.focal
     y = (v + 0.5 - cam.height / 2) * z / cam.focal
     # world size that covers about the target's image size at depth z, times a random factor
-    extent = math.sqrt(target_mask.sum()) * z / cam.focal * rng.uniform(0.35, 0.8)
+    factor = math.exp(rng.uniform(math.log(0.33), math.log(2.5))) if varied else rng.uniform(0.35, 0.8)
+    extent = math.sqrt(target_mask.sum()) * z / cam.focal * factor
     # keep the whole occluder in front of the target's nearest point
     extent = min(extent, 0.9 * (z_front - z))
     tex = int(rng.integers(len(scene.textures)))
@@ -119,6 +127,7 @@ def synth_occlusion(
     silhouettes: Sequence[np.ndarray] = (),
     attempts: int = 40,
     shapes: str = "simple",
+    realism: Realism = Realism(),
 ) -> SynthOcclusion:
     """A seeded synthetic occlusion whose target's visible ratio lies in ``visible_range``.
 
@@ -130,12 +139,20 @@ def synth_occlusion(
         size: image side.
         visible_range: ``(low, high)``: ``low < r ≤ high``.
         textures, silhouettes, shapes: see :func:`amodal.scenes.synth.random_scene`.
+        realism: what the scene borrows from photos (:mod:`amodal.scenes.realism`); its draws
+            come from their own generator, so the default gives the plain scenes of the seed.
     """
     rng = np.random.default_rng([seed, 7919])
+    look = realism_rng(seed)
+    if realism.textures == "photo":
+        textures = [photo_texture(look) for _ in range(6)]
     low, high = visible_range
     for _ in range(50):
         scene = random_scene(int(rng.integers(2**31)), size, textures, n_objects=(2, 4), silhouettes=silhouettes,
                              shapes=shapes)
+        if realism.light:
+            direction, ambient = random_light(look)
+            scene = replace(scene, light_direction=tuple(direction), ambient=ambient)
         background = render(scene)
         targets = _complete_targets(background)
         if not targets:
@@ -143,7 +160,8 @@ def synth_occlusion(
         target = targets[int(rng.integers(len(targets)))]
         mask = background.amodal_masks[target]
         for _ in range(attempts):
-            occluder = _random_occluder(rng, scene, mask, background.amodal_depth[target])
+            occluder = _random_occluder(rng, scene, mask, background.amodal_depth[target],
+                                        varied=realism.occluders == "varied")
             t, _, _ = occluder.hit(scene.camera.rays())
             covered = np.isfinite(t).reshape(mask.shape)
             ratio = float((mask & ~covered).sum() / mask.sum())
@@ -154,6 +172,8 @@ def synth_occlusion(
                 lo_hi = disparity_range(composite.depth)
                 exact = disparity_from_depth(composite.depth, lo_hi)
                 exact[mask] = disparity_from_depth(background.amodal_depth[target], lo_hi)[mask]
+                if realism.camera:
+                    composite = replace(composite, image=camera_effects(composite.image, look))
                 return SynthOcclusion(scene, background, composite, target, exact)
     raise RuntimeError(f"seed {seed}: no synthetic occlusion with visible ratio in {visible_range} found")
 

@@ -79,10 +79,12 @@ def run_train(args: argparse.Namespace) -> int:
     if args.data == "synth" and int(os.environ.get("RANK", "0")) == 0:
         # another seed than the training stream's (recipe.seed) and the evaluation's default (2026)
         if recipe.model == "amodal-dav2":
-            validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size, recipe.synth_shapes)
+            validate = synth_validator(recipe.seed + 1, args.validation_count, recipe.input_size, recipe.synth_shapes,
+                                       recipe.synth_realism)
         elif recipe.model == "mask-completer":
             validate = mask_completion_validator(recipe.seed + 1, args.validation_count,
-                                                 recipe.scene_size or recipe.input_size, recipe.synth_shapes)
+                                                 recipe.scene_size or recipe.input_size, recipe.synth_shapes,
+                                                 recipe.synth_realism)
     device = args.device
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:

@@ -85,13 +85,15 @@ def training_data(data: str | os.PathLike, recipe, split: str | os.PathLike | No
             raise ValueError("--data bend holds no objects to complete; the mask completer trains on 'synth' or ADIW data")
         config = completer_config(recipe.size, recipe.input_size)
         if str(data) == "synth":
-            scenes = SynthStream(seed=recipe.seed, size=recipe.scene_size or recipe.input_size, shapes=recipe.synth_shapes)
+            scenes = SynthStream(seed=recipe.seed, size=recipe.scene_size or recipe.input_size, shapes=recipe.synth_shapes,
+                                 realism=recipe.synth_realism)
             return MaskCrops(scenes, config, count=recipe.synth_pool or None)
         return MaskCrops(open_dataset(data, recipe.scene_size, split), config)
     if str(data) == "synth":
         if recipe.synth_pool:
-            return SynthPool(seed=recipe.seed, count=recipe.synth_pool, size=recipe.input_size, shapes=recipe.synth_shapes)
-        return SynthStream(seed=recipe.seed, size=recipe.input_size, shapes=recipe.synth_shapes)
+            return SynthPool(seed=recipe.seed, count=recipe.synth_pool, size=recipe.input_size, shapes=recipe.synth_shapes,
+                             realism=recipe.synth_realism)
+        return SynthStream(seed=recipe.seed, size=recipe.input_size, shapes=recipe.synth_shapes, realism=recipe.synth_realism)
     if str(data) == "bend":
         return BendStream(seed=recipe.seed, size=recipe.input_size)
     return open_dataset(data, recipe.input_size, split)

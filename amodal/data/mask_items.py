@@ -92,14 +92,15 @@ class MaskCrops:
         }
 
 
-def synth_mask_items(count: int, seed: int = 2026, size: int = 128, shapes: str = "simple") -> list[dict]:
-    """The first ``count`` occlusions of ``SynthStream(seed, size, shapes=shapes)`` as evaluation items.
+def synth_mask_items(count: int, seed: int = 2026, size: int = 128, shapes: str = "simple",
+                     realism: str = "plain") -> list[dict]:
+    """The first ``count`` occlusions of ``SynthStream(seed, size, shapes=shapes, realism=realism)`` as evaluation items.
 
     ``occluder_mask`` is the occluder's visible pixels.
     """
     if count < 1:
         raise ValueError(f"count must be ≥ 1, got {count}")
-    stream = SynthStream(seed, size, shapes=shapes, with_occluder=True)
+    stream = SynthStream(seed, size, shapes=shapes, with_occluder=True, realism=realism)
     items = []
     for k in range(count):
         item = stream[k]

@@ -22,6 +22,7 @@ import torch
 from amodal.adiw.composite import BUCKET_RANGES
 from amodal.adiw.synthetic import synth_occlusion
 from amodal.metrics import BUCKETS
+from amodal.scenes.realism import get_realism
 from amodal.scenes.synth import SHAPE_SETS
 from amodal.scenes.toy_occlusion import ambiguous_occlusion_batch, scene_seed
 
@@ -37,13 +38,15 @@ class SynthStream:
             pixels (for the explorer; training does not read it).
         shapes: the shape families of the scenes, a key of :data:`amodal.scenes.synth.SHAPE_SETS`
             (``"rich"`` adds corners, edges, tilted curvature and extruded silhouettes).
+        realism: what the scenes borrow from photos, a key of :data:`amodal.scenes.realism.REALISM`
+            (``"plain"``: the checker-textured scenes of earlier versions, seed for seed).
 
     Items are dicts: ``image`` (3, S, S) float32 in [0, 1]; ``amodal_mask``, ``visible_mask``,
     ``observed_depth``, ``target_depth`` (1, S, S) float32; ``bucket`` and ``id`` strings.
     """
 
     def __init__(self, seed: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS, with_occluder: bool = False,
-                 shapes: str = "simple"):
+                 shapes: str = "simple", realism: str = "plain"):
         unknown = sorted(set(buckets) - set(BUCKET_RANGES))
         if unknown or not buckets:
             raise ValueError(f"buckets must be a non-empty subset of {sorted(BUCKET_RANGES)}, got {buckets}")
@@ -51,6 +54,8 @@ class SynthStream:
             raise ValueError(f"unknown shape set {shapes!r}; known: {', '.join(SHAPE_SETS)}")
         self.seed, self.size, self.buckets = seed, size, tuple(buckets)
         self.with_occluder, self.shapes = with_occluder, shapes
+        self.realism = realism
+        self._realism = get_realism(realism)
 
     def __len__(self):
         raise TypeError("SynthStream is endless")
@@ -63,7 +68,7 @@ class SynthStream:
             raise IndexError(f"index must be ≥ 0, got {index}")
         bucket = self.buckets[index % len(self.buckets)]
         seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
-        return synth_occlusion(seed, self.size, BUCKET_RANGES[bucket], shapes=self.shapes)
+        return synth_occlusion(seed, self.size, BUCKET_RANGES[bucket], shapes=self.shapes, realism=self._realism)
 
     def __getitem__(self, index: int) -> dict:
         occlusion = self.occlusion(index)
@@ -82,7 +87,8 @@ class SynthStream:
             "observed_depth": map_(observed),
             "target_depth": map_(occlusion.exact_target),
             "bucket": bucket,
-            "id": f"synth-{self.seed}-{index}" if self.shapes == "simple" else f"synth-{self.shapes}-{self.seed}-{index}",
+            "id": "-".join(["synth", *[name for name in (self.shapes, self.realism) if name not in ("simple", "plain")],
+                            str(self.seed), str(index)]),
         }
         if self.with_occluder:
             item["occluder_mask"] = map_(occlusion.occluder_mask)
@@ -90,7 +96,7 @@ class SynthStream:
 
 
 class SynthPool:
-    """The first ``count`` items of ``SynthStream(seed, size, buckets, shapes=shapes)``, rendered on first use.
+    """The first ``count`` items of ``SynthStream(seed, size, buckets, shapes=shapes, realism=realism)``, rendered on first use.
 
     A finite dataset (``len`` = ``count``), so the trainer walks it in shuffled epochs.
     Items are rendered lazily and cached: a resumed run renders what it reads again,
@@ -99,10 +105,10 @@ class SynthPool:
     """
 
     def __init__(self, seed: int, count: int, size: int = 112, buckets: tuple[str, ...] = BUCKETS,
-                 shapes: str = "simple"):
+                 shapes: str = "simple", realism: str = "plain"):
         if count < 1:
             raise ValueError(f"a synthetic pool needs count ≥ 1, got {count}")
-        self.stream = SynthStream(seed, size, buckets, shapes=shapes)
+        self.stream = SynthStream(seed, size, buckets, shapes=shapes, realism=realism)
         self.count = count
         self._cache: dict[int, dict] = {}
 

@@ -126,6 +126,8 @@ class Scene:
     wall_z: float = 12.0
     ground_texture: int = 0
     wall_texture: int = 0
+    light_direction: tuple[float, float, float] = tuple(LIGHT_DIRECTION)  # unit, towards the light
+    ambient: float = AMBIENT
 
     def without(self, index: int) -> "Scene":
         """The same scene with foreground object ``index`` removed (the "background" image)."""
@@ -221,7 +223,8 @@ def render(scene: Scene) -> Render:
         colour[where] = _sample(scene.textures[shape.texture % len(scene.textures)], uv)
         # Lambertian shading, normals flipped towards the camera so both sides of a slab light up.
         facing = np.where((normal * rays[where]).sum(1) <= 0, 1.0, -1.0)
-        light[where] = AMBIENT + (1 - AMBIENT) * np.clip((normal @ LIGHT_DIRECTION) * facing, 0, 1)
+        lit = np.clip((normal @ np.asarray(scene.light_direction)) * facing, 0, 1)
+        light[where] = scene.ambient + (1 - scene.ambient) * lit
     image = np.clip(colour * light[:, None], 0, 1).astype(np.float32)
     labels = (winner - 2).reshape(h, w)
     labels[labels < 0] = -1

@@ -20,10 +20,11 @@ from amodal.evaluation.predictors import model_predictor
 from amodal.evaluation.scoring import evaluate_items, summarise
 
 
-def synth_validator(seed: int, count: int = 48, size: int = 112,
-                    shapes: str = "simple") -> Callable[[torch.nn.Module], dict[str, float]]:
+def synth_validator(seed: int, count: int = 48, size: int = 112, shapes: str = "simple",
+                    realism: str = "plain") -> Callable[[torch.nn.Module], dict[str, float]]:
     """``validate(model)`` for :func:`amodal.training.loop.train`, on ``count`` scenes of ``seed``
-    drawn from the shape set ``shapes`` (:data:`amodal.scenes.synth.SHAPE_SETS`).
+    drawn from the shape set ``shapes`` (:data:`amodal.scenes.synth.SHAPE_SETS`) with the
+    realism setting ``realism`` (:data:`amodal.scenes.realism.REALISM`).
 
     The scenes are rendered once, here (about 35 ms each at 112²).
 
@@ -33,7 +34,7 @@ def synth_validator(seed: int, count: int = 48, size: int = 112,
     """
     if count < 1:
         raise ValueError(f"validation needs count ≥ 1 scenes, got {count}")
-    stream = SynthStream(seed, size, shapes=shapes)
+    stream = SynthStream(seed, size, shapes=shapes, realism=realism)
     items = [stream[k] for k in range(count)]
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
@@ -43,10 +44,11 @@ def synth_validator(seed: int, count: int = 48, size: int = 112,
     return validate
 
 
-def mask_completion_validator(seed: int, count: int = 48, size: int = 128,
-                              shapes: str = "simple") -> Callable[[torch.nn.Module], dict[str, float]]:
+def mask_completion_validator(seed: int, count: int = 48, size: int = 128, shapes: str = "simple",
+                              realism: str = "plain") -> Callable[[torch.nn.Module], dict[str, float]]:
     """``validate(model)`` for a mask completer: mean hidden-part IoU on ``count`` synthetic
-    occlusions of ``seed`` (``size``² scenes of the shape set ``shapes``), and the convex hull's.
+    occlusions of ``seed`` (``size``² scenes of the shape set ``shapes``, realism ``realism``),
+    and the convex hull's.
 
     Returns:
         a function of a :class:`~amodal.models.mask_completer.MaskCompleter` giving
@@ -54,7 +56,7 @@ def mask_completion_validator(seed: int, count: int = 48, size: int = 128,
     """
     if count < 1:
         raise ValueError(f"validation needs count ≥ 1 scenes, got {count}")
-    items = synth_mask_items(count, seed, size, shapes)
+    items = synth_mask_items(count, seed, size, shapes, realism)
     hull = summarise_completion(score_completers({"hull": convex_hull}, items), resamples=1)["hull"]["overall"]
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
