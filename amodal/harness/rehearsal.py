@@ -48,7 +48,7 @@ from amodal.harness.notebook import REHEARSAL_ENV
 from amodal.harness.report import environment, write_html_report
 from amodal.harness.run_notebooks import NotebookResult, notebook_paths, run_notebook
 from amodal.harness.standins import SIZES, write_standins
-from amodal.utils.paths import data_samples_dir, runs_dir
+from amodal.utils.paths import data_samples_dir, repo_root, runs_dir
 
 BUDGET_SECONDS = 30 * 60  # the whole rehearsal, on a 2-core CPU
 VAL_SAMPLES = 3           # of the ADIW stand-in, the rest is the training list
@@ -230,13 +230,22 @@ def table(rows: list[Row], total: float | None = None) -> str:
     lines = ["| step | wall time | peak RSS (kernel tree) | status | weights read |", "|---|---:|---:|---|---|"]
     for r in rows:
         status = "ok" if r.ok else f"FAILED: {r.error}"
-        weights = ", ".join(f"`{w}`" for w in r.weights)
+        weights = ", ".join(f"`{_shown(w)}`" for w in r.weights)
         lines.append(f"| {r.name} | {_minutes(r.seconds)} | {r.peak_rss / 2**30:.1f} GiB | {status} | {weights} |")
     total = sum(r.seconds for r in rows) if total is None else total
     peak = max((r.peak_rss for r in rows), default=0)
     lines.append(f"| **total** | **{_minutes(total)}** | **{peak / 2**30:.1f} GiB** (largest) | "
                  f"{sum(r.ok for r in rows)}/{len(rows)} ok | |")
     return "\n".join(lines)
+
+
+def _shown(weights: str) -> str:
+    """A weights file inside the repository as a path relative to its root (the table goes in the
+    README, whose readers have their own checkout); hub ids and paths elsewhere as they are."""
+    path = Path(weights)
+    if path.is_absolute() and path.is_relative_to(repo_root()):
+        return path.relative_to(repo_root()).as_posix()
+    return weights
 
 
 def _minutes(seconds: float) -> str:

@@ -17,6 +17,7 @@ from amodal.harness.rehearsal import (
     write_adiw_folder,
     write_sa1b_folder,
 )
+from amodal.utils.paths import repo_root
 
 
 def test_the_table_has_each_step_its_time_and_peak_rss_and_a_total():
@@ -31,6 +32,15 @@ def test_the_table_has_each_step_its_time_and_peak_rss_and_a_total():
         "| **total** | **2 min 16.2 s** | **3.0 GiB** (largest) | 1/2 ok | |",
     ]
     assert table(rows, total=59.94).splitlines()[-1].startswith("| **total** | **59.9 s** |")
+
+
+def test_the_table_names_weights_inside_the_checkout_relative_to_its_root(tmp_path):
+    row = Row("04_amodal_depthfm", 1.0, 2**30, True)
+    row.weights = [str(repo_root() / "runs" / "rehearse" / "weights" / "depthfm-v1.ckpt"), str(tmp_path / "vae"),
+                   "stable-diffusion-v1-5/stable-diffusion-v1-5"]
+    line = table([row]).splitlines()[2]
+    assert line.endswith(f"| `runs/rehearse/weights/depthfm-v1.ckpt`, `{tmp_path / 'vae'}`, "
+                         "`stable-diffusion-v1-5/stable-diffusion-v1-5` |")
 
 
 def _notebook(path, names):
