@@ -15,7 +15,10 @@ measured (:data:`REALISM` names the settings the recipes use):
 - ``textures="photo"``: crops of real photographs (scikit-image's bundled pictures of brick,
   grass, gravel, coins, the Moon, a clock, the Hubble deep field, a stained tissue section
   and a retina; grey ones tinted between two random colours), rotated, scaled and cropped
-  at random. None of them is a picture of a yardstick: the sample photos of
+  at random (read from the installed package, never copied here; their licences, from
+  scikit-image's docstrings: brick, grass, gravel and retina CC0, clock and the Hubble deep
+  field public domain, coins and the tissue section no known copyright restrictions, the Moon
+  under scikit-image's BSD-3 licence). None of them is a picture of a yardstick: the sample photos of
   ``data_samples/`` (whose objects are the pasted occluders and targets of the real-photo
   yardsticks) and the Middlebury motorcycle are left out on purpose.
 - ``light=True``: a random light direction (from above, any azimuth) and ambient level.

@@ -56,7 +56,7 @@ def test_training_data_gives_the_completer_crops_of_scenes_at_their_own_size():
     recipe = get_recipe("amodal-mask-completer-tiny", synth_pool=2, scene_size=48)
     data = training_data("synth", recipe)
     assert isinstance(data, MaskCrops) and len(data) == 2 and data.items.size == 48
-    assert data[0]["inputs"].shape == (5, 64, 64) and data[0]["id"].startswith("synth-rich-2024-")
+    assert data[0]["inputs"].shape == (5, 64, 64) and data[0]["id"].startswith("synth-rich-photo-textures-2024-")
     with pytest.raises(ValueError, match="--data bend holds no objects"):
         training_data("bend", recipe)
 
