@@ -81,7 +81,7 @@ REALISM: dict[str, Realism] = {
     "photo-textures": Realism(textures="photo"),
     "photo-light-camera": Realism(textures="photo", light=True, camera=True),
     "photo-like": Realism(textures="photo", light=True, camera=True, occluders="varied"),
-    # the two changes that helped a network on real photos, without the two that did not
+    # photo-like without light and camera: do those two matter once the occluders vary?
     "photo-textures-varied-occluders": Realism(textures="photo", occluders="varied"),
 }
 
