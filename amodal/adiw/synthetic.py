@@ -145,6 +145,8 @@ def synth_occlusion(
     rng = np.random.default_rng([seed, 7919])
     look = realism_rng(seed)
     if realism.textures == "photo":
+        if textures:
+            raise ValueError("give textures or a realism with photo textures, not both")
         textures = [photo_texture(look) for _ in range(6)]
     low, high = visible_range
     for _ in range(50):

@@ -28,8 +28,9 @@ measured (:data:`REALISM` names the settings the recipes use):
   (log-uniform), anywhere from just in front of the target to far nearer, aimed at any of
   its pixels (the plain ones: 0.35–0.8 times, aimed off-centre).
 
-Every random draw of a :class:`Realism` comes from its own generator, so the plain scenes
-of a seed stay the scenes they always were.
+Textures, light and camera draw from a generator of their own (:func:`realism_rng`): they
+change a seed's image, never its geometry, and the plain scenes of a seed stay the scenes
+they always were. Varied occluders draw from the scene's stream and change the geometry.
 """
 from __future__ import annotations
 

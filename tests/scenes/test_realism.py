@@ -113,6 +113,8 @@ def test_named_settings_and_the_streams_that_use_them():
         get_realism("glossy")
     with pytest.raises(ValueError, match="occluders"):
         Realism(occluders="huge")
+    with pytest.raises(ValueError, match="not both"):
+        synth_occlusion(7, 64, textures=[checker_texture()], realism=Realism(textures="photo"))
     item = SynthStream(2024, 56, realism="photo-like")[0]
     assert item["id"] == "synth-photo-like-2024-0"
     assert SynthStream(2024, 56)[0]["id"] == "synth-2024-0"
