@@ -60,6 +60,7 @@ from amodal.models.depthfm import AmodalDepthFM
 from amodal.models.onnx_model import OnnxAmodalDAV2, placement
 from amodal.models.pix2gestalt import Pix2Gestalt
 from amodal.models.preprocess import resample
+from amodal.utils.crops import CROP_MARGIN, object_crop
 from amodal.utils.hub import parse_hub_id
 from amodal.utils.paths import repo_root
 
@@ -71,8 +72,6 @@ PREDICTOR_KINDS = {
     "predictions:": "a folder of <id>.npy predictions",
     "cascade:": "inpaint the hidden part (biharmonic, or pix2gestalt), then a plain Depth Anything V2, fitted to D_o on M_vis",
 }
-# the object-centred crop's margin, a share of the object's box on each side (predict's crop)
-CROP_MARGIN = 0.25
 # how an Amodal-DAV2 runs: "auto" = onnxruntime for an .onnx file, torch for everything else
 BACKENDS = ("auto", "torch", "onnxruntime")
 
@@ -152,44 +151,6 @@ def predict(image, amodal_mask, model, base_model=None, observed_depth=None, vis
     if not blend:
         return torch.where(mask[0, 0], amodal, observed[0, 0]).numpy()
     return blend_border(observed[0, 0], amodal, mask[0, 0]).numpy()
-
-
-def object_crop(mask: torch.Tensor, margin: float) -> tuple[int, int, int, int]:
-    """The object-centred crop ``(top, bottom, left, right)`` (end exclusive) around ``mask``.
-
-    The mask's bounding box, grown by ``margin`` × its larger side on each side and made
-    square around its centre, then shifted (not shrunk) to lie inside the photo; where the
-    square is larger than the photo's shorter side it is cut there, so the crop is the
-    photo's full height or width. The network then sees the object at a size set by the
-    object, not by the photo: a small object of a large photo is not squashed to a few
-    pixels.
-
-    Args:
-        mask: (H, W) bool, not empty.
-        margin: ≥ 0.
-
-    Raises:
-        ValueError: an empty mask or a negative margin.
-    """
-    if margin < 0:
-        raise ValueError(f"crop margin must be ≥ 0, got {margin}")
-    rows, cols = torch.nonzero(mask, as_tuple=True)
-    if rows.numel() == 0:
-        raise ValueError("the amodal mask is empty: nothing to crop around")
-    h, w = mask.shape
-    box_top, box_bottom, box_left, box_right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-    side = max(box_bottom - box_top, box_right - box_left)
-    side = int(round(side * (1 + 2 * margin)))
-
-    def span(start, end, limit):
-        length = min(side, limit)
-        first = (start + end - length) // 2
-        first = min(max(first, 0), limit - length)
-        return first, first + length
-
-    top, bottom = span(box_top, box_bottom, h)
-    left, right = span(box_left, box_right, w)
-    return top, bottom, left, right
 
 
 def blend_border(observed_depth: torch.Tensor, amodal_depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

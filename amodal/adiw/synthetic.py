@@ -17,12 +17,13 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
+from scipy.ndimage import binary_fill_holes
 
 from amodal.adiw.composite import BUCKET_RANGES
 from amodal.adiw.depth import OracleDepth
 from amodal.adiw.sample import AdiwSample, pseudo_label
 from amodal.metrics import visible_ratio_bucket
-from amodal.scenes.realism import Realism, camera_effects, photo_texture, random_light, realism_rng
+from amodal.scenes.realism import Realism, camera_effects, photo_texture, random_light, realism_rng, with_holes
 from amodal.scenes.synth import (
     Box,
     Cylinder,
@@ -34,6 +35,7 @@ from amodal.scenes.synth import (
     random_scene,
     render,
 )
+from amodal.utils.crops import object_crop
 
 
 @dataclass
@@ -47,6 +49,9 @@ class SynthOcclusion:
         target: index of the target object.
         exact_target: ``(H, W)`` float64, the truth in ``D_o``'s exact frame: the target's full
             surface inside ``M_a``, the composite's visible depth elsewhere.
+        filled_mask: ``(H, W)`` bool, with :class:`~amodal.scenes.realism.Realism` ``holes``: the
+            target's mask with its holes filled, which is then ``M_a`` (``M_vis`` is it less the
+            occluder); inside a hole ``exact_target`` is what the background render sees there.
     """
 
     scene: Scene = field(repr=False)
@@ -54,13 +59,18 @@ class SynthOcclusion:
     composite: Render = field(repr=False)
     target: int
     exact_target: np.ndarray = field(repr=False)
+    filled_mask: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def amodal_mask(self) -> np.ndarray:
+        if self.filled_mask is not None:
+            return self.filled_mask
         return self.composite.amodal_masks[self.target]
 
     @property
     def visible_mask(self) -> np.ndarray:
+        if self.filled_mask is not None:
+            return self.filled_mask & ~self.occluder_mask
         return self.composite.visible_masks[self.target]
 
     @property
@@ -69,6 +79,8 @@ class SynthOcclusion:
 
     @property
     def visible_ratio(self) -> float:
+        if self.filled_mask is not None:
+            return float(self.visible_mask.sum() / self.filled_mask.sum())
         return self.composite.visible_ratio(self.target)
 
 
@@ -103,8 +115,8 @@ def _random_occluder(rng, scene: Scene, target_mask: np.ndarray, target_depth: n
     spread = 0.15 if varied else 0.3
     v = rows[pick] + rng.normal(0, spread) * (rows.max() - rows.min() + 1)
     u = cols[pick] + rng.normal(0, spread) * (cols.max() - cols.min() + 1)
-    x = (u + 0.5 - cam.width / 2) * z / cam.focal
-    y = (v + 0.5 - cam.height / 2) * z / cam.focal
+    x = (u + 0.5 - cam.centre[0]) * z / cam.focal
+    y = (v + 0.5 - cam.centre[1]) * z / cam.focal
     # world size that covers about the target's image size at depth z, times a random factor
     factor = math.exp(rng.uniform(math.log(0.33), math.log(2.5))) if varied else rng.uniform(0.35, 0.8)
     extent = math.sqrt(target_mask.sum()) * z / cam.focal * factor
@@ -155,12 +167,22 @@ def synth_occlusion(
         if realism.light:
             direction, ambient = random_light(look)
             scene = replace(scene, light_direction=tuple(direction), ambient=ambient)
+        if realism.holes:
+            scene = with_holes(scene, look)
         background = render(scene)
         targets = _complete_targets(background)
         if not targets:
             continue
         target = targets[int(rng.integers(len(targets)))]
-        mask = background.amodal_masks[target]
+        if realism.view == "object":
+            # the view predict gives the network: the target's object-centred crop, rendered afresh
+            box = object_crop(background.amodal_masks[target], float(look.uniform(0.05, 0.5)))
+            scene = replace(scene, camera=scene.camera.crop(*box, size))
+            background = render(scene)
+            if target not in _complete_targets(background):
+                continue
+        shape = background.amodal_masks[target]
+        mask = binary_fill_holes(shape) if realism.holes else shape
         for _ in range(attempts):
             occluder = _random_occluder(rng, scene, mask, background.amodal_depth[target],
                                         varied=realism.occluders == "varied")
@@ -169,14 +191,24 @@ def synth_occlusion(
             ratio = float((mask & ~covered).sum() / mask.sum())
             if low < ratio <= high:
                 composite = render(scene.with_object(occluder))
-                if abs(composite.visible_ratio(target) - ratio) > 1e-9:
+                between = abs(composite.visible_ratio(target) - float((shape & ~covered).sum() / shape.sum())) > 1e-9
+                if realism.holes:  # nothing but the occluder may hide the holes either
+                    between |= (mask & ~composite.visible_masks[-1]).sum() != (mask & ~covered).sum()
+                if between:
                     continue  # another object stands between; keep the bookkeeping simple
                 lo_hi = disparity_range(composite.depth)
                 exact = disparity_from_depth(composite.depth, lo_hi)
-                exact[mask] = disparity_from_depth(background.amodal_depth[target], lo_hi)[mask]
+                # the target's own surface and, in its holes, what the unoccluded scene shows there
+                behind = np.where(shape, background.amodal_depth[target], background.depth)
+                exact[mask] = disparity_from_depth(behind, lo_hi)[mask]
+                if (realism.view == "object" or realism.holes) and exact[mask].min() < 0:
+                    # a crop (or a hole) can show nothing behind the hidden part: its truth would lie past
+                    # D_o's far end, a negative disparity that SILog's log cannot take
+                    continue
                 if realism.camera:
                     composite = replace(composite, image=camera_effects(composite.image, look))
-                return SynthOcclusion(scene, background, composite, target, exact)
+                return SynthOcclusion(scene, background, composite, target, exact,
+                                      filled_mask=mask if realism.holes else None)
     raise RuntimeError(f"seed {seed}: no synthetic occlusion with visible ratio in {visible_range} found")
 
 

@@ -30,15 +30,39 @@ class Camera:
     Args:
         width, height: image size in pixels.
         fov_degrees: horizontal field of view.
+        principal: ``(u, v)`` pixel coordinates where the optical axis meets the image, and
+            ``focal_pixels`` the focal length; ``None`` for the centre and the focal of
+            ``fov_degrees``. Set by :meth:`crop`, which makes a view of part of the image.
     """
 
     width: int = 256
     height: int = 256
     fov_degrees: float = 60.0
+    principal: tuple[float, float] | None = None
+    focal_pixels: float | None = None
 
     @property
     def focal(self) -> float:
+        if self.focal_pixels is not None:
+            return self.focal_pixels
         return 0.5 * self.width / math.tan(math.radians(self.fov_degrees) / 2)
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """``(u, v)`` of the optical axis, in pixels."""
+        return self.principal if self.principal is not None else (self.width / 2, self.height / 2)
+
+    def crop(self, top: int, bottom: int, left: int, right: int, size: int) -> "Camera":
+        """The camera that sees rows ``top:bottom``, columns ``left:right`` (a square) of this
+        camera's image at ``size``² pixels: the same rays, sampled more finely, so a crop renders
+        as sharp as the full image (nothing is resampled)."""
+        side = bottom - top
+        if side <= 0 or right - left != side:
+            raise ValueError(f"a crop must be a non-empty square, got rows {top}:{bottom}, columns {left}:{right}")
+        scale = size / side
+        u, v = self.centre
+        return Camera(width=size, height=size, fov_degrees=self.fov_degrees,
+                      principal=((u - left) * scale, (v - top) * scale), focal_pixels=self.focal * scale)
 
     def rays(self) -> np.ndarray:
         """Ray directions ``(H·W, 3)`` float64 with ``d_z = 1`` (so ``t`` is the z-depth)."""
@@ -56,8 +80,9 @@ class Camera:
         )
         if corners[:, 2].min() <= 1e-3:
             return None
-        u = self.focal * corners[:, 0] / corners[:, 2] + self.width / 2
-        v = self.focal * corners[:, 1] / corners[:, 2] + self.height / 2
+        cu, cv = self.centre
+        u = self.focal * corners[:, 0] / corners[:, 2] + cu
+        v = self.focal * corners[:, 1] / corners[:, 2] + cv
         c0, c1 = max(int(math.floor(u.min())) - 1, 0), min(int(math.ceil(u.max())) + 1, self.width)
         r0, r1 = max(int(math.floor(v.min())) - 1, 0), min(int(math.ceil(v.max())) + 1, self.height)
         return r0, max(r1, r0), c0, max(c1, c0)
@@ -65,16 +90,18 @@ class Camera:
     def project(self, point: Sequence[float]) -> tuple[float, float]:
         """Pixel ``(u, v)`` of a 3-D point in front of the camera."""
         x, y, z = point
-        return self.focal * x / z + self.width / 2, self.focal * y / z + self.height / 2
+        cu, cv = self.centre
+        return self.focal * x / z + cu, self.focal * y / z + cv
 
 
 @functools.lru_cache(maxsize=8)
 def cached_rays(camera: Camera) -> np.ndarray:
     """The rays of :meth:`Camera.rays`, computed once per camera and shared (read-only)."""
     f = camera.focal
+    cu, cv = camera.centre
     v, u = np.mgrid[0 : camera.height, 0 : camera.width].astype(np.float64)
-    x = (u + 0.5 - camera.width / 2) / f
-    y = (v + 0.5 - camera.height / 2) / f
+    x = (u + 0.5 - cu) / f
+    y = (v + 0.5 - cv) / f
     rays = np.stack([x.ravel(), y.ravel(), np.ones(x.size)], axis=1)
     rays.flags.writeable = False
     return rays

@@ -27,21 +27,38 @@ measured (:data:`REALISM` names the settings the recipes use):
 - ``occluders="varied"``: occluders from a third to 2.5 times the target's size
   (log-uniform), anywhere from just in front of the target to far nearer, aimed at any of
   its pixels (the plain ones: 0.35–0.8 times, aimed off-centre).
+- ``view="object"``: each sample is the object-centred crop of its scene that
+  :func:`amodal.inference.predict` gives the network on a photo (:func:`amodal.utils.crops.object_crop`
+  around the target, its margin drawn from 0.05 to 0.5 around predict's 0.25), rendered at the
+  input size through :meth:`amodal.scenes.raycast.Camera.crop` (as sharp as a full render, nothing
+  resampled). In the plain scenes the target covers a few per cent of the image; in a photo's
+  crop, and on the Middlebury motorcycle, a third to two thirds.
+- ``holes=True``: objects one sees through. Half of the foreground objects become frames
+  (:func:`holed_silhouette`: an outline with one to four holes, extruded), and every target's
+  amodal mask is its outline with the holes filled, as SAM draws the mask of a chair or a
+  bicycle (and as the Middlebury yardstick's motorcycle is). Inside a hole the target depth is
+  what the unoccluded scene shows there, the far side seen through it: the depth ADIW's label
+  gives a hole inside a mask, since it is the depth of the photo without the occluder.
 
 Textures, light and camera draw from a generator of their own (:func:`realism_rng`): they
 change a seed's image, never its geometry, and the plain scenes of a seed stay the scenes
-they always were. Varied occluders draw from the scene's stream and change the geometry.
+they always were. Varied occluders draw from the scene's stream and change the geometry;
+object-centred views and holes draw from the realism generator and change the geometry too.
 """
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import binary_erosion, gaussian_filter
 from skimage import data as skimage_data
+from skimage.draw import disk, rectangle
 from skimage.transform import resize, rotate
+
+from amodal.scenes.raycast import Silhouette
+from amodal.scenes.synth import Scene, random_silhouette
 
 #: scikit-image's bundled photographs used as textures (none is a yardstick's picture).
 TEXTURE_PHOTOS = ("brick", "grass", "gravel", "coins", "moon", "clock", "hubble_deep_field",
@@ -57,18 +74,25 @@ class Realism:
         light: a random light direction and ambient level per scene.
         camera: exposure, gamma, blur and read noise on the rendered image.
         occluders: ``"small"`` (the plain scenes') or ``"varied"``.
+        view: ``"scene"`` (the whole render, the plain scenes') or ``"object"`` (the target's
+            object-centred crop).
+        holes: half of the objects are frames one sees through; targets' masks have their holes filled.
     """
 
     textures: str = "checker"
     light: bool = False
     camera: bool = False
     occluders: str = "small"
+    view: str = "scene"
+    holes: bool = False
 
     def __post_init__(self):
         if self.textures not in ("checker", "photo"):
             raise ValueError(f"textures must be 'checker' or 'photo', got {self.textures!r}")
         if self.occluders not in ("small", "varied"):
             raise ValueError(f"occluders must be 'small' or 'varied', got {self.occluders!r}")
+        if self.view not in ("scene", "object"):
+            raise ValueError(f"view must be 'scene' or 'object', got {self.view!r}")
 
     @property
     def plain(self) -> bool:
@@ -84,6 +108,11 @@ REALISM: dict[str, Realism] = {
     "photo-like": Realism(textures="photo", light=True, camera=True, occluders="varied"),
     # photo-like without light and camera: do those two matter once the occluders vary?
     "photo-textures-varied-occluders": Realism(textures="photo", occluders="varied"),
+    # photo-like, seen as predict sees a photo's object: its object-centred crop
+    "photo-like-object-view": Realism(textures="photo", light=True, camera=True, occluders="varied", view="object"),
+    # and with objects one sees through, their masks' holes filled
+    "photo-like-object-view-holes": Realism(textures="photo", light=True, camera=True, occluders="varied",
+                                            view="object", holes=True),
 }
 
 
@@ -151,3 +180,42 @@ def camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         exposed = gaussian_filter(exposed, sigma=(sigma, sigma, 0))
     noisy = exposed + rng.normal(0, rng.uniform(0.005, 0.03), exposed.shape)
     return np.clip(noisy, 0, 1).astype(np.float32)
+
+
+def holed_silhouette(rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """A frame: a random outline (:func:`amodal.scenes.synth.random_silhouette`) with one to four
+    holes (discs or upright rectangles, 3–9 px across the radius) punched inside it, each at
+    least 2 px from the outline so the holes stay enclosed; ``(size, size)`` bool.
+
+    An outline too thin to hold a hole comes back without one.
+    """
+    mask = random_silhouette(rng, size)
+    for _ in range(int(rng.integers(1, 5))):
+        radius = int(rng.integers(3, 10))
+        room = binary_erosion(mask, iterations=radius + 2)
+        rows, cols = np.nonzero(room)
+        if rows.size == 0:
+            continue
+        pick = int(rng.integers(rows.size))
+        r, c = int(rows[pick]), int(cols[pick])
+        if rng.random() < 0.5:
+            mask[disk((r, c), radius, shape=mask.shape)] = False
+        else:
+            half = (int(rng.integers(2, radius + 1)), int(rng.integers(2, radius + 1)))
+            mask[rectangle((r - half[0], c - half[1]), (r + half[0], c + half[1]), shape=mask.shape)] = False
+    return mask
+
+
+def with_holes(scene: Scene, rng: np.random.Generator, share: float = 0.5) -> Scene:
+    """``scene`` with each foreground object, at chance ``share``, replaced by a frame
+    (:func:`holed_silhouette`, extruded 0.1–0.4 units, 0.8–1.8 high, turned up to ±0.6 rad)
+    standing where it stood, in its texture."""
+    objects = []
+    for shape in scene.objects:
+        if rng.random() < share:
+            x, _, z = shape.center
+            height = rng.uniform(0.8, 1.8)
+            shape = Silhouette(holed_silhouette(rng), (x, scene.ground_y - height / 2, z), height, height,
+                               thickness=rng.uniform(0.1, 0.4), yaw=rng.uniform(-0.6, 0.6), texture=shape.texture)
+        objects.append(shape)
+    return replace(scene, objects=objects)

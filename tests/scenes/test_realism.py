@@ -12,7 +12,17 @@ from amodal.adiw.synthetic import synth_occlusion
 from amodal.data.streams import SynthStream
 from amodal.scenes import realism
 from amodal.scenes.realism import REALISM, Realism, camera_effects, get_realism, photo_texture, random_light
-from amodal.scenes.synth import AMBIENT, LIGHT_DIRECTION, Camera, Scene, Sphere, checker_texture, render
+from amodal.scenes.synth import (
+    AMBIENT,
+    LIGHT_DIRECTION,
+    Camera,
+    Scene,
+    Sphere,
+    checker_texture,
+    disparity_from_depth,
+    disparity_range,
+    render,
+)
 from amodal.training.recipes import get_recipe
 from amodal.utils.paths import data_samples_dir
 
@@ -121,3 +131,87 @@ def test_named_settings_and_the_streams_that_use_them():
     with pytest.raises(ValueError, match="synth_realism must be one of plain"):
         get_recipe("amodal-dav2-tiny-synth", synth_realism="glossy")
     assert get_recipe("amodal-dav2-tiny-photo-like").synth_realism == "photo-like"
+
+
+def test_crop_camera_sees_the_same_rays_more_finely():
+    camera = Camera(64, 64, 55.0)
+    rays = camera.rays().reshape(64, 64, 3)
+    # at the crop's own side the crop camera's rays are the parent's, pixel for pixel
+    same = Camera.crop(camera, 10, 42, 20, 52, 32).rays().reshape(32, 32, 3)
+    np.testing.assert_allclose(same, rays[10:42, 20:52], atol=1e-12)
+    # at twice the side each parent pixel splits in four: their mean ray is the parent's
+    fine = camera.crop(10, 42, 20, 52, 64).rays().reshape(32, 2, 32, 2, 3).mean((1, 3))
+    np.testing.assert_allclose(fine, rays[10:42, 20:52], atol=1e-12)
+    # a point projects where the parent projects it, shifted and scaled
+    u, v = camera.project((0.3, -0.2, 4.0))
+    cu, cv = camera.crop(10, 42, 20, 52, 64).project((0.3, -0.2, 4.0))
+    assert (cu, cv) == pytest.approx(((u - 20) * 2, (v - 10) * 2))
+    with pytest.raises(ValueError, match="square"):
+        camera.crop(0, 10, 0, 12, 32)
+
+
+def test_object_view_renders_the_target_as_predict_crops_it():
+    shares, plain = [], [synth_occlusion(seed, 64, BUCKET_RANGES["mid"]).amodal_mask.mean() for seed in range(12)]
+    for seed in range(12):
+        o = synth_occlusion(seed, 64, BUCKET_RANGES["mid"], realism=Realism(view="object"))
+        assert o.composite.image.shape == (64, 64, 3) and o.scene.camera.principal is not None
+        assert low_high(o.visible_ratio, "mid")
+        rows, cols = np.nonzero(o.amodal_mask)
+        # the whole target in view, with some of its surroundings
+        assert rows.min() > 0 and cols.min() > 0 and rows.max() < 63 and cols.max() < 63
+        shares.append(o.amodal_mask.mean())
+        # the truth stays inside D_o's range: something in view lies behind the hidden part
+        assert o.exact_target[o.amodal_mask].min() >= 0
+    assert np.median(shares) > 3 * np.median(plain)  # about 0.22 against 0.07
+
+
+def low_high(ratio, bucket):
+    low, high = BUCKET_RANGES[bucket]
+    return low < ratio <= high
+
+
+def test_holed_silhouette_has_enclosed_holes():
+    from scipy.ndimage import binary_fill_holes
+
+    holed = 0
+    for seed in range(20):
+        mask = realism.holed_silhouette(np.random.default_rng(seed))
+        outline = binary_fill_holes(mask)
+        assert mask.shape == (48, 48) and mask.dtype == bool and mask.any()
+        holed += (outline & ~mask).any()
+    assert holed >= 15  # a thin outline may hold none
+
+
+def test_holes_fill_the_mask_and_show_what_lies_behind():
+    from scipy.ndimage import binary_fill_holes
+
+    seen_through = 0
+    for seed in range(24):  # seen close up, as in training: in a whole scene the holes are a pixel or two
+        o = synth_occlusion(seed, 64, BUCKET_RANGES["mid"], realism=Realism(view="object", holes=True))
+        shape = o.background.amodal_masks[o.target]
+        np.testing.assert_array_equal(o.amodal_mask, binary_fill_holes(shape))
+        np.testing.assert_array_equal(o.visible_mask, o.amodal_mask & ~o.occluder_mask)
+        assert o.visible_ratio == pytest.approx(o.visible_mask.sum() / o.amodal_mask.sum())
+        assert low_high(o.visible_ratio, "mid")
+        holes = o.amodal_mask & ~shape
+        seen_through += holes.any()
+        # in a hole the truth is the background render's depth, in D_o's frame; on the target its own surface
+        lo_hi = disparity_range(o.composite.depth)
+        np.testing.assert_allclose(o.exact_target[holes], disparity_from_depth(o.background.depth, lo_hi)[holes])
+        np.testing.assert_allclose(o.exact_target[shape],
+                                   disparity_from_depth(o.background.amodal_depth[o.target], lo_hi)[shape])
+        # where a hole is not hidden, D_o shows the far side through it, as the truth says
+        seen = holes & o.visible_mask
+        np.testing.assert_allclose(disparity_from_depth(o.composite.depth, lo_hi)[seen], o.exact_target[seen])
+    assert seen_through >= 4  # 6 of these 24 targets show holes
+
+
+def test_the_new_settings_leave_the_older_ones_as_they_were():
+    # the realism draws of object views and holes come after the older ones: photo-like is unchanged
+    a = synth_occlusion(3, 64, BUCKET_RANGES["hard"], realism=REALISM["photo-like"])
+    b = synth_occlusion(3, 64, BUCKET_RANGES["hard"], realism=REALISM["photo-like"])
+    np.testing.assert_array_equal(a.composite.image, b.composite.image)
+    assert a.filled_mask is None and a.scene.camera.principal is None
+    with pytest.raises(ValueError, match="view"):
+        Realism(view="close-up")
+    assert REALISM["photo-like-object-view-holes"] == replace(REALISM["photo-like"], view="object", holes=True)
