@@ -35,10 +35,11 @@ measured (:data:`REALISM` names the settings the recipes use):
   crop, and on the Middlebury motorcycle, a third to two thirds.
 - ``holes=True``: objects one sees through. Half of the foreground objects become frames
   (:func:`holed_silhouette`: an outline with one to four holes, extruded), and every target's
-  amodal mask is its outline with the holes filled, as SAM draws the mask of a chair or a
-  bicycle (and as the Middlebury yardstick's motorcycle is). Inside a hole the target depth is
-  what the unoccluded scene shows there, the far side seen through it: the depth ADIW's label
-  gives a hole inside a mask, since it is the depth of the photo without the occluder.
+  amodal mask is its outline with the holes filled, as a mask drawn around a chair or a
+  bicycle often is (and as the Middlebury yardstick's motorcycle is). Inside a hole the
+  target depth is what the unoccluded scene shows there, the far side seen through it: the
+  depth ADIW's label gives a hole inside a mask, since it is the depth of the photo without
+  the occluder.
 
 Textures, light and camera draw from a generator of their own (:func:`realism_rng`): they
 change a seed's image, never its geometry, and the plain scenes of a seed stay the scenes
