@@ -31,8 +31,8 @@ measured (:data:`REALISM` names the settings the recipes use):
   :func:`amodal.inference.predict` gives the network on a photo (:func:`amodal.utils.crops.object_crop`
   around the target, its margin drawn from 0.05 to 0.5 around predict's 0.25), rendered at the
   input size through :meth:`amodal.scenes.raycast.Camera.crop` (as sharp as a full render, nothing
-  resampled). In the plain scenes the target covers a few per cent of the image; in a photo's
-  crop, and on the Middlebury motorcycle, a third to two thirds.
+  resampled). In the plain scenes the target covers a few per cent of the image; in these
+  views from an eighth to a half, and the Middlebury motorcycle two thirds of its photo.
 - ``holes=True``: objects one sees through. Half of the foreground objects become frames
   (:func:`holed_silhouette`: an outline with one to four holes, extruded), and every target's
   amodal mask is its outline with the holes filled, as a mask drawn around a chair or a
