@@ -185,10 +185,13 @@ def camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def holed_silhouette(rng: np.random.Generator, size: int = 48) -> np.ndarray:
     """A frame: a random outline (:func:`amodal.scenes.synth.random_silhouette`) with one to four
-    holes (discs or upright rectangles, 3–9 px across the radius) punched inside it, each at
-    least 2 px from the outline so the holes stay enclosed; ``(size, size)`` bool.
+    holes (discs of radius 3–9 px, or upright rectangles of half-sides up to that radius) punched
+    inside it; ``(size, size)`` bool.
 
-    An outline too thin to hold a hole comes back without one.
+    A hole is centred where the outline, eroded ``radius + 2`` times by the 3×3 cross (a diamond,
+    not a disc), still holds: most holes stay enclosed, but one whose disc or rectangle corner
+    reaches out along a diagonal may open the outline into a notch. An outline too thin to hold
+    a hole comes back without one.
     """
     mask = random_silhouette(rng, size)
     for _ in range(int(rng.integers(1, 5))):
