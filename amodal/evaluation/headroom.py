@@ -24,16 +24,11 @@ from typing import Callable, Iterable
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from amodal.evaluation.predictors import item_map
+
 #: The features of a hidden pixel, in column order (see the module docstring).
 FEATURES = ("fill", "one", "distance", "distance²", "fill×distance", "row", "column", "fill²",
             "visible mean", "visible spread", "hidden share", "fill×hidden share")
-
-
-def _masks(item: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(M_a, M_vis, hidden)`` of an evaluation item as ``(H, W)`` bool."""
-    amodal = np.asarray(item["amodal_mask"]).reshape(np.shape(item["amodal_mask"])[-2:]) > 0.5
-    visible = np.asarray(item["visible_mask"]).reshape(amodal.shape) > 0.5
-    return amodal, visible, amodal & ~visible
 
 
 def correction_features(fill: np.ndarray, observed: np.ndarray, visible: np.ndarray,
@@ -73,12 +68,23 @@ class FillCorrection:
     weights: np.ndarray
 
     def __call__(self, item: dict) -> np.ndarray:
-        _, visible, hidden = _masks(item)
-        base = np.asarray(self.fill(item), np.float64).reshape(hidden.shape)
-        observed = np.asarray(item["observed_depth"]).reshape(hidden.shape)
+        hidden, base, features = _hidden_features(self.fill, item)
         out = base.copy()
-        out[hidden] = correction_features(base, observed, visible, hidden)[:, : len(self.weights)] @ self.weights
+        if hidden.any():
+            out[hidden] = features[:, : len(self.weights)] @ self.weights
         return out.astype(np.float32)
+
+
+def _hidden_features(fill: Callable[[dict], np.ndarray], item: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(hidden, fill map, features)`` of an item: its ``M_a ∧ ¬M_vis`` ``(H, W)`` bool, the fill's
+    ``(H, W)`` float64 prediction, and :func:`correction_features` of the hidden pixels (``(0, 12)``
+    when none is hidden)."""
+    visible = item_map(item, "visible_mask") > 0.5
+    hidden = (item_map(item, "amodal_mask") > 0.5) & ~visible
+    base = np.asarray(fill(item), np.float64).reshape(hidden.shape)
+    if not hidden.any():
+        return hidden, base, np.zeros((0, len(FEATURES)))
+    return hidden, base, correction_features(base, item_map(item, "observed_depth"), visible, hidden)
 
 
 def fit_fill_correction(fill: Callable[[dict], np.ndarray], items: Iterable[dict], count: int = len(FEATURES)
@@ -93,13 +99,11 @@ def fit_fill_correction(fill: Callable[[dict], np.ndarray], items: Iterable[dict
         raise ValueError(f"count must be 1–{len(FEATURES)}, got {count}")
     rows, targets, weights = [], [], []
     for item in items:
-        _, visible, hidden = _masks(item)
+        hidden, _, features = _hidden_features(fill, item)
         if not hidden.any():
             continue
-        base = np.asarray(fill(item), np.float64).reshape(hidden.shape)
-        observed = np.asarray(item["observed_depth"]).reshape(hidden.shape)
-        rows.append(correction_features(base, observed, visible, hidden)[:, :count])
-        targets.append(np.asarray(item["target_depth"], np.float64).reshape(hidden.shape)[hidden])
+        rows.append(features[:, :count])
+        targets.append(item_map(item, "target_depth").astype(np.float64)[hidden])
         weights.append(np.full(hidden.sum(), 1.0 / hidden.sum()))
     if not rows:
         raise ValueError("no item has hidden pixels to fit on")
