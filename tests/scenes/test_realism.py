@@ -206,12 +206,28 @@ def test_holes_fill_the_mask_and_show_what_lies_behind():
     assert seen_through >= 4  # 6 of these 24 targets show holes
 
 
-def test_the_new_settings_leave_the_older_ones_as_they_were():
-    # the realism draws of object views and holes come after the older ones: photo-like is unchanged
-    a = synth_occlusion(3, 64, BUCKET_RANGES["hard"], realism=REALISM["photo-like"])
-    b = synth_occlusion(3, 64, BUCKET_RANGES["hard"], realism=REALISM["photo-like"])
-    np.testing.assert_array_equal(a.composite.image, b.composite.image)
-    assert a.filled_mask is None and a.scene.camera.principal is None
+# Made by the code before object views and holes existed: masks' pixel counts and the sums of the truth
+# and the image of two occlusions of 64² per setting. The later settings' draws must not move them.
+EARLIER_SCENES = {
+    ("plain", 3, "hard"): (289, 101, 1166.8136571817831, 4196.870432987809),
+    ("plain", 11, "easy"): (254, 211, 1178.5670951286356, 5150.615052476525),
+    ("photo-like", 3, "hard"): (289, 102, 1061.8260731857383, 3235.1908959820867),
+    ("photo-like", 11, "easy"): (254, 193, 1163.6948793448566, 6768.29690682888),
+}
+
+
+@pytest.mark.parametrize("name, seed, bucket", list(EARLIER_SCENES))
+def test_the_new_settings_leave_the_older_ones_as_they_were(name, seed, bucket):
+    o = synth_occlusion(seed, 64, BUCKET_RANGES[bucket], realism=REALISM[name])
+    amodal, visible, truth, image = EARLIER_SCENES[name, seed, bucket]
+    assert (o.amodal_mask.sum(), o.visible_mask.sum()) == (amodal, visible)
+    assert o.exact_target.sum() == pytest.approx(truth, rel=1e-9)
+    assert o.composite.image.astype(np.float64).sum() == pytest.approx(image, rel=1e-6)
+    assert o.filled_mask is None and o.scene.camera.principal is None
+
+
+def test_the_names_of_the_new_settings():
     with pytest.raises(ValueError, match="view"):
         Realism(view="close-up")
+    assert REALISM["photo-like-object-view"] == replace(REALISM["photo-like"], view="object")
     assert REALISM["photo-like-object-view-holes"] == replace(REALISM["photo-like"], view="object", holes=True)
