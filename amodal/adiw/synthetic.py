@@ -201,9 +201,11 @@ def synth_occlusion(
                 # the target's own surface and, in its holes, what the unoccluded scene shows there
                 behind = np.where(shape, background.amodal_depth[target], background.depth)
                 exact[mask] = disparity_from_depth(behind, lo_hi)[mask]
-                if (realism.view == "object" or realism.holes) and exact[mask].min() < 0:
-                    # a crop (or a hole) can show nothing behind the hidden part: its truth would lie past
-                    # D_o's far end, a negative disparity that SILog's log cannot take
+                if exact[mask].min() < 0:
+                    # nothing in view lies behind the hidden part (a crop, a hole, an occluder over the far
+                    # wall): its truth would lie past D_o's far end, a negative disparity SILog cannot take.
+                    # None of the 1,500 plain or photo-like training scenes of seed 2024, nor of the first 240
+                    # held-out simple and rich ones of seeds 2025 and 2026 (112²), meets it: they are as they were.
                     continue
                 if realism.camera:
                     composite = replace(composite, image=camera_effects(composite.image, look))
