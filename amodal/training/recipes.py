@@ -73,7 +73,7 @@ class Recipe:
             :data:`amodal.scenes.synth.SHAPE_SETS`); validation draws from the same set.
         synth_realism: with ``--data synth``, what the scenes borrow from photos (a key of
             :data:`amodal.scenes.realism.REALISM`: photo textures, random light, camera
-            effects, varied occluders); validation draws from the same setting.
+            effects, varied occluders, object-centred views, holes); validation draws from the same setting.
         scene_size: with ``--data synth``, the side of the rendered scenes when it is not
             ``input_size`` (the mask completer crops its input from larger scenes).
         hidden_loss_weight: Amodal-DepthFM only, ours: the hidden pixels weigh ``1 + w`` in the
